@@ -1,0 +1,1 @@
+"""Back ends that execute compiled graphs: the integer simulator (intsim) and Lava."""

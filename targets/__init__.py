@@ -1,0 +1,1 @@
+"""Hardware targets: each describes a chip as data plus its exact integer arithmetic."""

@@ -1,0 +1,5 @@
+import sys
+
+from tsslc.cli import main
+
+sys.exit(main())

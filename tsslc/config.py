@@ -1,0 +1,254 @@
+"""Network configs in the TSSL-BP authors' YAML schema, validated into plain dataclasses.
+
+Schema::
+
+    Network:            # n_steps, tau_m, tau_s, loss, n_class are required
+      n_steps: 5
+      tau_m: 5
+      tau_s: 3
+      loss: kernel      # kernel | count | spike_softmax
+      desired_count: 4  # count losses
+      undesired_count: 1
+      lr: 0.0005
+      batch_size: 50
+      epochs: 100
+      n_class: 10
+      dataset: MNIST    # digits | MNIST | FashionMNIST | NMNIST | CIFAR10 (sets input_shape)
+      input_shape: [1, 28, 28]   # optional, overrides the data set's
+      rule: tsslbp      # tsslbp | bptt
+    Layers:             # an ordered map, executed in order
+      conv_1: {type: conv, in_channels: 1, out_channels: 15, kernel_size: 5, padding: 0,
+               stride: 1, weight_scale: 1, threshold: 1}
+      pooling_1: {type: pooling, kernel_size: 2, theta: 1.1}
+      dropout_1: {type: dropout, p: 0.2}
+      fc_1: {type: linear, n_inputs: 640, n_outputs: 300, weight_scale: 1, threshold: 1}
+
+Every problem is a :class:`~tsslc.errors.TsslcError` naming the file, section, layer and key.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tsslc.errors import TsslcError
+
+#: Input shapes (C, H, W) of the data sets tsslc loads.
+DATASET_SHAPES = {
+    "digits": (1, 8, 8),
+    "mnist": (1, 28, 28),
+    "fashionmnist": (1, 28, 28),
+    "nmnist": (2, 34, 34),
+    "cifar10": (3, 32, 32),
+}
+
+LOSSES = ("kernel", "count", "spike_softmax")
+RULES = ("tsslbp", "bptt")
+
+# type -> (required keys, optional keys with defaults)
+LAYER_SCHEMA: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "conv": (
+        ("in_channels", "out_channels", "kernel_size"),
+        {"padding": 0, "stride": 1, "weight_scale": 1.0, "threshold": 1.0, "groups": 1},
+    ),
+    "linear": (("n_inputs", "n_outputs"), {"weight_scale": 1.0, "threshold": 1.0}),
+    "pooling": (("kernel_size",), {"theta": 1.1, "threshold": None, "stride": None, "padding": 0}),
+    "dropout": (("p",), {}),
+}
+
+
+def canonical_dataset(name: str | None) -> str | None:
+    if name is None:
+        return None
+    return str(name).lower().replace("-", "").replace("_", "")
+
+
+@dataclass
+class LayerConfig:
+    name: str
+    type: str
+    params: dict[str, Any]
+
+    def __getitem__(self, key):
+        return self.params[key]
+
+
+@dataclass
+class NetworkConfig:
+    n_steps: int
+    tau_m: float
+    tau_s: float
+    loss: str
+    n_class: int
+    layers: list[LayerConfig]
+    desired_count: int = 4
+    undesired_count: int = 1
+    lr: float = 5e-4
+    batch_size: int = 50
+    epochs: int = 100
+    dataset: str | None = None
+    input_shape: tuple[int, ...] | None = None
+    rule: str = "tsslbp"
+    extra: dict[str, Any] = field(default_factory=dict)
+    source: str = "<config>"
+
+    def to_dict(self) -> dict:
+        """The authors' schema again (round-trips through :func:`parse_config`)."""
+        net = {
+            "n_steps": self.n_steps, "tau_m": self.tau_m, "tau_s": self.tau_s, "loss": self.loss,
+            "n_class": self.n_class, "desired_count": self.desired_count,
+            "undesired_count": self.undesired_count, "lr": self.lr, "batch_size": self.batch_size,
+            "epochs": self.epochs, "rule": self.rule,
+        }
+        if self.dataset is not None:
+            net["dataset"] = self.dataset
+        if self.input_shape is not None:
+            net["input_shape"] = list(self.input_shape)
+        net.update(copy.deepcopy(self.extra))
+        layers = {l.name: {"type": l.type, **copy.deepcopy(l.params)} for l in self.layers}
+        return {"Network": net, "Layers": layers}
+
+
+def _num(where: str, key: str, value, kind=float, positive=False, nonneg=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TsslcError(f"{where}: '{key}' must be a number, got {value!r}")
+    if kind is int and (not float(value).is_integer()):
+        raise TsslcError(f"{where}: '{key}' must be an integer, got {value!r}")
+    v = kind(value)
+    if not math.isfinite(v):
+        raise TsslcError(f"{where}: '{key}' must be finite, got {value!r}")
+    if positive and not v > 0:
+        raise TsslcError(f"{where}: '{key}' must be > 0, got {value!r}")
+    if nonneg and v < 0:
+        raise TsslcError(f"{where}: '{key}' must be >= 0, got {value!r}")
+    return v
+
+
+def _pair(where: str, key: str, value, positive=True):
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise TsslcError(f"{where}: '{key}' must be an int or a pair, got {value!r}")
+        a, b = (_num(where, key, v, int, positive=positive, nonneg=True) for v in value)
+        if a != b:
+            raise TsslcError(f"{where}: '{key}' must be square, got {value!r}")
+        return a
+    return _num(where, key, value, int, positive=positive, nonneg=True)
+
+
+def parse_config(raw: Any, source: str = "<config>") -> NetworkConfig:
+    """Validate a config given as the parsed YAML mapping."""
+    if not isinstance(raw, dict):
+        raise TsslcError(f"{source}: a config must be a mapping with 'Network' and 'Layers' sections")
+    for section in ("Network", "Layers"):
+        if section not in raw:
+            raise TsslcError(f"{source}: missing section '{section}'")
+        if not isinstance(raw[section], dict) or not raw[section]:
+            raise TsslcError(f"{source}: section '{section}' must be a non-empty mapping")
+    net = dict(raw["Network"])
+    where = f"{source}: Network"
+    for key in ("n_steps", "tau_m", "tau_s", "loss", "n_class"):
+        if key not in net:
+            raise TsslcError(f"{where}: missing key '{key}'")
+    n_steps = _num(where, "n_steps", net.pop("n_steps"), int, positive=True)
+    tau_m = _num(where, "tau_m", net.pop("tau_m"), positive=True)
+    tau_s = _num(where, "tau_s", net.pop("tau_s"), positive=True)
+    loss = str(net.pop("loss")).lower()
+    if loss not in LOSSES:
+        raise TsslcError(f"{where}: unknown loss {loss!r} (expected one of {', '.join(LOSSES)})")
+    n_class = _num(where, "n_class", net.pop("n_class"), int, positive=True)
+    kw: dict[str, Any] = {}
+    for key, kind in (("desired_count", int), ("undesired_count", int), ("batch_size", int), ("epochs", int)):
+        if key in net:
+            kw[key] = _num(where, key, net.pop(key), kind, nonneg=True)
+    if "lr" in net:
+        kw["lr"] = _num(where, "lr", net.pop("lr"), positive=True)
+    rule = str(net.pop("rule", "tsslbp")).lower().replace("-", "")
+    if rule not in RULES:
+        raise TsslcError(f"{where}: unknown rule {rule!r} (expected one of {', '.join(RULES)})")
+    dataset = net.pop("dataset", None)
+    if dataset is not None and canonical_dataset(dataset) not in DATASET_SHAPES:
+        raise TsslcError(
+            f"{where}: unknown dataset {dataset!r} (expected one of digits, MNIST, FashionMNIST, NMNIST, CIFAR10)"
+        )
+    input_shape = net.pop("input_shape", None)
+    if input_shape is not None:
+        if not isinstance(input_shape, (list, tuple)) or not input_shape:
+            raise TsslcError(f"{where}: 'input_shape' must be a list such as [1, 28, 28]")
+        input_shape = tuple(_num(where, "input_shape", v, int, positive=True) for v in input_shape)
+    elif dataset is not None:
+        input_shape = DATASET_SHAPES[canonical_dataset(dataset)]
+    layers = []
+    for name, spec in raw["Layers"].items():
+        lw = f"{source}: layer '{name}'"
+        if not isinstance(spec, dict):
+            raise TsslcError(f"{lw}: must be a mapping with a 'type'")
+        spec = dict(spec)
+        if "type" not in spec:
+            raise TsslcError(f"{lw}: missing key 'type'")
+        ltype = str(spec.pop("type")).lower()
+        if ltype not in LAYER_SCHEMA:
+            raise TsslcError(f"{lw}: unknown layer type {ltype!r} (expected one of {', '.join(LAYER_SCHEMA)})")
+        required, optional = LAYER_SCHEMA[ltype]
+        params: dict[str, Any] = {}
+        for key in required:
+            if key not in spec:
+                raise TsslcError(f"{lw} ({ltype}): missing key '{key}'")
+            params[key] = spec.pop(key)
+        for key, default in optional.items():
+            params[key] = spec.pop(key, default)
+        if spec:
+            raise TsslcError(f"{lw} ({ltype}): unknown key(s) {', '.join(map(repr, spec))}")
+        if ltype == "conv":
+            for key in ("in_channels", "out_channels"):
+                params[key] = _num(lw, key, params[key], int, positive=True)
+            params["kernel_size"] = _pair(lw, "kernel_size", params["kernel_size"])
+            params["stride"] = _pair(lw, "stride", params["stride"])
+            params["padding"] = _pair(lw, "padding", params["padding"], positive=False)
+            params["groups"] = _num(lw, "groups", params["groups"], int, positive=True)
+            for key in ("in_channels", "out_channels"):
+                if params[key] % params["groups"]:
+                    raise TsslcError(f"{lw} (conv): {key} {params[key]} is not divisible by groups {params['groups']}")
+            params["weight_scale"] = _num(lw, "weight_scale", params["weight_scale"])
+            params["threshold"] = _num(lw, "threshold", params["threshold"])
+        elif ltype == "linear":
+            for key in ("n_inputs", "n_outputs"):
+                params[key] = _num(lw, key, params[key], int, positive=True)
+            params["weight_scale"] = _num(lw, "weight_scale", params["weight_scale"])
+            params["threshold"] = _num(lw, "threshold", params["threshold"])
+        elif ltype == "pooling":
+            params["kernel_size"] = _pair(lw, "kernel_size", params["kernel_size"])
+            params["theta"] = _num(lw, "theta", params["theta"])
+            if params["stride"] is not None and _pair(lw, "stride", params["stride"]) != params["kernel_size"]:
+                raise TsslcError(f"{lw} (pooling): stride must equal kernel_size (non-overlapping sum pooling)")
+            if _pair(lw, "padding", params["padding"], positive=False) != 0:
+                raise TsslcError(f"{lw} (pooling): padding is not supported")
+            params.pop("stride")
+            params.pop("padding")
+        elif ltype == "dropout":
+            params["p"] = _num(lw, "p", params["p"], nonneg=True)
+            if not params["p"] < 1:
+                raise TsslcError(f"{lw} (dropout): 'p' must be in [0, 1), got {params['p']}")
+        layers.append(LayerConfig(str(name), ltype, params))
+    if not any(l.type in ("conv", "linear") for l in layers):
+        raise TsslcError(f"{source}: Layers has no conv or linear layer")
+    return NetworkConfig(
+        n_steps=n_steps, tau_m=tau_m, tau_s=tau_s, loss=loss, n_class=n_class, layers=layers,
+        dataset=dataset, input_shape=input_shape, rule=rule, extra=net, source=source, **kw,
+    )
+
+
+def load_config(path: str | Path) -> NetworkConfig:
+    """Read and validate a YAML config file."""
+    p = Path(path)
+    if not p.is_file():
+        raise TsslcError(f"config file not found: {p}")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise TsslcError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return parse_config(raw, str(p))

@@ -1,0 +1,184 @@
+"""The TSSL-BP neuron as tensor functions (``docs/`` and TSSLBP_SPEC.md §1, §2, §5).
+
+Everything here is time-first: a tensor of shape ``(T, *neurons)``. The forward step is one
+function (:func:`lif_forward`) shared by the TSSL-BP autograd function, the BPTT baseline
+and the reference interpreter of the IR, so that all three produce bit-identical spikes
+for the same input current.
+
+Forward, per neuron, with u'[-1] = 0 and a[-1] = 0 (θm = 1/τm, θs = 1/τs, V threshold)::
+
+    Δu[t] = -θm·u'[t-1] + x[t]
+    u[t]  = u'[t-1] + Δu[t]
+    s[t]  = u[t] > V
+    u'[t] = u[t]·(1 - s[t])
+    a[t]  = a[t-1] + (s[t] - a[t-1])·θs
+
+Backward (§5): given g = ∂L/∂a, δ = ∂L/∂x is computed in one reverse sweep over time, with
+G[t] = θs·g[t] + (1-θs)·G[t+1] (the error seen through the PSC kernel κ[k] = θs(1-θs)^k),
+the inter-neuron term q·G at spikes (q = min(1/Δu, 8)), the intra-neuron term carried by
+ρ through resets and leaks, and the inactive-neuron fallback G·σ'((V-u)/β)/β where
+a[t] < 1/(4τs). O(T) per neuron, vectorised over neurons.
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: β of the inactive-neuron fallback (TSSLBP_SPEC.md §5).
+FALLBACK_BETA = 0.2
+#: Clip of ∂t/∂u (-1/Δu) to [-CLIP, 0].
+DT_DU_CLIP = 8.0
+
+
+def input_psc(p: torch.Tensor, tau_s: float) -> torch.Tensor:
+    """The input synaptic filter of §2: ``b[t] = b[t-1] - b[t-1]/τs + p[t]``, returns ``b/τs``.
+
+    ``p`` is time-first ``(T, *shape)`` (static images repeated over T, or event frames).
+    The same filter turns the desired spike train of the kernel loss into its target PSC.
+    """
+    b = torch.zeros_like(p[0])
+    out = torch.empty_like(p)
+    for t in range(p.shape[0]):
+        b = b - b / tau_s + p[t]
+        out[t] = b / tau_s
+    return out
+
+
+def lif_forward(x: torch.Tensor, tau_m: float, tau_s: float, threshold: float):
+    """Run the §1 dynamics on a time-first current ``x``.
+
+    Returns ``(a, s, u, du)``: PSC, spikes (0/1 in x's dtype), pre-reset membrane and
+    membrane increment, all of x's shape.
+    """
+    theta_m = 1.0 / tau_m
+    theta_s = 1.0 / tau_s
+    a = torch.empty_like(x)
+    s = torch.empty_like(x)
+    u = torch.empty_like(x)
+    du = torch.empty_like(x)
+    mem = torch.zeros_like(x[0])
+    syn = torch.zeros_like(x[0])
+    for t in range(x.shape[0]):
+        upd = (-theta_m) * mem + x[t]
+        mem = mem + upd
+        out = (mem > threshold).to(x.dtype)
+        u[t] = mem
+        du[t] = upd
+        s[t] = out
+        mem = mem * (1 - out)
+        syn = syn + (out - syn) * theta_s
+        a[t] = syn
+    return a, s, u, du
+
+
+def tsslbp_backward(g, s, u, du, a, tau_m: float, tau_s: float, threshold: float):
+    """δ = ∂L/∂x from g = ∂L/∂a by §5 (one reverse sweep, no T×T tensor)."""
+    theta_m = 1.0 / tau_m
+    theta_s = 1.0 / tau_s
+    T = g.shape[0]
+    delta = torch.empty_like(g)
+    G = torch.zeros_like(g[0])
+    rho = torch.zeros_like(g[0])
+    inactive_level = 1.0 / (4.0 * tau_s)
+    for t in range(T - 1, -1, -1):
+        G = theta_s * g[t] + (1 - theta_s) * G
+        st = s[t]
+        q = -torch.clamp(-1.0 / du[t], -DT_DU_CLIP, 0.0) * st
+        d = q * G
+        if t < T - 1:
+            d = d + rho * u[t] * (-theta_m) * (-q)
+            d = d + rho * (1 - theta_m) * (1 - st)
+        rho = torch.where(st > 0, d, rho * (1 - theta_m))
+        z = torch.clamp((threshold - u[t]) / FALLBACK_BETA, -8.0, 8.0)
+        ez = torch.exp(z)
+        surrogate = ez / ((1 + ez) * (1 + ez) * FALLBACK_BETA)
+        delta[t] = torch.where(a[t] < inactive_level, G * surrogate, d)
+    return delta
+
+
+class _TSSLLIF(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, tau_m, tau_s, threshold):
+        a, s, u, du = lif_forward(x.detach(), tau_m, tau_s, threshold)
+        ctx.save_for_backward(s, u, du, a)
+        ctx.params = (tau_m, tau_s, threshold)
+        ctx.mark_non_differentiable(s)
+        return a, s
+
+    @staticmethod
+    def backward(ctx, grad_a, grad_s):
+        s, u, du, a = ctx.saved_tensors
+        if grad_a is None:
+            return None, None, None, None
+        delta = tsslbp_backward(grad_a.contiguous(), s, u, du, a, *ctx.params)
+        return delta, None, None, None
+
+
+def _check(x: torch.Tensor, tau_m, tau_s, threshold):
+    if not torch.is_floating_point(x):
+        raise TypeError(f"input current must be a float tensor, got {x.dtype}")
+    if x.dim() < 1 or x.shape[0] < 1:
+        raise ValueError(f"input current must be time-first (T, *neurons), got shape {tuple(x.shape)}")
+    for name, v in (("tau_m", tau_m), ("tau_s", tau_s)):
+        if not float(v) > 0:
+            raise ValueError(f"{name} must be > 0, got {v}")
+
+
+def tssl_lif(x: torch.Tensor, tau_m: float, tau_s: float, threshold: float, return_spikes: bool = False):
+    """LIF layer with first-order synapse, trained by TSSL-BP.
+
+    ``x``: input current, time first ``(T, *neurons)``, any float dtype and device.
+    Returns the PSC ``a`` (same shape), or ``(a, spikes)`` with ``return_spikes=True``.
+    The gradient is TSSL-BP's (§5), not the derivative of the step function.
+    """
+    _check(x, tau_m, tau_s, threshold)
+    a, s = _TSSLLIF.apply(x, float(tau_m), float(tau_s), float(threshold))
+    return (a, s) if return_spikes else a
+
+
+class _SurrogateSpike(torch.autograd.Function):
+    """Heaviside step forward, logistic surrogate σ'((u-V)/β)/β backward (BPTT baseline)."""
+
+    @staticmethod
+    def forward(ctx, mem, threshold):
+        ctx.save_for_backward(mem)
+        ctx.threshold = threshold
+        return (mem > threshold).to(mem.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mem,) = ctx.saved_tensors
+        z = torch.clamp((ctx.threshold - mem) / FALLBACK_BETA, -8.0, 8.0)
+        ez = torch.exp(z)
+        return grad * ez / ((1 + ez) * (1 + ez) * FALLBACK_BETA), None
+
+
+def bptt_lif(x: torch.Tensor, tau_m: float, tau_s: float, threshold: float, return_spikes: bool = False):
+    """The same neuron as :func:`tssl_lif` (identical forward arithmetic, hence identical
+    spikes), differentiated by ordinary backpropagation through time with a surrogate spike
+    derivative: the baseline TSSL-BP is compared against."""
+    _check(x, tau_m, tau_s, threshold)
+    theta_m = 1.0 / float(tau_m)
+    theta_s = 1.0 / float(tau_s)
+    mem = torch.zeros_like(x[0])
+    syn = torch.zeros_like(x[0])
+    a_list, s_list = [], []
+    for t in range(x.shape[0]):
+        upd = (-theta_m) * mem + x[t]
+        mem = mem + upd
+        out = _SurrogateSpike.apply(mem, float(threshold))
+        mem = mem * (1 - out)
+        syn = syn + (out - syn) * theta_s
+        a_list.append(syn)
+        s_list.append(out.detach())
+    a = torch.stack(a_list)
+    return (a, torch.stack(s_list)) if return_spikes else a
+
+
+def lif(x, tau_m, tau_s, threshold, rule: str = "tsslbp", return_spikes: bool = False):
+    """Dispatch on the learning rule: ``"tsslbp"`` or ``"bptt"``."""
+    if rule == "tsslbp":
+        return tssl_lif(x, tau_m, tau_s, threshold, return_spikes)
+    if rule == "bptt":
+        return bptt_lif(x, tau_m, tau_s, threshold, return_spikes)
+    raise ValueError(f"unknown learning rule {rule!r} (expected 'tsslbp' or 'bptt')")

@@ -1,0 +1,171 @@
+"""The IR graph: named :mod:`tsslc.ir.nodes` in a networkx DiGraph, with shape inference.
+
+Edges carry PSCs/currents; a node with several predecessors receives their sum (only
+meaningful for currents into a LIF population, as in NIR). Node order is the insertion
+order wherever the topology leaves a choice, so iteration is deterministic.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import networkx as nx
+
+from tsslc.errors import TsslcError
+from tsslc.ir.nodes import LIF, Input, Node, Output, Shape
+
+
+class IRError(TsslcError):
+    """A graph that is not well formed; the message names the node and the problem."""
+
+
+class Graph:
+    def __init__(self, metadata: dict | None = None):
+        self.g = nx.DiGraph()
+        self.metadata: dict = dict(metadata or {})
+        self._counter = 0
+
+    # construction -----------------------------------------------------------------------
+    def add(self, name: str, node: Node, after: str | list[str] | None = None) -> str:
+        if not isinstance(name, str) or not name:
+            raise IRError(f"node names must be non-empty strings, got {name!r}")
+        if name in self.g:
+            raise IRError(f"node '{name}' already exists")
+        if not isinstance(node, Node):
+            raise IRError(f"node '{name}': {type(node).__name__} is not an IR node")
+        self.g.add_node(name, node=node, order=self._counter)
+        self._counter += 1
+        for src in [after] if isinstance(after, str) else (after or []):
+            self.connect(src, name)
+        return name
+
+    def connect(self, src: str, dst: str) -> None:
+        for n in (src, dst):
+            if n not in self.g:
+                raise IRError(f"edge {src} -> {dst}: unknown node '{n}'")
+        if self.g.has_edge(src, dst):
+            raise IRError(f"duplicate edge {src} -> {dst}")
+        self.g.add_edge(src, dst)
+
+    def remove(self, name: str) -> None:
+        self.g.remove_node(name)
+
+    # access ------------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> Node:
+        return self.g.nodes[name]["node"]
+
+    def __setitem__(self, name: str, node: Node) -> None:
+        self.g.nodes[name]["node"] = node
+
+    def __contains__(self, name) -> bool:
+        return name in self.g
+
+    def __len__(self) -> int:
+        return self.g.number_of_nodes()
+
+    def order(self) -> list[str]:
+        """Topological order, ties broken by insertion order."""
+        try:
+            return list(nx.lexicographical_topological_sort(self.g, key=lambda n: self.g.nodes[n]["order"]))
+        except nx.NetworkXUnfeasible:
+            raise IRError("the graph has a cycle") from None
+
+    def items(self):
+        return [(n, self[n]) for n in self.order()]
+
+    def edges(self) -> list[tuple[str, str]]:
+        return sorted(self.g.edges, key=lambda e: (self.g.nodes[e[0]]["order"], self.g.nodes[e[1]]["order"]))
+
+    def predecessors(self, name: str) -> list[str]:
+        return sorted(self.g.predecessors(name), key=lambda n: self.g.nodes[n]["order"])
+
+    def successors(self, name: str) -> list[str]:
+        return sorted(self.g.successors(name), key=lambda n: self.g.nodes[n]["order"])
+
+    def of_type(self, cls) -> list[str]:
+        return [n for n in self.order() if isinstance(self[n], cls)]
+
+    @property
+    def input_name(self) -> str:
+        ins = self.of_type(Input)
+        if len(ins) != 1:
+            raise IRError(f"the graph must have exactly one input node, found {len(ins)}")
+        return ins[0]
+
+    @property
+    def output_name(self) -> str:
+        outs = self.of_type(Output)
+        if len(outs) != 1:
+            raise IRError(f"the graph must have exactly one output node, found {len(outs)}")
+        return outs[0]
+
+    @property
+    def output_population(self) -> str:
+        """The LIF population whose spike counts classify (the one feeding the output)."""
+        preds = self.predecessors(self.output_name)
+        if len(preds) != 1 or not isinstance(self[preds[0]], LIF):
+            raise IRError(f"output '{self.output_name}' must be fed by exactly one LIF population")
+        return preds[0]
+
+    # checking ----------------------------------------------------------------------------
+    def shapes(self) -> dict[str, Shape]:
+        """Output shape of every node; raises :class:`IRError` naming the first bad node."""
+        shapes: dict[str, Shape] = {}
+        for name in self.order():
+            node = self[name]
+            preds = self.predecessors(name)
+            if isinstance(node, Input):
+                in_shape = None
+                if preds:
+                    raise IRError(f"node '{name}' (input): has predecessors {preds}")
+            else:
+                if not preds:
+                    raise IRError(f"node '{name}' ({node.kind}): has no input")
+                in_shapes = {shapes[p] for p in preds}
+                if len(in_shapes) > 1:
+                    raise IRError(f"node '{name}' ({node.kind}): inputs of different shapes {sorted(in_shapes)}")
+                if len(preds) > 1 and not isinstance(node, LIF):
+                    raise IRError(f"node '{name}' ({node.kind}): only LIF populations may sum several inputs")
+                in_shape = in_shapes.pop()
+            try:
+                shapes[name] = tuple(int(d) for d in node.infer_shape(in_shape))
+            except ValueError as e:
+                raise IRError(f"node '{name}' ({node.kind}): {e}") from None
+        return shapes
+
+    def validate(self) -> dict[str, Shape]:
+        """Structure and shapes; returns the shapes."""
+        if len(self) == 0:
+            raise IRError("the graph is empty")
+        self.input_name, self.output_name  # noqa: B018 - exactly one of each
+        shapes = self.shapes()
+        out = self.output_name
+        for name in self.order():
+            if name != out and not self.successors(name):
+                raise IRError(f"node '{name}' ({self[name].kind}): its output goes nowhere")
+            if not nx.has_path(self.g, self.input_name, name):
+                raise IRError(f"node '{name}' ({self[name].kind}): not reachable from the input")
+        self.output_population  # noqa: B018
+        return shapes
+
+    # value semantics ---------------------------------------------------------------------
+    def copy(self) -> "Graph":
+        new = Graph(copy.deepcopy(self.metadata))
+        for name, node in self.items():
+            new.add(name, copy.deepcopy(node))
+        for s, d in self.edges():
+            new.connect(s, d)
+        return new
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Graph):
+            return NotImplemented
+        return (
+            self.order() == other.order()
+            and all(self[n] == other[n] for n in self.order())
+            and set(self.g.edges) == set(other.g.edges)
+            and self.metadata == other.metadata
+        )
+
+    def __repr__(self) -> str:
+        return f"Graph({len(self)} nodes: {' -> '.join(self.order())})"

@@ -1,0 +1,212 @@
+"""IR node types: one small dataclass per primitive, its equation in the docstring.
+
+Shapes never include batch or time (as in NIR). All tensors that flow along edges are
+PSCs (or currents), time-first ``(T, B, *shape)`` when executed. Parameters are numpy arrays
+(float32 for a trained float graph; integer for a quantized one).
+
+Each node knows its output shape from its input shape (:meth:`infer_shape`), raising
+``ValueError`` with the problem; :class:`tsslc.ir.graph.Graph` adds the node's name.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
+
+import numpy as np
+
+Shape = tuple[int, ...]
+
+
+@dataclass(eq=False)
+class Node:
+    kind: ClassVar[str] = "node"
+
+    def infer_shape(self, in_shape: Shape | None) -> Shape:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # parameters that are arrays (written as datasets by the file format)
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray)}
+
+    def attrs(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if not isinstance(getattr(self, f.name), np.ndarray)}
+
+    def __eq__(self, other):
+        if type(self) is not type(other):
+            return False
+        for f in fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+                if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+                    return False
+                if a.dtype != b.dtype or a.shape != b.shape or not np.array_equal(a, b):
+                    return False
+            elif a != b:
+                return False
+        return True
+
+
+@dataclass(eq=False)
+class Input(Node):
+    """Network input of ``shape`` (no batch, no time).
+
+    encoding ``"current"`` (static analog values p, §2): b[t] = b[t-1] - b[t-1]/τs + p[t];
+    out[t] = b[t]/τs.  encoding ``"events"``: binary event frames e[t] in place of p[t], same
+    filter.  With ``tau_s`` = None the input is passed through unfiltered.
+    """
+
+    kind: ClassVar[str] = "input"
+    shape: Shape = ()
+    encoding: str = "current"
+    tau_s: float | None = None
+
+    def infer_shape(self, in_shape):
+        if in_shape is not None:
+            raise ValueError("an input node has no predecessor")
+        if not self.shape or any(int(d) < 1 for d in self.shape):
+            raise ValueError(f"input shape must be positive, got {self.shape}")
+        if self.encoding not in ("current", "events"):
+            raise ValueError(f"unknown input encoding {self.encoding!r} (expected 'current' or 'events')")
+        return tuple(int(d) for d in self.shape)
+
+
+@dataclass(eq=False)
+class Dense(Node):
+    """Dense synapse without bias: x[t] = W · a_in[t];  W of shape (N_out, N_in)."""
+
+    kind: ClassVar[str] = "dense"
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+
+    def infer_shape(self, in_shape):
+        if in_shape is None or len(in_shape) != 1:
+            raise ValueError(f"dense needs a flat input, got shape {in_shape}")
+        if self.weight.ndim != 2:
+            raise ValueError(f"dense weight must be 2-D (N_out, N_in), got {self.weight.shape}")
+        if self.weight.shape[1] != in_shape[0]:
+            raise ValueError(f"weight {self.weight.shape} does not fit input of {in_shape[0]} features")
+        return (int(self.weight.shape[0]),)
+
+
+@dataclass(eq=False)
+class Conv2d(Node):
+    """2-D convolution without bias, torch semantics (cross-correlation, CHW):
+
+    x[t, o, i, j] = Σ_{c,m,n} W[o, c, m, n] · a_in[t, c, s·i + m - p, s·j + n - p]
+    with zero padding p, stride s, and channel groups."""
+
+    kind: ClassVar[str] = "conv2d"
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 0), np.float32))
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+
+    def infer_shape(self, in_shape):
+        if in_shape is None or len(in_shape) != 3:
+            raise ValueError(f"conv2d needs a (C, H, W) input, got shape {in_shape}")
+        if self.weight.ndim != 4:
+            raise ValueError(f"conv2d weight must be 4-D (C_out, C_in/groups, K, K), got {self.weight.shape}")
+        c_out, c_in_g, kh, kw = self.weight.shape
+        if self.groups < 1 or in_shape[0] % self.groups or c_out % self.groups:
+            raise ValueError(f"groups {self.groups} does not divide channels in {in_shape[0]} / out {c_out}")
+        if c_in_g * self.groups != in_shape[0]:
+            raise ValueError(f"weight {self.weight.shape} expects {c_in_g * self.groups} input channels, input has {in_shape[0]}")
+        if self.stride < 1 or self.padding < 0:
+            raise ValueError(f"bad stride {self.stride} / padding {self.padding}")
+        h = (in_shape[1] + 2 * self.padding - kh) // self.stride + 1
+        w = (in_shape[2] + 2 * self.padding - kw) // self.stride + 1
+        if h < 1 or w < 1:
+            raise ValueError(f"kernel {kh}x{kw} does not fit input {in_shape}")
+        return (int(c_out), int(h), int(w))
+
+
+@dataclass(eq=False)
+class SumPool2d(Node):
+    """Non-overlapping sum pooling times a constant: out = θp · Σ_{k×k window} a_in (stride k,
+    remainder rows/columns dropped)."""
+
+    kind: ClassVar[str] = "sumpool2d"
+    kernel: int = 2
+    theta: float = 1.1
+
+    def infer_shape(self, in_shape):
+        if in_shape is None or len(in_shape) != 3:
+            raise ValueError(f"sumpool2d needs a (C, H, W) input, got shape {in_shape}")
+        if self.kernel < 1 or in_shape[1] < self.kernel or in_shape[2] < self.kernel:
+            raise ValueError(f"kernel {self.kernel} does not fit input {in_shape}")
+        return (in_shape[0], in_shape[1] // self.kernel, in_shape[2] // self.kernel)
+
+
+@dataclass(eq=False)
+class Flatten(Node):
+    """out = a_in reshaped to one dimension (C, H, W order, as torch)."""
+
+    kind: ClassVar[str] = "flatten"
+
+    def infer_shape(self, in_shape):
+        if in_shape is None:
+            raise ValueError("flatten needs an input")
+        return (int(math.prod(in_shape)),)
+
+
+@dataclass(eq=False)
+class Dropout(Node):
+    """Training-time dropout with one mask per sample and feature for all steps; identity
+    at inference (out = a_in)."""
+
+    kind: ClassVar[str] = "dropout"
+    p: float = 0.0
+
+    def infer_shape(self, in_shape):
+        if in_shape is None:
+            raise ValueError("dropout needs an input")
+        if not 0 <= self.p < 1:
+            raise ValueError(f"p must be in [0, 1), got {self.p}")
+        return tuple(in_shape)
+
+
+@dataclass(eq=False)
+class LIF(Node):
+    """LIF population with first-order synapse and reset to zero (TSSLBP_SPEC §1), θm=1/τm,
+    θs=1/τs, V=threshold; input current x, output the PSC a:
+
+        u[t] = (1-θm)·u'[t-1] + x[t];  s[t] = u[t] > V;  u'[t] = u[t](1-s[t]);
+        a[t] = a[t-1] + (s[t] - a[t-1])·θs
+    """
+
+    kind: ClassVar[str] = "lif"
+    shape: Shape = ()
+    tau_m: float = 5.0
+    tau_s: float = 3.0
+    threshold: float = 1.0
+
+    def infer_shape(self, in_shape):
+        if in_shape is None:
+            raise ValueError("lif needs an input current")
+        if tuple(self.shape) != tuple(in_shape):
+            raise ValueError(f"population shape {tuple(self.shape)} differs from its input current {tuple(in_shape)}")
+        if not (self.tau_m > 0 and self.tau_s > 0):
+            raise ValueError(f"tau_m and tau_s must be > 0, got {self.tau_m}, {self.tau_s}")
+        return tuple(in_shape)
+
+
+@dataclass(eq=False)
+class Output(Node):
+    """Network output: passes its input through (the last population's PSC); the class is
+    the neuron of the preceding LIF that spikes most often."""
+
+    kind: ClassVar[str] = "output"
+    shape: Shape = ()
+
+    def infer_shape(self, in_shape):
+        if in_shape is None:
+            raise ValueError("output needs an input")
+        if tuple(self.shape) != tuple(in_shape):
+            raise ValueError(f"output shape {tuple(self.shape)} differs from its input {tuple(in_shape)}")
+        return tuple(in_shape)
+
+
+NODE_TYPES: dict[str, type[Node]] = {
+    cls.kind: cls for cls in (Input, Dense, Conv2d, SumPool2d, Flatten, Dropout, LIF, Output)
+}

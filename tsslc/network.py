@@ -1,0 +1,123 @@
+"""A spiking network built from a :class:`~tsslc.config.NetworkConfig`.
+
+Input handling (§2): a static input ``(B, *input_shape)`` is presented as the same value p at
+every one of the T steps; event input ``(B, T, *input_shape)`` supplies p[t] per step. Either
+is passed through the input PSC filter (:func:`tsslc.functional.input_psc`) before the first
+layer. A flatten is inserted automatically before the first linear layer that follows a
+spatial layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from tsslc.config import NetworkConfig
+from tsslc.errors import TsslcError
+from tsslc.functional import input_psc
+from tsslc.layers import Flatten, SpikingConv2d, SpikingLayer, SpikingLinear, SumPool2d, TimeDropout, conv_out_hw
+
+
+class Network(nn.Module):
+    def __init__(self, config: NetworkConfig):
+        super().__init__()
+        self.config = config
+        if config.input_shape is None:
+            first = next(l for l in config.layers if l.type in ("conv", "linear"))
+            if first.type == "linear":
+                in_shape: tuple[int, ...] = (first["n_inputs"],)
+            else:
+                raise TsslcError(
+                    f"{config.source}: the first layer is a conv, so Network needs 'dataset' or 'input_shape'"
+                )
+        else:
+            in_shape = tuple(config.input_shape)
+        self.input_shape = in_shape
+        self.layers = nn.ModuleDict()
+        self.shapes: dict[str, tuple[int, ...]] = {}  # output shape of each layer (no T, B)
+        shape = in_shape
+        for lc in config.layers:
+            where = f"{config.source}: layer '{lc.name}' ({lc.type})"
+            if lc.type == "conv":
+                if len(shape) != 3:
+                    raise TsslcError(f"{where}: needs a (C, H, W) input, got shape {shape}")
+                if shape[0] != lc["in_channels"]:
+                    raise TsslcError(f"{where}: in_channels is {lc['in_channels']} but its input has {shape[0]} channels (shape {shape})")
+                h, w = conv_out_hw(shape[1], shape[2], lc["kernel_size"], lc["stride"], lc["padding"])
+                if h < 1 or w < 1:
+                    raise TsslcError(f"{where}: kernel {lc['kernel_size']} does not fit input {shape}")
+                layer = SpikingConv2d(lc.name, lc["in_channels"], lc["out_channels"], lc["kernel_size"],
+                                      lc["threshold"], config.tau_m, config.tau_s, lc["stride"], lc["padding"],
+                                      lc["weight_scale"], lc["groups"], config.rule)
+                shape = (lc["out_channels"], h, w)
+            elif lc.type == "linear":
+                n_in = math.prod(shape)
+                if len(shape) > 1:
+                    self.layers[f"{lc.name}_flatten"] = Flatten(f"{lc.name}_flatten")
+                    self.shapes[f"{lc.name}_flatten"] = (n_in,)
+                if n_in != lc["n_inputs"]:
+                    raise TsslcError(f"{where}: n_inputs is {lc['n_inputs']} but its input has {n_in} features (shape {shape})")
+                layer = SpikingLinear(lc.name, lc["n_inputs"], lc["n_outputs"], lc["threshold"], config.tau_m,
+                                      config.tau_s, lc["weight_scale"], config.rule)
+                shape = (lc["n_outputs"],)
+            elif lc.type == "pooling":
+                if len(shape) != 3:
+                    raise TsslcError(f"{where}: needs a (C, H, W) input, got shape {shape}")
+                k = lc["kernel_size"]
+                if shape[1] < k or shape[2] < k:
+                    raise TsslcError(f"{where}: kernel {k} does not fit input {shape}")
+                layer = SumPool2d(lc.name, k, lc["theta"])
+                shape = (shape[0], shape[1] // k, shape[2] // k)
+            else:  # dropout
+                layer = TimeDropout(lc.name, lc["p"])
+            self.layers[lc.name] = layer
+            self.shapes[lc.name] = shape
+        last = [l for l in self.layers.values() if isinstance(l, SpikingLayer)][-1]
+        if shape != (config.n_class,) or not isinstance(last, SpikingLayer):
+            raise TsslcError(f"{config.source}: the network's output shape is {shape}, but n_class is {config.n_class}")
+        self.output_name = last.name
+
+    @property
+    def spiking_layers(self) -> list[SpikingLayer]:
+        return [l for l in self.layers.values() if isinstance(l, SpikingLayer)]
+
+    def time_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw input p as a time-first tensor (T, B, *input_shape)."""
+        T = self.config.n_steps
+        nd = len(self.input_shape)
+        if x.dim() == nd + 1 and tuple(x.shape[1:]) == self.input_shape:
+            return x.unsqueeze(0).expand(T, *x.shape)
+        if x.dim() == nd + 2 and tuple(x.shape[2:]) == self.input_shape:
+            if x.shape[1] != T:
+                raise TsslcError(f"event input has {x.shape[1]} time steps, the network runs n_steps={T}")
+            return x.transpose(0, 1)
+        raise TsslcError(
+            f"input of shape {tuple(x.shape)} fits neither (B, {', '.join(map(str, self.input_shape))}) "
+            f"nor (B, T, {', '.join(map(str, self.input_shape))})"
+        )
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The input PSC a_in[t] fed to the first layer (§2)."""
+        return input_psc(self.time_input(x), self.config.tau_s)
+
+    def forward(self, x: torch.Tensor, record: bool = False):
+        """Returns ``(out_psc, out_spikes)`` time-first, plus ``{layer: spikes}`` if ``record``."""
+        a = self.encode(x)
+        spikes: dict[str, torch.Tensor] = {}
+        s = None
+        for name, layer in self.layers.items():
+            if isinstance(layer, SpikingLayer):
+                a, s = layer(a)
+                if record:
+                    spikes[name] = s
+            else:
+                a = layer(a)
+        return (a, s, spikes) if record else (a, s)
+
+    @torch.no_grad()
+    def clamp_weights(self, limit: float = 4.0) -> None:
+        """§6: weights clamped to [-limit, limit] after every optimiser step."""
+        for layer in self.spiking_layers:
+            layer.weight.clamp_(-limit, limit)
