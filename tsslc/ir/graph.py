@@ -12,7 +12,7 @@ import copy
 import networkx as nx
 
 from tsslc.errors import TsslcError
-from tsslc.ir.nodes import LIF, Input, Node, Output, Shape
+from tsslc.ir.nodes import LIF, Input, IntInput, IntLIF, Node, Output, Shape
 
 
 class IRError(TsslcError):
@@ -87,7 +87,7 @@ class Graph:
 
     @property
     def input_name(self) -> str:
-        ins = self.of_type(Input)
+        ins = self.of_type((Input, IntInput))
         if len(ins) != 1:
             raise IRError(f"the graph must have exactly one input node, found {len(ins)}")
         return ins[0]
@@ -103,7 +103,7 @@ class Graph:
     def output_population(self) -> str:
         """The LIF population whose spike counts classify (the one feeding the output)."""
         preds = self.predecessors(self.output_name)
-        if len(preds) != 1 or not isinstance(self[preds[0]], LIF):
+        if len(preds) != 1 or not isinstance(self[preds[0]], (LIF, IntLIF)):
             raise IRError(f"output '{self.output_name}' must be fed by exactly one LIF population")
         return preds[0]
 
@@ -114,7 +114,7 @@ class Graph:
         for name in self.order():
             node = self[name]
             preds = self.predecessors(name)
-            if isinstance(node, Input):
+            if isinstance(node, (Input, IntInput)):
                 in_shape = None
                 if preds:
                     raise IRError(f"node '{name}' (input): has predecessors {preds}")
@@ -124,7 +124,7 @@ class Graph:
                 in_shapes = {shapes[p] for p in preds}
                 if len(in_shapes) > 1:
                     raise IRError(f"node '{name}' ({node.kind}): inputs of different shapes {sorted(in_shapes)}")
-                if len(preds) > 1 and not isinstance(node, LIF):
+                if len(preds) > 1 and not isinstance(node, (LIF, IntLIF)):
                     raise IRError(f"node '{name}' ({node.kind}): only LIF populations may sum several inputs")
                 in_shape = in_shapes.pop()
             try:

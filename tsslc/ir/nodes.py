@@ -207,6 +207,97 @@ class Output(Node):
         return tuple(in_shape)
 
 
+# --- integer nodes: a graph compiled for a target (metadata["target"]) ---------------------
+#
+# In a compiled graph the synaptic filter of the float model has moved: a spiking layer
+# emits binary spikes s, the next synapse computes the integer current W·s, and the next
+# population's *current state* (Loihi's u) integrates it with the PSC decay. The exact
+# per-step arithmetic of IntLIF is the target's (targets/<name>.md, targets/<name>.py).
+
+
+@dataclass(eq=False)
+class IntInput(Node):
+    """Integer network input. encoding ``"graded"``: p_int[t] = round(p[t]·scale), clipped to
+    a signed ``bits``-bit payload (a graded spike every step, static images); ``"binary"``:
+    event frames e[t] ∈ {0, 1} as they are (scale 1)."""
+
+    kind: ClassVar[str] = "int_input"
+    shape: Shape = ()
+    encoding: str = "graded"
+    scale: float = 1.0
+    bits: int = 16
+
+    def infer_shape(self, in_shape):
+        if in_shape is not None:
+            raise ValueError("an input node has no predecessor")
+        if self.encoding not in ("graded", "binary"):
+            raise ValueError(f"unknown integer input encoding {self.encoding!r} (expected 'graded' or 'binary')")
+        if not self.shape or any(int(d) < 1 for d in self.shape):
+            raise ValueError(f"input shape must be positive, got {self.shape}")
+        return tuple(int(d) for d in self.shape)
+
+
+@dataclass(eq=False)
+class IntDense(Node):
+    """Integer dense synapse: acc = W·s_in (int64);  out = acc << weight_exp (a negative
+    exponent is an arithmetic, flooring right shift). W integer (N_out, N_in)."""
+
+    kind: ClassVar[str] = "int_dense"
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int32))
+    weight_exp: int = 0
+
+    def infer_shape(self, in_shape):
+        if not np.issubdtype(self.weight.dtype, np.integer):
+            raise ValueError(f"integer dense weight must be integer, got {self.weight.dtype}")
+        return Dense.infer_shape(self, in_shape)
+
+
+@dataclass(eq=False)
+class IntConv2d(Node):
+    """Integer 2-D convolution (torch cross-correlation semantics, CHW, zero padding):
+    acc = conv(s_in, W);  out = acc << weight_exp (flooring shift when negative)."""
+
+    kind: ClassVar[str] = "int_conv2d"
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 0), np.int32))
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    weight_exp: int = 0
+
+    def infer_shape(self, in_shape):
+        if not np.issubdtype(self.weight.dtype, np.integer):
+            raise ValueError(f"integer conv weight must be integer, got {self.weight.dtype}")
+        return Conv2d.infer_shape(self, in_shape)
+
+
+@dataclass(eq=False)
+class IntLIF(Node):
+    """Integer LIF population of a target. ``params`` holds the target's integer neuron
+    parameters (loihi2: du, dv, vth, bias_mant, bias_exp); the update equations with their
+    bit widths are the target's (``targets/<target>.md``). Emits binary spikes."""
+
+    kind: ClassVar[str] = "int_lif"
+    shape: Shape = ()
+    target: str = ""
+    params: dict = field(default_factory=dict)
+
+    def infer_shape(self, in_shape):
+        if not self.target:
+            raise ValueError("integer LIF without a target")
+        if any(not isinstance(v, (int, np.integer)) or isinstance(v, bool) for v in self.params.values()):
+            raise ValueError(f"integer LIF parameters must be integers, got {self.params}")
+        return _same_shape(self.shape, in_shape)
+
+
+def _same_shape(shape, in_shape):
+    if in_shape is None:
+        raise ValueError("needs an input current")
+    if tuple(shape) != tuple(in_shape):
+        raise ValueError(f"population shape {tuple(shape)} differs from its input current {tuple(in_shape)}")
+    return tuple(in_shape)
+
+
 NODE_TYPES: dict[str, type[Node]] = {
-    cls.kind: cls for cls in (Input, Dense, Conv2d, SumPool2d, Flatten, Dropout, LIF, Output)
+    cls.kind: cls
+    for cls in (Input, Dense, Conv2d, SumPool2d, Flatten, Dropout, LIF, Output, IntInput, IntDense, IntConv2d, IntLIF)
 }
