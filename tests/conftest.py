@@ -1,0 +1,39 @@
+"""Shared fixtures: one digits network trained once per test session (≈5 s on 2 CPUs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def digits_fit():
+    """FitResult of examples/digits.yaml, seed 0 (network in eval mode, history)."""
+    from tsslc.config import load_config
+    from tsslc.data.digits import load_digits_datasets
+    from tsslc.train.trainer import fit
+
+    train_set, test_set = load_digits_datasets()
+    return fit(load_config(EXAMPLES / "digits.yaml"), train_set, test_set, seed=0)
+
+
+@pytest.fixture(scope="session")
+def digits_graph(digits_fit):
+    """The trained digits network as a float IR graph."""
+    from tsslc.ir.export import graph_from_network
+
+    return graph_from_network(digits_fit.network)
+
+
+@pytest.fixture(scope="session")
+def digits_test_arrays():
+    """(x_test float32 (360, 1, 8, 8), y_test int64) of the fixed split."""
+    from tsslc.data.digits import digits_arrays
+
+    _, _, xte, yte = digits_arrays()
+    return xte, yte

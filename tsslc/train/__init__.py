@@ -1,0 +1,1 @@
+"""Training: :func:`tsslc.train.trainer.fit` (the engine) and its data plumbing."""
