@@ -1,0 +1,231 @@
+"""The Target interface: a chip described as data plus its exact integer arithmetic.
+
+A :class:`Target` holds
+
+* **geometry** (:class:`CoreGeometry`): neurons and axons per core, fan-in / fan-out limits;
+* **number formats** (:class:`NumberFormat`): weight bits and encoding, state bits, wrap or
+  saturate per state variable, how decays are represented;
+* **timing**: ``latency_per_hop`` steps of delay per synapse layer on the chip (intsim runs
+  on the float model's time axis and ignores it; a hardware-like back end such as Lava
+  shifts its spikes by it);
+* an **energy table** (:class:`EnergyTable`) whose every figure carries source, scope
+  (``per-term`` / ``all-in``), grade (``measured`` / ``simulated``) and process;
+* its **arithmetic**, implemented exactly once, vectorised on torch int64 tensors (any
+  device), and called by the integer simulator :mod:`tsslc.backends.intsim`:
+
+  - :meth:`Target.input_spikes` (IntInput → integer input payloads),
+  - :meth:`Target.synapse` (IntDense / IntConv2d → integer current per step),
+  - :meth:`Target.init_state` / :meth:`Target.neuron_step` (one step of an IntLIF),
+  - :meth:`Target.core_assignment` (which core each neuron sits on, for counters);
+
+* its **quantization hook** :meth:`Target.quantize_layer`, driven by the generic pass
+  :func:`tsslc.passes.quantize.quantize` (calibration, structure checks and the per-layer
+  report live there; the target only decides its integer parameters).
+
+The prose + equations of each target (bit widths, order of updates) are in
+``targets/<name>.md`` (:attr:`Target.doc_path`); the slow scalar references in the tests
+are written from those documents, not from this code.
+
+Shapes: tensors are time-first ``(T, B, *shape)``; ``neuron_step`` works on one step
+``(B, *shape)``. All integer tensors are ``torch.int64``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tsslc.errors import TsslcError
+
+SCOPES = ("per-term", "all-in")
+GRADES = ("measured", "simulated")
+
+
+@dataclass(frozen=True)
+class EnergyFigure:
+    """One price. ``name`` is stable (the report keys on it); ``counter`` names the
+    intsim/Lava counter it multiplies (e.g. ``"synaptic_events"``), or ``""`` when the
+    figure is context only (e.g. a chip's total power)."""
+
+    name: str
+    value: float
+    unit: str  # "pJ", "mW", ...
+    source: str  # citation: paper, table
+    scope: str  # "per-term" (one term of a sum: add the other terms) | "all-in" (add nothing)
+    grade: str  # "measured" (silicon) | "simulated" (pre-silicon, model)
+    process: str  # e.g. "Intel 4", "14 nm", "28 nm"
+    note: str = ""
+    counter: str = ""
+
+    def __post_init__(self):
+        if self.scope not in SCOPES:
+            raise ValueError(f"energy figure {self.name!r}: scope must be one of {SCOPES}, got {self.scope!r}")
+        if self.grade not in GRADES:
+            raise ValueError(f"energy figure {self.name!r}: grade must be one of {GRADES}, got {self.grade!r}")
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    target: str
+    figures: tuple[EnergyFigure, ...]
+    note: str = ""
+
+    def __getitem__(self, name: str) -> EnergyFigure:
+        for f in self.figures:
+            if f.name == name:
+                return f
+        raise TsslcError(
+            f"energy table of target '{self.target}' has no figure '{name}' "
+            f"(it has: {', '.join(f.name for f in self.figures)})"
+        )
+
+    def names(self) -> list[str]:
+        return [f.name for f in self.figures]
+
+
+@dataclass(frozen=True)
+class CoreGeometry:
+    """None = no hard limit in this target's model (stated in its document)."""
+
+    neurons_per_core: int
+    axons_per_core: int | None
+    max_fan_in: int | None
+    max_fan_out: int | None
+    n_cores: int | None = None
+
+
+@dataclass(frozen=True)
+class NumberFormat:
+    weight_bits: int
+    weight_encoding: str  # prose, e.g. "8-bit mixed-sign, even values in [-256, 254], x 2^weight_exp"
+    state_bits: dict[str, int]  # e.g. {"u": 24, "v": 24, "vth": 17}
+    overflow: dict[str, str]  # state -> "wrap" | "saturate"
+    decay: str  # prose, e.g. "12-bit fraction d/4096, rounding toward zero"
+
+
+@dataclass
+class LayerStats:
+    """Calibration of one spiking layer (float graph, measured by the quantize pass).
+
+    ``in_scale`` is the integer input unit: the integer value that stands for 1.0 of the
+    float quantity flowing into the synapse (graded input scale S for the first layer,
+    1 for binary spikes). Currents/membranes are maxima of |·| over the calibration set.
+    """
+
+    name: str  # LIF node
+    synapse: str  # synapse node
+    in_scale: float
+    in_tau_s: float | None  # PSC time constant of the synapse's input (None: unfiltered)
+    max_abs_current: float  # max |x[t]| into the LIF (float model units)
+    max_abs_membrane: float  # max |u[t]| (pre-reset) of the LIF
+    p999_abs_current: float = 0.0  # 99.9th percentile |x|
+    spike_rate: float = 0.0
+    n_samples: int = 0
+
+
+@dataclass
+class QuantizedLayer:
+    """What :meth:`Target.quantize_layer` returns: the integer synapse and population and a
+    report row (JSON-serialisable dict: scale, weight_exp, weight_error, saturated_fraction,
+    decay errors, ... — the pass adds the name and the common fields)."""
+
+    synapse: Any  # IntDense | IntConv2d
+    lif: Any  # IntLIF
+    report: dict = field(default_factory=dict)
+
+
+class Target(ABC):
+    """Base class of the chip descriptions. Subclasses set the class attributes below and
+    implement the abstract methods; everything is deterministic."""
+
+    name: str = ""
+    description: str = ""
+    doc_file: str = ""  # file name next to this module, e.g. "loihi2.md"
+    geometry: CoreGeometry
+    formats: NumberFormat
+    latency_per_hop: int = 1
+    energy: EnergyTable
+    #: names of the integer IntLIF parameters this target uses
+    lif_params: tuple[str, ...] = ()
+    #: input payload bits of a graded IntInput
+    input_bits: int = 8
+
+    @property
+    def doc_path(self) -> Path:
+        return Path(__file__).resolve().parent / self.doc_file
+
+    # --- quantization --------------------------------------------------------------------
+    @abstractmethod
+    def quantize_layer(self, synapse, lif, stats: LayerStats) -> QuantizedLayer:
+        """Float synapse (Dense/Conv2d) + LIF + calibration → integer synapse + IntLIF +
+        report. Raise :class:`TsslcError` naming ``stats.name``, the limit and the remedy
+        when the layer cannot be represented."""
+
+    def quantize(self, graph, calibration, **kw):
+        """Float graph → compiled graph for this target (see :mod:`tsslc.passes.quantize`)."""
+        from tsslc.passes.quantize import quantize
+
+        return quantize(graph, self, calibration, **kw)
+
+    # --- arithmetic (vectorised, torch int64, any device) ---------------------------------
+    def input_spikes(self, node, x: torch.Tensor) -> torch.Tensor:
+        """IntInput payloads (T, B, *shape) int64 from time-first float input ``x``:
+        graded: round half away from zero of x·scale, clipped to a signed ``bits``-bit
+        value; binary: x != 0."""
+        if node.encoding == "binary":
+            return (x != 0).to(torch.int64)
+        lim = 2 ** (int(node.bits) - 1) - 1
+        xs = x.to(torch.float64) * float(node.scale)
+        y = torch.sign(xs) * torch.floor(xs.abs() + 0.5)
+        return y.clamp(-lim, lim).to(torch.int64)
+
+    @abstractmethod
+    def synapse(self, node, s_in: torch.Tensor) -> torch.Tensor:
+        """Integer current of an IntDense/IntConv2d for all steps at once:
+        s_in (T, B, *in_shape) int64 → (T, B, *out_shape) int64, exactly as the chip."""
+
+    @abstractmethod
+    def init_state(self, params: dict, shape: tuple, batch: int, device) -> dict[str, torch.Tensor]:
+        """Zero state of an IntLIF population: {var: (B, *shape) int64}."""
+
+    @abstractmethod
+    def neuron_step(self, state: dict, current: torch.Tensor, params: dict) -> tuple[dict, torch.Tensor]:
+        """One step of the chip's neuron: (state, current (B, *shape) int64) →
+        (new state, spikes (B, *shape) int64 0/1). The ONE implementation of the neuron."""
+
+    def core_assignment(self, graph) -> dict[str, np.ndarray]:
+        """Core index of every neuron of every IntLIF (flattened C,H,W order). Default:
+        populations in graph order, each split into consecutive blocks of
+        ``neurons_per_core`` on fresh cores; a target with a mapping pass (truenorth) reads
+        ``graph.metadata["mapping"]`` instead."""
+        from tsslc.ir.nodes import IntLIF
+
+        out: dict[str, np.ndarray] = {}
+        next_core = 0
+        npc = int(self.geometry.neurons_per_core)
+        for name in graph.of_type(IntLIF):
+            n = int(np.prod(graph[name].shape))
+            cores = next_core + np.arange(n) // npc
+            out[name] = cores.astype(np.int64)
+            next_core = int(cores[-1]) + 1 if n else next_core
+        return out
+
+    def summary(self) -> dict:
+        """The target as data (JSON-serialisable) for reports and `tsslc inspect`."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "doc": str(self.doc_path),
+            "geometry": {k: getattr(self.geometry, k) for k in self.geometry.__dataclass_fields__},
+            "formats": {k: getattr(self.formats, k) for k in self.formats.__dataclass_fields__},
+            "latency_per_hop": self.latency_per_hop,
+            "energy": [{k: getattr(f, k) for k in f.__dataclass_fields__} for f in self.energy.figures],
+        }
+
+    def __repr__(self) -> str:
+        return f"<target {self.name}: {self.description}>"
