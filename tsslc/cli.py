@@ -27,7 +27,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tsslc", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="tsslc",
+        description="tsslc: train spiking networks with TSSL-BP, compile them for Loihi 2 (Lava) and "
+        "TrueNorth-like cores, verify the back ends layer by layer and report spikes and energy.",
+    )
     parser.add_argument("--version", action="version", version=f"tsslc {__import__('tsslc').__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_) in COMMANDS.items():
