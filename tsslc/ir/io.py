@@ -1,0 +1,334 @@
+"""The tsslc model file: one HDF5 file per graph, loaded without executing code.
+
+Layout (format version 1)::
+
+    /                      attrs: format = "tsslc-graph", format_version = 1, tsslc_version
+    /graph.json            uint8 dataset: UTF-8 JSON document (below)
+    /arrays/<i>/<field>    one dataset per array parameter of node i, dtype kept exactly
+
+The JSON document is ``{"nodes": [{"name", "kind", "attrs", "arrays"}], "edges":
+[[src, dst], ...], "metadata": {...}}`` with nodes in the graph's canonical order. Values
+that JSON cannot tell apart are tagged: a tuple is ``{"__tuple__": [...]}``, a dict with a
+non-string or reserved key ``{"__items__": [[k, v], ...]}``, a numpy array inside metadata
+``{"__ndarray__": {"dtype", "shape", "data"}}``; floats are written with ``repr`` precision,
+so every value comes back equal and every array bit-identical.
+
+Loading checks everything (format tag, version, node kinds and field types, array dtypes,
+then :meth:`Graph.validate` for the shapes) and turns any problem into one
+:class:`TsslcError` naming the file. Saving writes a temporary file in the same folder and
+renames it into place, so a crash never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import types
+import typing
+from dataclasses import fields
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+import tsslc
+from tsslc.errors import TsslcError
+from tsslc.ir.graph import Graph
+from tsslc.ir.nodes import NODE_TYPES, Node
+
+FORMAT = "tsslc-graph"
+FORMAT_VERSION = 1
+SUFFIX = ".tsslc"
+
+_TAGS = ("__tuple__", "__items__", "__ndarray__")
+
+
+class ModelFileError(TsslcError):
+    """A model file that cannot be read: missing, truncated, corrupt, foreign or too new."""
+
+
+# --- value encoding ------------------------------------------------------------------------
+
+
+def _encode(v):
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    if isinstance(v, tuple):
+        return {"__tuple__": [_encode(x) for x in v]}
+    if isinstance(v, list):
+        return [_encode(x) for x in v]
+    if isinstance(v, dict):
+        if all(isinstance(k, str) and k not in _TAGS for k in v):
+            return {k: _encode(x) for k, x in v.items()}
+        return {"__items__": [[_encode(k), _encode(x)] for k, x in v.items()]}
+    if isinstance(v, np.ndarray):
+        if v.dtype.kind not in "biuf":
+            raise TsslcError(f"cannot store an array of dtype {v.dtype} in a model file")
+        return {"__ndarray__": {"dtype": v.dtype.str, "shape": list(v.shape), "data": v.ravel().tolist()}}
+    raise TsslcError(f"cannot store a value of type {type(v).__name__} ({v!r:.60}) in a model file")
+
+
+def _hashable(k):
+    if isinstance(k, (list, dict)):
+        raise ValueError(f"a dict key cannot be {type(k).__name__}")
+    return k
+
+
+def _decode(v):
+    if isinstance(v, list):
+        return [_decode(x) for x in v]
+    if isinstance(v, dict):
+        if len(v) == 1 and "__tuple__" in v:
+            if not isinstance(v["__tuple__"], list):
+                raise ValueError("malformed tuple")
+            return tuple(_decode(x) for x in v["__tuple__"])
+        if len(v) == 1 and "__items__" in v:
+            items = v["__items__"]
+            if not isinstance(items, list) or not all(isinstance(p, list) and len(p) == 2 for p in items):
+                raise ValueError("malformed dict items")
+            return {_hashable(_decode(k)): _decode(x) for k, x in items}
+        if len(v) == 1 and "__ndarray__" in v:
+            spec = v["__ndarray__"]
+            if not isinstance(spec, dict) or set(spec) != {"dtype", "shape", "data"}:
+                raise ValueError("malformed array")
+            dtype = np.dtype(str(spec["dtype"]))
+            if dtype.kind not in "biuf":
+                raise ValueError(f"array dtype {dtype} is not numeric")
+            shape = tuple(int(d) for d in spec["shape"])
+            data = spec["data"]
+            if not isinstance(data, list) or any(isinstance(x, (list, dict, str)) or x is None for x in data):
+                raise ValueError("malformed array data")
+            return np.array(data, dtype=dtype).reshape(shape)
+        return {k: _decode(x) for k, x in v.items()}
+    return v
+
+
+# --- field type checking -------------------------------------------------------------------
+
+
+def _check_type(value, hint, where: str) -> None:
+    origin = typing.get_origin(hint)
+    if hint is typing.Any:
+        return
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for alt in typing.get_args(hint):
+            try:
+                _check_type(value, alt, where)
+                return
+            except ValueError as e:
+                errors.append(str(e))
+        raise ValueError(errors[0] if errors else f"{where}: bad value {value!r:.60}")
+    if hint is type(None):
+        if value is not None:
+            raise ValueError(f"{where} must be None, got {value!r:.60}")
+        return
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where} must be a number, got {value!r:.60}")
+        return
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where} must be an integer, got {value!r:.60}")
+        return
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where} must be a string, got {value!r:.60}")
+        return
+    if hint is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where} must be a mapping, got {value!r:.60}")
+        return
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            raise ValueError(f"{where} must be a tuple, got {value!r:.60}")
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            for x in value:
+                _check_type(x, args[0], where)
+        return
+    raise ValueError(f"{where}: cannot check type {hint}")  # pragma: no cover - node fields use the types above
+
+
+_HINTS: dict[type, dict] = {}
+
+
+def _hints(cls: type[Node]) -> dict:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _array_fields(cls: type[Node]) -> set[str]:
+    return {f.name for f in fields(cls) if _hints(cls)[f.name] is np.ndarray}
+
+
+# --- save ----------------------------------------------------------------------------------
+
+
+def _document(graph: Graph) -> dict:
+    nodes = []
+    for name, node in graph.items():
+        arrays = node.arrays()
+        for f, a in arrays.items():
+            if a.dtype.kind not in "biuf":
+                raise TsslcError(f"node '{name}': array {f} has dtype {a.dtype}; only numeric arrays can be saved")
+        nodes.append({"name": name, "kind": node.kind, "attrs": _encode(node.attrs()), "arrays": sorted(arrays)})
+    return {"nodes": nodes, "edges": [list(e) for e in graph.edges()], "metadata": _encode(graph.metadata)}
+
+
+def save(graph: Graph, path) -> Path:
+    """Write ``graph`` to ``path`` (HDF5, atomically); returns the path."""
+    path = Path(path)
+    if not isinstance(graph, Graph):
+        raise TsslcError(f"save: expected a Graph, got {type(graph).__name__}")
+    if not isinstance(graph.metadata, dict):
+        raise TsslcError("save: graph.metadata must be a dict")
+    doc = _document(graph)
+    text = json.dumps(doc, allow_nan=True, separators=(",", ":"))
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise TsslcError(f"cannot write {path}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["tsslc_version"] = tsslc.__version__
+            f.create_dataset("graph.json", data=np.frombuffer(text.encode("utf-8"), dtype=np.uint8))
+            arrays = f.create_group("arrays")
+            for i, (name, node) in enumerate(graph.items()):
+                grp = arrays.create_group(str(i))
+                for field_name, a in node.arrays().items():
+                    grp.create_dataset(field_name, data=np.ascontiguousarray(a))
+        os.replace(tmp, path)
+    except OSError as e:
+        raise TsslcError(f"cannot write model file {path}: {e}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+# --- load ----------------------------------------------------------------------------------
+
+
+def _attr_str(f, key):
+    v = f.attrs.get(key)
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    return v
+
+
+def _read(f: h5py.File, path: Path) -> Graph:
+    fmt = _attr_str(f, "format")
+    if fmt != FORMAT:
+        hint = " (it looks like a NIR file: use 'tsslc nir import')" if "node" in f else ""
+        raise ModelFileError(f"{path} is an HDF5 file but not a tsslc model file{hint}")
+    version = f.attrs.get("format_version")
+    if isinstance(version, np.ndarray) or isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer)):
+        raise ModelFileError(f"{path}: the format version {version!r:.40} is not an integer")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} has format version {int(version)}, newer than this tsslc reads ({FORMAT_VERSION}): upgrade tsslc"
+        )
+    if version < 1:
+        raise ModelFileError(f"{path}: unknown format version {int(version)}")
+    ds = f.get("graph.json")
+    if not isinstance(ds, h5py.Dataset) or ds.dtype != np.uint8 or ds.ndim != 1:
+        raise ModelFileError(f"{path}: the graph description (graph.json) is missing or malformed")
+    doc = json.loads(ds[()].tobytes().decode("utf-8"))
+    if not isinstance(doc, dict) or set(doc) != {"nodes", "edges", "metadata"}:
+        raise ValueError("graph.json must hold exactly 'nodes', 'edges' and 'metadata'")
+    metadata = _decode(doc["metadata"])
+    if not isinstance(metadata, dict):
+        raise ValueError("metadata is not a mapping")
+    if not isinstance(doc["nodes"], list) or not isinstance(doc["edges"], list):
+        raise ValueError("'nodes' and 'edges' must be lists")
+    arrays = f.get("arrays")
+    if not isinstance(arrays, h5py.Group):
+        raise ValueError("the 'arrays' group is missing")
+    graph = Graph(metadata)
+    for i, entry in enumerate(doc["nodes"]):
+        if not isinstance(entry, dict) or set(entry) != {"name", "kind", "attrs", "arrays"}:
+            raise ValueError(f"node entry {i} is malformed")
+        name, kind = entry["name"], entry["kind"]
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"node entry {i} has no name")
+        if not isinstance(kind, str) or kind not in NODE_TYPES:
+            raise ValueError(f"node '{name}' has unknown type {kind!r:.40} (known: {', '.join(NODE_TYPES)})")
+        cls = NODE_TYPES[kind]
+        hints = _hints(cls)
+        attrs = _decode(entry["attrs"])
+        if not isinstance(attrs, dict):
+            raise ValueError(f"node '{name}': attributes are not a mapping")
+        want_arrays = _array_fields(cls)
+        want_attrs = {f.name for f in fields(cls)} - want_arrays
+        if set(attrs) != want_attrs:
+            raise ValueError(f"node '{name}' ({kind}): attributes {sorted(attrs)} instead of {sorted(want_attrs)}")
+        if not isinstance(entry["arrays"], list) or set(entry["arrays"]) != want_arrays:
+            raise ValueError(f"node '{name}' ({kind}): arrays {entry['arrays']!r:.60} instead of {sorted(want_arrays)}")
+        for key, value in attrs.items():
+            _check_type(value, hints[key], f"node '{name}' ({kind}) attribute {key}")
+        grp = arrays.get(str(i))
+        values = dict(attrs)
+        for key in want_arrays:
+            dset = grp.get(key) if isinstance(grp, h5py.Group) else None
+            if not isinstance(dset, h5py.Dataset) or dset.dtype.kind not in "biuf" or dset.dtype.fields is not None:
+                raise ValueError(f"node '{name}' ({kind}): array '{key}' is missing or not numeric")
+            values[key] = np.asarray(dset[()])
+        if isinstance(name, str) and name in graph:
+            raise ValueError(f"node '{name}' appears twice")
+        graph.add(name, cls(**values))
+    for e in doc["edges"]:
+        if not isinstance(e, list) or len(e) != 2 or not all(isinstance(x, str) for x in e):
+            raise ValueError(f"malformed edge {e!r:.60}")
+        graph.connect(e[0], e[1])
+    return graph
+
+
+def load(path) -> Graph:
+    """Read a model file written by :func:`save`; validates the graph (structure and shapes).
+
+    Raises :class:`ModelFileError` (a :class:`TsslcError`) naming the file for anything that is
+    missing, truncated, corrupt, foreign, newer than this version, or whose shapes do not fit.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"model file {path} does not exist")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder, not a model file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as e:
+        raise ModelFileError(f"cannot read {path}: {e.strerror or e}") from None
+    if head != b"\x89HDF\r\n\x1a\n":
+        raise ModelFileError(f"{path} is not a tsslc model file (not HDF5; was it written by 'tsslc export'?)")
+    try:
+        with h5py.File(path, "r") as f:
+            graph = _read(f, path)
+    except TsslcError as e:
+        if isinstance(e, ModelFileError):
+            raise
+        raise ModelFileError(f"{path}: {e}") from None
+    except RecursionError:
+        raise ModelFileError(f"{path} is corrupt: nesting too deep") from None
+    except Exception as e:  # h5py/HDF5 report damage as OSError, KeyError, RuntimeError, ...
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelFileError(f"{path} is corrupt or truncated ({msg})") from None
+    try:
+        graph.validate()
+    except TsslcError as e:
+        raise ModelFileError(f"{path}: the stored graph is invalid: {e}") from None
+    except Exception as e:  # a field of the right type but an impossible value
+        raise ModelFileError(f"{path}: the stored graph is invalid: {type(e).__name__}: {e}") from None
+    return graph
