@@ -1,0 +1,397 @@
+"""The TrueNorth-like target: core geometry, the axon-type weight decomposition and the
+integer LIF neuron, exactly as stated in ``targets/truenorth.md`` (the document is the
+specification; this module implements it once, vectorised over neurons).
+
+Summary (see the document for the equations with their bit widths):
+
+* core: 256 axons x 256 neurons, binary crossbar, 4 axon types, per-neuron table of four
+  signed 9-bit weights; a neuron sees only its own core's axons (fan-in <= 256 axons);
+* an input with a signed multi-level weight takes ``m`` axons (2 <= m <= 4) of types
+  0..m-1 whose digits are ``[1, -1]``, ``[1, 2, -3]`` or ``[1, 2, 4, -7]``; neuron j's table is
+  ``s_j[g] = a_j * d_g`` so its effective weight on input i is ``a_j * q_ji`` with
+  ``|q_ji| <= 2**(m-1) - 1``;
+* neuron: synaptic current I and membrane V, both 20-bit signed and saturating, decays by
+  a sum of two right shifts of the magnitude, strict threshold, reset to zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tsslc.errors import TsslcError
+from tsslc.ir.nodes import Conv2d, Dense, IntConv2d, IntDense, IntLIF
+from tsslc.targets.base import (CoreGeometry, EnergyFigure, EnergyTable, LayerStats, NumberFormat,
+                                QuantizedLayer, Target)
+
+NAME = "truenorth"
+
+#: core geometry (TrueNorth, Merolla et al. 2014)
+AXONS_PER_CORE = 256
+NEURONS_PER_CORE = 256
+N_AXON_TYPES = 4
+#: weight table entries: 9-bit signed, -255..255
+WEIGHT_BITS = 9
+WEIGHT_MAX = 2 ** (WEIGHT_BITS - 1) - 1
+#: state widths (signed, saturating) and threshold width (unsigned)
+I_BITS = 20
+V_BITS = 20
+VTH_BITS = 18
+VTH_MAX = 2 ** (VTH_BITS - 1) - 1
+#: decay shifts: 0..MAX_SHIFT; SHIFT_OFF disables a term
+MAX_SHIFT = 15
+SHIFT_OFF = -1
+#: routing: each neuron has one destination; a spike takes one tick per hop
+DESTINATIONS_PER_NEURON = 1
+MAX_AXON_DELAY = 15
+#: IntInput of this target: binary spikes (TrueNorth axons carry 1-bit events)
+INPUT_BITS = 2  # signed 2-bit payload -> values 0/1 after round(p * 1) for p in [0, 1]
+
+PARAM_KEYS = ("i_shift_a", "i_shift_b", "v_shift_a", "v_shift_b", "vth")
+
+
+def state_limits(bits: int) -> tuple[int, int]:
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+I_MIN, I_MAX = state_limits(I_BITS)
+V_MIN, V_MAX = state_limits(V_BITS)
+
+
+# --- decays by shifts ------------------------------------------------------------------------
+
+
+def decay_fraction(a: int, b: int) -> float:
+    """The fraction 2^-a + 2^-b (a term with shift SHIFT_OFF contributes 0)."""
+    return sum(2.0 ** -k for k in (a, b) if k != SHIFT_OFF)
+
+
+def check_shifts(a: int, b: int, where: str) -> None:
+    for k in (a, b):
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not (k == SHIFT_OFF or 0 <= k <= MAX_SHIFT):
+            raise TsslcError(f"{where}: decay shift {k!r} must be an integer in 0..{MAX_SHIFT} or {SHIFT_OFF} (off)")
+    if decay_fraction(a, b) > 1.0:
+        raise TsslcError(f"{where}: decay shifts ({a}, {b}) remove more than the whole state (2^-a + 2^-b > 1)")
+
+
+def best_shifts(tau: float) -> tuple[int, int]:
+    """The shift pair (a, b), a <= b, whose fraction 2^-a + 2^-b is closest to 1/tau
+    (ties: the single shift, then the smaller shifts). tau <= 1 gives full decay (0, off)."""
+    target = 1.0 / float(tau)
+    best, best_err = (0, SHIFT_OFF), abs(1.0 - target)
+    for a in range(0, MAX_SHIFT + 1):
+        for b in [SHIFT_OFF, *range(max(a, 1), MAX_SHIFT + 1)]:
+            if a == 0 and b != SHIFT_OFF:
+                continue
+            err = abs(decay_fraction(a, b) - target)
+            if err < best_err - 1e-15:
+                best, best_err = (a, b), err
+    return best
+
+
+def shift_decay(x: torch.Tensor, a: int, b: int) -> torch.Tensor:
+    """sgn(x) * ((|x| >> a) + (|x| >> b)) on int64 (a term with shift SHIFT_OFF is 0)."""
+    mag = x.abs()
+    d = torch.zeros_like(x)
+    for k in (int(a), int(b)):
+        if k != SHIFT_OFF:
+            d = d + (mag >> k)
+    return torch.sign(x) * d
+
+
+# --- the neuron --------------------------------------------------------------------------------
+
+
+def neuron_params(tau_m: float, tau_s: float | None, vth: int) -> dict[str, int]:
+    """Integer parameters of an IntLIF population for the float time constants (tau_s of
+    the synapse's input PSC; None = unfiltered input, the current state decays fully)."""
+    ia, ib = best_shifts(tau_s) if tau_s is not None else (0, SHIFT_OFF)
+    va, vb = best_shifts(tau_m)
+    p = {"i_shift_a": ia, "i_shift_b": ib, "v_shift_a": va, "v_shift_b": vb, "vth": int(vth)}
+    check_params(p, "truenorth neuron")
+    return p
+
+
+def check_params(params: dict, where: str) -> None:
+    missing = [k for k in PARAM_KEYS if k not in params]
+    if missing:
+        raise TsslcError(f"{where}: truenorth neuron parameters lack {', '.join(missing)}")
+    check_shifts(params["i_shift_a"], params["i_shift_b"], where)
+    check_shifts(params["v_shift_a"], params["v_shift_b"], where)
+    vth = params["vth"]
+    if not 0 <= int(vth) <= VTH_MAX:
+        raise TsslcError(f"{where}: threshold {vth} does not fit {VTH_BITS - 1} bits (0..{VTH_MAX}); "
+                         f"lower the layer's scale")
+
+
+def effective_taus(params: dict) -> tuple[float, float]:
+    """(tau_m, tau_s) the integer decays realise: 1 / decay fraction."""
+    fm = decay_fraction(params["v_shift_a"], params["v_shift_b"])
+    fs = decay_fraction(params["i_shift_a"], params["i_shift_b"])
+    return (1.0 / fm if fm else math.inf), (1.0 / fs if fs else math.inf)
+
+
+def init_state(shape, device=None) -> dict[str, torch.Tensor]:
+    return {"I": torch.zeros(shape, dtype=torch.int64, device=device),
+            "V": torch.zeros(shape, dtype=torch.int64, device=device)}
+
+
+def neuron_step(state: dict[str, torch.Tensor], acc: torch.Tensor, params: dict):
+    """One tick of a population; ``acc`` is the integer synaptic input Σ c·s_j[G] of this
+    tick (int64). Returns ``(new state, spikes int64 0/1)``; ``state`` is not modified.
+
+        I  = sat_I(I - leak_s(I) + acc)
+        V  = sat_V(V - leak_m(V) + I)
+        s  = V > vth
+        V  = 0 where s
+    """
+    acc = torch.as_tensor(acc, dtype=torch.int64)
+    i = state["I"]
+    i = (i - shift_decay(i, params["i_shift_a"], params["i_shift_b"]) + acc).clamp(I_MIN, I_MAX)
+    v = state["V"]
+    v = (v - shift_decay(v, params["v_shift_a"], params["v_shift_b"]) + i).clamp(V_MIN, V_MAX)
+    s = v > int(params["vth"])
+    v = torch.where(s, torch.zeros_like(v), v)
+    return {"I": i, "V": v}, s.to(torch.int64)
+
+
+# --- axon types: the weight decomposition -------------------------------------------------------
+
+
+def axon_digits(m: int) -> list[int]:
+    """Digit value of axon type g for an input that takes m axons (types 0..m-1):
+    m=2 [1, -1]; m=3 [1, 2, -3]; m=4 [1, 2, 4, -7]. Every integer in ±(2^(m-1)-1) is a sum
+    of a subset of the digits."""
+    if not 2 <= m <= N_AXON_TYPES:
+        raise ValueError(f"axons per input must be 2..{N_AXON_TYPES}, got {m}")
+    if m == 2:
+        return [1, -1]
+    return [2 ** k for k in range(m - 1)] + [-(2 ** (m - 1) - 1)]
+
+
+def level_max(m: int) -> int:
+    """Largest |q| reachable with m axons: 2^(m-1) - 1 (m=2: 1, m=3: 3, m=4: 7)."""
+    return 2 ** (m - 1) - 1
+
+
+def scale_max(m: int) -> int:
+    """Largest per-neuron step a_j so that every table entry a_j * d_g fits 9 bits."""
+    return WEIGHT_MAX // max(abs(d) for d in axon_digits(m))
+
+
+def axons_per_input(fan_in: int) -> int:
+    """The most axons (weight levels) each input can take so that fan_in inputs fit one core."""
+    return min(N_AXON_TYPES, AXONS_PER_CORE // max(int(fan_in), 1))
+
+
+def check_fan_in(fan_in: int, layer: str) -> int:
+    """Axons per input for a layer, or the fan-in error naming the layer and the limit."""
+    m = axons_per_input(fan_in)
+    if m < 2:
+        raise TsslcError(
+            f"layer '{layer}': fan-in {fan_in} inputs needs {2 * fan_in} axons (signed weights take 2 axon types "
+            f"per input) > {AXONS_PER_CORE} axons per truenorth core; remedy: retrain with a fan-in limit "
+            f"<= {AXONS_PER_CORE // 2} (linear: 'fan_in: {AXONS_PER_CORE // 2}'; conv: more 'groups' so "
+            f"in_channels/groups * kernel_size^2 <= {AXONS_PER_CORE // 2})"
+        )
+    return m
+
+
+def digit_bits(q: np.ndarray, m: int) -> np.ndarray:
+    """Connectivity bits (..., m) of integer levels q (|q| <= level_max(m)): c[..., g] = 1
+    when input i's axon of type g connects to the neuron; Σ_g c_g d_g = q exactly."""
+    q = np.asarray(q, dtype=np.int64)
+    qm = level_max(m)
+    if np.any(np.abs(q) > qm):
+        raise ValueError(f"levels beyond ±{qm} do not fit {m} axons")
+    neg = q < 0
+    rest = np.where(neg, q + qm, q)  # non-negative part carried by the positive digits
+    bits = np.zeros(q.shape + (m,), np.uint8)
+    if m == 2:
+        bits[..., 0] = q > 0
+        bits[..., 1] = neg
+        return bits
+    for k in range(m - 1):
+        bits[..., k] = (rest >> k) & 1
+    bits[..., m - 1] = neg
+    return bits
+
+
+@dataclass
+class LayerWeights:
+    """A synapse quantized for truenorth cores."""
+
+    weight: np.ndarray  # effective integer weights a_j * q_ji (N_out, N_in...), int32
+    levels: np.ndarray  # q_ji, int8
+    step: np.ndarray  # a_j per output neuron (per output channel for convs), int32
+    axons_per_input: int
+    report: dict
+
+
+def quantize_weights(target: np.ndarray, fan_in: int, layer: str) -> LayerWeights:
+    """Choose per output neuron the step a_j (1..scale_max) and levels q_ji minimising the
+    squared error to ``target`` (real-valued integer-scale weights, output neurons first),
+    with m axons per input as many as fit. Reports axon cost and weight error."""
+    m = check_fan_in(fan_in, layer)
+    qm, amax = level_max(m), scale_max(m)
+    t = np.asarray(target, dtype=np.float64)
+    rows = t.reshape(t.shape[0], -1)
+    cand = np.arange(1, amax + 1, dtype=np.float64)
+    best_err = np.full(rows.shape[0], np.inf)
+    step = np.ones(rows.shape[0], np.int64)
+    for a in cand:  # at most 255 candidates, vectorised over the layer
+        q = np.clip(np.rint(rows / a), -qm, qm)
+        err = ((q * a - rows) ** 2).sum(1)
+        better = err < best_err
+        best_err[better], step[better] = err[better], int(a)
+    levels = np.clip(np.rint(rows / step[:, None]), -qm, qm).astype(np.int64)
+    w = levels * step[:, None]
+    norm = float(np.sqrt((rows ** 2).sum()))
+    report = {
+        "axons_per_input": m,
+        "axon_types": axon_digits(m),
+        "weight_levels": 2 * qm + 1,
+        "axons": int(fan_in) * m,
+        "axon_limit": AXONS_PER_CORE,
+        "weight_error": float(np.sqrt(((w - rows) ** 2).sum())) / norm if norm else 0.0,
+        "saturated": float(np.mean(np.abs(rows) > (qm + 0.5) * step[:, None])),
+        "table_max": int(np.max(np.abs(step)) * max(abs(d) for d in axon_digits(m))),
+    }
+    return LayerWeights(w.reshape(t.shape).astype(np.int32), levels.reshape(t.shape).astype(np.int8),
+                        step.astype(np.int32), m, report)
+
+
+def weight_table(step: np.ndarray, m: int) -> np.ndarray:
+    """Per-neuron 4-entry table s_j[g] = a_j * d_g (unused types 0), int16 (N, 4)."""
+    d = np.zeros(N_AXON_TYPES, np.int64)
+    d[:m] = axon_digits(m)
+    return (np.asarray(step, np.int64)[:, None] * d[None, :]).astype(np.int16)
+
+
+# --- the target ---------------------------------------------------------------------------------
+
+
+def synapse_fan_in(synapse) -> int:
+    """Inputs one neuron of the synapse sees: non-zero columns of a dense row (block-sparse
+    nets trained with a fan-in limit), C_in/groups * K * K of a conv."""
+    w = np.asarray(synapse.weight)
+    if isinstance(synapse, (Dense, IntDense)):
+        return int((w != 0).sum(1).max()) if w.size else 0
+    return int(w.shape[1] * w.shape[2] * w.shape[3])
+
+
+class TrueNorth(Target):
+    name = NAME
+    description = ("TrueNorth-like cores: 256 axons x 256 neurons, binary crossbar, 4 axon types with "
+                   "per-neuron signed 9-bit weight tables, integer LIF with shift decays, one destination per neuron")
+    doc_file = "truenorth.md"
+    geometry = CoreGeometry(neurons_per_core=NEURONS_PER_CORE, axons_per_core=AXONS_PER_CORE,
+                            max_fan_in=AXONS_PER_CORE, max_fan_out=DESTINATIONS_PER_NEURON, n_cores=4096)
+    formats = NumberFormat(
+        weight_bits=WEIGHT_BITS,
+        weight_encoding=("binary crossbar x per-neuron table s_j[G] of 4 signed 9-bit weights (-255..255) indexed "
+                         "by axon type; an input takes m = 2..4 axons with digits [1,-1] / [1,2,-3] / [1,2,4,-7], "
+                         "so w_ji = a_j * q_ji, |q| <= 2^(m-1)-1"),
+        state_bits={"I": I_BITS, "V": V_BITS, "vth": VTH_BITS},
+        overflow={"I": "saturate", "V": "saturate"},
+        decay="x -= sgn(x)((|x| >> a) + (|x| >> b)), shifts 0..15 or off: decay fraction 2^-a + 2^-b",
+    )
+    latency_per_hop = 1
+    energy = EnergyTable(NAME, (
+        EnergyFigure("synaptic_event", 26.0, "pJ",
+                     "Merolla et al., Science 2014 (total chip energy / synaptic events at 20 Hz, 128 active "
+                     "synapses per neuron, 0.775 V)", "all-in", "measured", "28 nm",
+                     note="all-in: add nothing to it", counter="synaptic_events"),
+        EnergyFigure("chip_power_realtime", 70.0, "mW", "Merolla et al., Science 2014 (65-72 mW, 1 ms tick)",
+                     "all-in", "measured", "28 nm", note="context: whole chip, 4,096 cores, real time"),
+    ), note="TrueNorth publishes one all-in figure per synaptic event; tsslc's TrueNorth-like neuron (I state, "
+            "shift decays) is not TrueNorth's, so the figure is an order of magnitude, not a prediction.")
+    lif_params = PARAM_KEYS
+    input_bits = INPUT_BITS
+
+    # --- quantization ---------------------------------------------------------------------
+    def quantize_layer(self, synapse, lif, stats: LayerStats) -> QuantizedLayer:
+        name = stats.name
+        fan_in = synapse_fan_in(synapse)
+        m = check_fan_in(fan_in, name)
+        theta_in = 1.0 / float(stats.in_tau_s) if stats.in_tau_s is not None else 1.0
+        w = np.asarray(synapse.weight, dtype=np.float64) * theta_in / float(stats.in_scale)
+        wmax = float(np.abs(w).max()) if w.size else 0.0
+        if wmax == 0.0:
+            raise TsslcError(f"layer '{name}': all weights are zero; nothing to quantize")
+        limits = {"weights": scale_max(m) * level_max(m) / wmax}
+        if lif.threshold > 0:
+            limits["threshold"] = VTH_MAX / float(lif.threshold)
+        if stats.max_abs_current > 0:
+            limits["current"] = I_MAX / float(stats.max_abs_current)
+        if stats.max_abs_membrane > 0:
+            limits["membrane"] = V_MAX / float(stats.max_abs_membrane)
+        bound = min(limits, key=limits.get)
+        scale = limits[bound]
+        lw = quantize_weights(w * scale, fan_in, name)
+        vth = int(round(scale * float(lif.threshold)))
+        if vth < 1:
+            raise TsslcError(f"layer '{name}': threshold {lif.threshold} rounds to {vth} at scale {scale:.3g}; "
+                             f"truenorth needs a positive threshold")
+        params = neuron_params(lif.tau_m, stats.in_tau_s, vth)
+        tau_m_eff, tau_s_eff = effective_taus(params)
+        if isinstance(synapse, Dense):
+            syn = IntDense(weight=lw.weight, weight_exp=0)
+        elif isinstance(synapse, Conv2d):
+            syn = IntConv2d(weight=lw.weight, stride=synapse.stride, padding=synapse.padding,
+                            groups=synapse.groups, weight_exp=0)
+        else:
+            raise TsslcError(f"layer '{name}': truenorth cannot quantize a {synapse.kind} synapse")
+        report = {
+            "scale": float(scale), "scale_bound": bound, "weight_exp": 0, "fan_in": fan_in,
+            "weight_error": lw.report["weight_error"], "saturated_fraction": lw.report["saturated"],
+            "axons_per_input": m, "axon_types": lw.report["axon_types"], "weight_levels": lw.report["weight_levels"],
+            "axons": lw.report["axons"], "axon_limit": AXONS_PER_CORE, "table_max": lw.report["table_max"],
+            "vth": vth, "shifts_s": [params["i_shift_a"], params["i_shift_b"]],
+            "shifts_m": [params["v_shift_a"], params["v_shift_b"]],
+            "tau_s": stats.in_tau_s, "tau_s_effective": tau_s_eff,
+            "decay_error_s": (abs(1 / tau_s_eff - theta_in) / theta_in) if stats.in_tau_s is not None else 0.0,
+            "tau_m": float(lif.tau_m), "tau_m_effective": tau_m_eff,
+            "decay_error_m": abs(1 / tau_m_eff - 1 / float(lif.tau_m)) * float(lif.tau_m),
+        }
+        return QuantizedLayer(syn, IntLIF(shape=tuple(lif.shape), target=NAME, params=params), report)
+
+    # --- arithmetic -------------------------------------------------------------------------
+    def synapse(self, node, s_in: torch.Tensor) -> torch.Tensor:
+        """acc = Σ_i s_i * w_ji (= Σ over the neuron's active connected axons of s_j[G]);
+        computed in float64, exact for |acc| < 2^53."""
+        T, B = s_in.shape[:2]
+        x = s_in.reshape(T * B, *s_in.shape[2:]).to(torch.float64)
+        w = torch.as_tensor(np.asarray(node.weight), device=s_in.device).to(torch.float64)
+        if isinstance(node, IntDense):
+            y = x @ w.T
+        elif isinstance(node, IntConv2d):
+            y = F.conv2d(x, w, None, node.stride, node.padding, 1, node.groups)
+        else:
+            raise TsslcError(f"truenorth: a {node.kind} node is not a synapse")
+        y = torch.round(y).to(torch.int64)
+        if node.weight_exp > 0:
+            y = y << int(node.weight_exp)
+        elif node.weight_exp < 0:
+            y = y >> int(-node.weight_exp)
+        return y.reshape(T, B, *y.shape[1:])
+
+    def init_state(self, params: dict, shape: tuple, batch: int, device) -> dict[str, torch.Tensor]:
+        return init_state((int(batch), *tuple(shape)), device)
+
+    def neuron_step(self, state: dict, current: torch.Tensor, params: dict):
+        return neuron_step(state, current, params)
+
+    def core_assignment(self, graph) -> dict[str, np.ndarray]:
+        """The mapping pass's placement (``metadata["mapping"]["assignment"]``) when present."""
+        mapping = graph.metadata.get("mapping")
+        if mapping and "assignment" in mapping:
+            return {k: np.asarray(v, dtype=np.int64) for k, v in mapping["assignment"].items()}
+        return super().core_assignment(graph)
+
+
+TARGET = TrueNorth()

@@ -1,0 +1,150 @@
+"""targets/truenorth.py against a slow scalar reference written directly from
+targets/truenorth.md (per neuron, per tick, plain Python ints), on random nets and inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tsslc.errors import TsslcError
+from tsslc.targets import truenorth as tn
+
+# --- the reference: truenorth.md §2, one neuron, one tick, Python integers -------------------
+
+
+def ref_sat(x: int, bits: int) -> int:
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return lo if x < lo else hi if x > hi else x
+
+
+def ref_leak(x: int, a: int, b: int) -> int:
+    mag = -x if x < 0 else x
+    d = 0
+    for k in (a, b):
+        if k != -1:
+            d += mag // (2 ** k)  # floor of a non-negative value = right shift
+    return -d if x < 0 else d
+
+
+def ref_tick(i: int, v: int, crossbar_in: list[int], axon_type: list[int], table: list[int], p: dict):
+    """§2: integrate the active connected axons through the neuron's table, then the two
+    states, threshold, reset. crossbar_in[k] = spike_k * c_k (0/1) for the neuron's axons."""
+    acc = 0
+    for on, g in zip(crossbar_in, axon_type):
+        if on:
+            acc += table[g]
+    i = ref_sat(i - ref_leak(i, p["i_shift_a"], p["i_shift_b"]) + acc, 20)
+    v = ref_sat(v - ref_leak(v, p["v_shift_a"], p["v_shift_b"]) + i, 20)
+    s = 1 if v > p["vth"] else 0
+    if s:
+        v = 0
+    return i, v, s
+
+
+# --- strategies --------------------------------------------------------------------------------
+
+SHIFT_PAIRS = [(a, b) for a in range(-1, tn.MAX_SHIFT + 1) for b in range(-1, tn.MAX_SHIFT + 1)
+               if tn.decay_fraction(a, b) <= 1]
+shift_pair = st.sampled_from(SHIFT_PAIRS)
+
+
+@st.composite
+def neuron_params(draw):
+    (ia, ib), (va, vb) = draw(shift_pair), draw(shift_pair)
+    return {"i_shift_a": ia, "i_shift_b": ib, "v_shift_a": va, "v_shift_b": vb,
+            "vth": draw(st.integers(0, tn.VTH_MAX))}
+
+
+@st.composite
+def nets(draw):
+    """A random one-core layer: n_in inputs with m axons each, n_out neurons, random levels,
+    steps, inputs (spikes) and big or small weights so that saturation is reached."""
+    m = draw(st.integers(2, 4))
+    n_in = draw(st.integers(1, tn.AXONS_PER_CORE // m))
+    n_out = draw(st.integers(1, 6))
+    T = draw(st.integers(1, 30))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    qm = tn.level_max(m)
+    levels = rng.integers(-qm, qm + 1, size=(n_out, n_in))
+    steps = rng.integers(1, tn.scale_max(m) + 1, size=n_out)
+    density = draw(st.sampled_from([0.05, 0.5, 1.0]))
+    spikes = (rng.random((T, n_in)) < density).astype(np.uint8)
+    return m, levels, steps, spikes, draw(neuron_params())
+
+
+@settings(max_examples=60, deadline=None)
+@given(nets())
+def test_vectorised_step_is_bit_exact_against_the_scalar_reference(net):
+    m, levels, steps, spikes, params = net
+    n_out, n_in = levels.shape
+    # hardware view: crossbar bits per (input, type), axon types, per-neuron tables
+    bits = tn.digit_bits(levels, m)  # (n_out, n_in, m)
+    table = tn.weight_table(steps, m)  # (n_out, 4)
+    axon_type = [g for _ in range(n_in) for g in range(m)]
+    assert np.all((np.abs(table) <= tn.WEIGHT_MAX))
+    # the effective weight the compiler puts in IntDense
+    w = levels * steps[:, None]
+    state = tn.init_state((n_out,))
+    ref = [(0, 0)] * n_out
+    for t in range(spikes.shape[0]):
+        state, out = tn.neuron_step(state, torch.from_numpy(w @ spikes[t].astype(np.int64)), params)
+        for j in range(n_out):
+            xin = [int(spikes[t, k // m]) * int(bits[j, k // m, k % m]) for k in range(n_in * m)]
+            i, v, s = ref_tick(*ref[j], xin, axon_type, [int(x) for x in table[j]], params)
+            ref[j] = (i, v)
+            assert out[j] == s, f"tick {t} neuron {j}: spike {out[j]} != reference {s}"
+            assert state["I"][j] == i and state["V"][j] == v, f"tick {t} neuron {j}: state differs"
+
+
+@given(st.integers(2, 4), st.integers(-7, 7))
+def test_digits_reach_every_level_exactly(m, q):
+    q = max(-tn.level_max(m), min(tn.level_max(m), q))
+    bits = tn.digit_bits(np.array([q]), m)[0]
+    assert int(np.dot(bits.astype(int), tn.axon_digits(m))) == q
+
+
+def test_best_shifts_and_decay_error():
+    assert tn.best_shifts(3) == (2, 4)  # 1/4 + 1/16 = 0.3125 vs 1/3
+    assert tn.best_shifts(5) == (3, 4)  # 1/8 + 1/16 = 0.1875 vs 0.2
+    assert tn.best_shifts(2) == (1, -1)
+    assert tn.best_shifts(1) == (0, -1)  # full decay
+    assert tn.decay_fraction(2, 4) == 0.3125
+
+
+def test_saturation_and_no_sign_flip():
+    p = {"i_shift_a": -1, "i_shift_b": -1, "v_shift_a": -1, "v_shift_b": -1, "vth": tn.VTH_MAX}
+    state = tn.init_state((2,))
+    for _ in range(4):
+        state, s = tn.neuron_step(state, torch.tensor([200_000, -200_000]), p)
+    assert state["I"].tolist() == [tn.I_MAX, tn.I_MIN]
+    assert state["V"][1] == tn.V_MIN and s.tolist() == [1, 0]  # the positive one spiked and reset
+    p = {**p, "i_shift_a": 1, "i_shift_b": 1}
+    # negative states decay toward zero and never change sign
+    st_ = {"I": torch.tensor([-1, -3, 5]), "V": torch.zeros(3, dtype=torch.int64)}
+    st_, _ = tn.neuron_step(st_, torch.zeros(3, dtype=torch.int64), {**p, "vth": 0})
+    assert st_["I"].tolist() == [-1, -1, 1]
+
+
+def test_fan_in_error_names_layer_and_limit():
+    with pytest.raises(TsslcError, match=r"layer 'FC_1': fan-in 640 .*256 axons.*fan_in"):
+        tn.check_fan_in(640, "FC_1")
+    assert tn.check_fan_in(64, "hidden") == 4
+    assert tn.check_fan_in(100, "output") == 2
+    assert tn.check_fan_in(85, "x") == 3
+
+
+def test_quantize_weights_reports_cost_and_error():
+    rng = np.random.default_rng(0)
+    target = rng.normal(0, 60, size=(100, 64))
+    lw = tn.quantize_weights(target, 64, "hidden")
+    assert lw.axons_per_input == 4 and lw.report["axons"] == 256
+    assert np.all(np.abs(lw.levels) <= 7) and np.all(lw.step <= tn.scale_max(4))
+    assert np.array_equal(lw.weight, lw.levels.astype(int) * lw.step[:, None])
+    assert 0 < lw.report["weight_error"] < 0.2
+    # ternary (m=2) is coarser than 15 levels
+    lw2 = tn.quantize_weights(target[:, :], 128, "x")
+    assert lw2.axons_per_input == 2 and lw2.report["weight_error"] > lw.report["weight_error"]
