@@ -1,0 +1,156 @@
+"""Counters against a brute-force enumeration of every synapse, and on the trained digits net."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from tsslc.errors import TsslcError
+from tsslc.ir import interpreter
+from tsslc.ir import nodes as N
+from tsslc.ir.graph import Graph
+from tsslc.report.counters import Counters, count
+
+
+def small_graph(rng) -> Graph:
+    """input (2,6,6) → conv 3×3 stride 2 pad 1 (zeros) → LIF (3,3,3) → pool 2 (drops a
+    row/column) → flatten → dense (zeros) → LIF (4) → output."""
+    wc = rng.normal(size=(3, 2, 3, 3)).astype(np.float32)
+    wc[rng.random(wc.shape) < 0.3] = 0
+    wd = rng.normal(size=(4, 3)).astype(np.float32)
+    wd[0, 1] = wd[2, 0] = 0
+    g = Graph({"n_steps": 4})
+    g.add("input", N.Input(shape=(2, 6, 6), tau_s=3.0))
+    g.add("c.synapse", N.Conv2d(weight=wc, stride=2, padding=1), after="input")
+    g.add("c", N.LIF(shape=(3, 3, 3)), after="c.synapse")
+    g.add("pool", N.SumPool2d(kernel=2, theta=1.1), after="c")
+    g.add("flat", N.Flatten(), after="pool")
+    g.add("d.synapse", N.Dense(weight=wd), after="flat")
+    g.add("d", N.LIF(shape=(4,)), after="d.synapse")
+    g.add("out", N.Output(shape=(4,)), after="d")
+    g.validate()
+    return g
+
+
+def connections(g: Graph, all_ones=False):
+    """Explicit list of (source, source flat index, target, target flat index)."""
+    conns = []
+    wc = g["c.synapse"].weight
+    for o, i, j, c, m, n in itertools.product(range(3), range(3), range(3), range(2), range(3), range(3)):
+        y, x = 2 * i + m - 1, 2 * j + n - 1
+        if 0 <= y < 6 and 0 <= x < 6 and (all_ones or wc[o, c, m, n] != 0):
+            conns.append(("input", c * 36 + y * 6 + x, "c", o * 9 + i * 3 + j))
+    wd = g["d.synapse"].weight
+    for c, y, x in itertools.product(range(3), range(3), range(3)):
+        if y // 2 < 1 and x // 2 < 1:  # pooled position (c, 0, 0); row/column 2 dropped
+            for o in range(4):
+                if all_ones or wd[o, c] != 0:
+                    conns.append(("c", c * 9 + y * 3 + x, "d", o))
+    return conns
+
+
+def test_counts_match_brute_force_enumeration():
+    rng = np.random.default_rng(1)
+    g = small_graph(rng)
+    T, B = 4, 3
+    x = rng.random((B, 2, 6, 6)).astype(np.float32)
+    x[x < 0.4] = 0
+    x[1] = (x[1] > 0).astype(np.float32)  # binary sample (its steps stay MACs: batch is graded)
+    spikes = {"c": (rng.random((T, B, 3, 3, 3)) < 0.3).astype(np.uint8),
+              "d": (rng.random((T, B, 4)) < 0.4).astype(np.uint8)}
+    c = count(g, spikes, x)
+
+    act = {"input": np.broadcast_to((x != 0).reshape(1, B, -1), (T, B, 72)),
+           "c": spikes["c"].reshape(T, B, -1), "d": spikes["d"].reshape(T, B, -1)}
+    synops = {"input": 0, "c": 0, "d": 0}
+    events = {"c": np.zeros((T, B, 27)), "d": np.zeros((T, B, 4))}
+    for src, i, dst, j in connections(g):
+        synops[src] += int(act[src][:, :, i].sum())
+        events[dst][:, :, j] += act[src][:, :, i]
+    dense = {"input": 0, "c": 0, "d": 0}
+    for src, *_ in connections(g, all_ones=True):
+        dense[src] += T * B
+    for name in ("input", "c", "d"):
+        assert c.layers[name].synops == synops[name], name
+        assert c.layers[name].dense_synops == dense[name], name
+    assert c.layers["input"].macs == synops["input"] and c.layers["c"].macs == 0
+    for name in ("c", "d"):
+        L = c.layers[name]
+        assert L.events_in == int(events[name].sum())
+        active = int(((events[name] > 0) | (act[name] > 0)).sum())
+        assert (L.updates_active, L.updates_idle) == (active, T * B * L.n_neurons - active)
+        assert L.spikes == int(spikes[name].sum())
+        per = spikes[name].reshape(T, B, -1).sum(0).astype(np.int64)
+        assert L.count_hist == np.bincount(per.reshape(-1), minlength=T + 1).tolist()
+        assert L.neuron_spikes == per.sum(0).tolist()
+    # Σ of events landing on a population = synops sent by its source
+    assert c.layers["c"].events_in == c.layers["input"].synops
+    assert c.layers["d"].events_in == c.layers["c"].synops
+    assert c.per_sample()["synops"] == pytest.approx(sum(synops.values()) / B)
+
+
+def test_binary_input_counts_acs_and_hops_follow_the_core_mesh():
+    rng = np.random.default_rng(2)
+    g = small_graph(rng)
+    T, B = 4, 2
+    x = (rng.random((B, 2, 6, 6)) < 0.5).astype(np.float32)  # all inputs in {0, 1}: ACs
+    spikes = {"c": (rng.random((T, B, 3, 3, 3)) < 0.5).astype(np.uint8),
+              "d": (rng.random((T, B, 4)) < 0.5).astype(np.uint8)}
+    cores = {"c": np.arange(27) // 10, "d": np.array([3, 3, 4, 4])}  # 5 cores, mesh width 3
+    c = count(g, spikes, x, cores=cores)
+    assert c.layers["input"].macs == 0 and c.layers["input"].acs == c.layers["input"].synops > 0
+    assert c.mesh_width == 3
+    # brute force: a spike goes once to every distinct core holding one of its synapses
+    dests: dict[int, set] = {}
+    for src, i, dst, j in connections(g):
+        if src == "c":
+            dests.setdefault(i, set()).add(int(cores["d"][j]))
+    n_sp = spikes["c"].reshape(T, B, -1).sum((0, 1))
+    msgs = hx = hy = 0
+    for i, ds in dests.items():
+        sc = int(cores["c"][i])
+        msgs += n_sp[i] * len(ds)
+        hx += n_sp[i] * sum(abs(sc % 3 - d % 3) for d in ds)
+        hy += n_sp[i] * sum(abs(sc // 3 - d // 3) for d in ds)
+    L = c.layers["c"]
+    assert (L.spike_messages, L.hops_x, L.hops_y) == (msgs, hx, hy)
+    assert msgs > 0 and hx > 0 and hy > 0
+    for core in range(5):
+        want = sum(int(spikes[p].reshape(T, B, -1)[:, :, cores[p] == core].sum()) for p in ("c", "d"))
+        assert c.core_spikes[core] == want
+    assert sum(c.core_synops.values()) == c.layers["c"].synops + c.layers["d"].synops
+
+
+def test_bad_spikes_are_named():
+    g = small_graph(np.random.default_rng(0))
+    x = np.zeros((1, 2, 6, 6), np.float32)
+    with pytest.raises(TsslcError, match="'d'"):
+        count(g, {"c": np.zeros((4, 1, 3, 3, 3))}, x)
+    with pytest.raises(TsslcError, match="spikes of 'd'"):
+        count(g, {"c": np.zeros((4, 1, 3, 3, 3)), "d": np.zeros((4, 1, 5))}, x)
+
+
+def test_digits_counters_are_consistent_and_additive(digits_graph, digits_test_arrays):
+    x, _ = digits_test_arrays
+    res = interpreter.run(digits_graph, x)
+    c = count(digits_graph, res.spikes, x)
+    T, B = 5, len(x)
+    h, o = c.layers["hidden"], c.layers["output"]
+    assert o.events_in == h.synops and h.events_in == c.layers["input"].synops
+    assert c.layers["input"].macs == c.layers["input"].synops  # graded pixels: MACs
+    assert c.totals()["acs"] == h.synops + o.synops
+    for L in (h, o):
+        assert L.updates_active + L.updates_idle == L.n_neurons * T * B
+        assert sum(L.count_hist) == L.n_neurons * B
+        assert sum(k * n for k, n in enumerate(L.count_hist)) == L.spikes == int(res.spikes[L.name].sum())
+    assert 0 < h.spikes < h.n_neurons * T * B
+    # counting two halves and adding gives the whole (per-sample averages over all)
+    half = B // 2
+    r1, r2 = interpreter.run(digits_graph, x[:half]), interpreter.run(digits_graph, x[half:])
+    both = count(digits_graph, r1.spikes, x[:half]) + count(digits_graph, r2.spikes, x[half:])
+    assert both.to_dict() == c.to_dict()
+    assert Counters.from_dict(c.to_dict()).to_dict() == c.to_dict()
+    assert c.per_sample()["spikes"] == pytest.approx((h.spikes + o.spikes) / B)

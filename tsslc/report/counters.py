@@ -1,0 +1,376 @@
+"""Activity counters from the spikes of any back end (float interpreter, intsim, Lava).
+
+Input: an IR graph (float or compiled), the spikes of its LIF populations
+``{lif: (T, B, *shape)}`` (0/1, torch or numpy) and the input batch. The counters depend
+only on the spikes, the input and the graph's connectivity, so two back ends whose spikes
+agree give identical counts (exactly), whatever their arithmetic.
+
+Counting conventions
+--------------------
+* A **projection** is source → [flatten | dropout | sum-pool] → synapse → LIF, where the
+  source is the input node or a LIF population.
+* **fan-out** of a source neuron = number of non-zero outgoing synapses (weights ≠ 0) over
+  all its projections. Conv: per output position within bounds (zero padding is no
+  synapse). A sum-pool on the path (float graphs) is folded in: a spike reaches the
+  pooled position's synapses; pooling itself is not counted (as NeuroBench).
+* **synaptic operations** of a source = Σ over its spikes of its fan-out. For the input
+  layer: Σ over steps of (non-zero input values × fan-out); as NeuroBench, a step whose
+  input values are all in {-1, 0, 1} counts ACs, otherwise MACs (static images fed as
+  graded values every step count MACs; binary event frames count ACs). Spikes always
+  count ACs.
+* **dense** synaptic operations: the same with every input and weight taken as non-zero
+  (all connections every step).
+* **incoming events** of a LIF = synaptic operations that land on it (the same numbers,
+  counted at the destination: Σ_in events = Σ_out synops, a check the tests make).
+* **neuron updates** = neurons × steps per population; *active* when the neuron received
+  at least one synaptic event or spiked that step, *idle* otherwise.
+* **cores / hops** (only when a core assignment is given, e.g. ``Target.core_assignment``,
+  which reads ``metadata["mapping"]`` when one exists): spikes and synaptic operations per
+  core; a spike is sent once to each distinct core that holds one of its non-zero
+  synapses (**spike messages**); cores sit on a square mesh in index order
+  (``mesh_width`` = ⌈√cores⌉ unless given) and each message travels |Δx| east-west plus
+  |Δy| north-south **hops**. Input messages come from off the mesh and are not counted.
+* **per-sample averages**: every total divided by the number of samples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from tsslc.errors import TsslcError
+from tsslc.ir import nodes as N
+from tsslc.ir.graph import Graph
+from tsslc.ir.interpreter import time_input
+from tsslc.layers import conv_current, dense_current, sum_pool
+
+SOURCES = (N.Input, N.IntInput, N.LIF, N.IntLIF)
+SYNAPSES = (N.Dense, N.Conv2d, N.IntDense, N.IntConv2d)
+POPULATIONS = (N.LIF, N.IntLIF)
+PATH_NODES = (N.Flatten, N.Dropout, N.SumPool2d)
+
+
+@dataclass
+class Projection:
+    source: str  # input node or LIF population
+    path: list[str]  # flatten / dropout / sum-pool nodes between source and synapse
+    synapse: str
+    target: str  # LIF population the synapse feeds
+
+
+def projections(graph: Graph) -> list[Projection]:
+    """Every source → synapse → LIF projection of ``graph``, in graph order."""
+    out = []
+    for syn in graph.of_type(SYNAPSES):
+        path, node = [], graph.predecessors(syn)
+        while True:
+            if len(node) != 1:
+                raise TsslcError(f"node '{syn}': counters need exactly one input per synapse, found {node}")
+            name = node[0]
+            if isinstance(graph[name], SOURCES):
+                break
+            if not isinstance(graph[name], PATH_NODES):
+                raise TsslcError(f"node '{name}' ({graph[name].kind}): counters cannot see through this node")
+            path.insert(0, name)
+            node = graph.predecessors(name)
+        succ = graph.successors(syn)
+        if len(succ) != 1 or not isinstance(graph[succ[0]], POPULATIONS):
+            raise TsslcError(f"synapse '{syn}' must feed exactly one LIF population, feeds {succ}")
+        out.append(Projection(name, path, syn, succ[0]))
+    return out
+
+
+def _mask(node, all_ones: bool) -> torch.Tensor:
+    w = torch.as_tensor(np.asarray(node.weight))
+    return torch.ones(w.shape, dtype=torch.float64) if all_ones else (w != 0).to(torch.float64)
+
+
+def _synapse_fanout(node, in_shape, out_shape, mask: torch.Tensor) -> torch.Tensor:
+    """Non-zero outgoing synapses of every input position of one synapse node (in_shape)."""
+    if isinstance(node, (N.Dense, N.IntDense)):
+        return mask.sum(0)
+    s, p = int(node.stride), int(node.padding)
+    k_h, k_w = mask.shape[2:]
+    op = (in_shape[1] - ((out_shape[1] - 1) * s - 2 * p + k_h), in_shape[2] - ((out_shape[2] - 1) * s - 2 * p + k_w))
+    ones = torch.ones((1, *out_shape), dtype=torch.float64)
+    return torch.nn.functional.conv_transpose2d(ones, mask, None, s, p, op, int(node.groups))[0]
+
+
+def _back_through_path(graph: Graph, shapes, path: list[str], f: torch.Tensor, source: str) -> torch.Tensor:
+    """Per-position values of a synapse input, mapped back to the source's neurons."""
+    for name in reversed(path):
+        node = graph[name]
+        in_shape = shapes[graph.predecessors(name)[0]]
+        if isinstance(node, N.SumPool2d):
+            k = int(node.kernel)
+            g = torch.zeros(in_shape, dtype=f.dtype)
+            g[:, : f.shape[1] * k, : f.shape[2] * k] = f.repeat_interleave(k, 1).repeat_interleave(k, 2)
+            f = g
+        else:  # flatten, dropout
+            f = f.reshape(in_shape)
+    return f.reshape(shapes[source])
+
+
+def _forward(graph: Graph, proj: Projection, act: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Synaptic events per target neuron and step: binarised activity through the path and
+    the binarised synapse, with the same kernels as the interpreter."""
+    for name in proj.path:
+        node = graph[name]
+        if isinstance(node, N.SumPool2d):
+            act = sum_pool(act, int(node.kernel), 1.0)
+        elif isinstance(node, N.Flatten):
+            act = act.reshape(act.shape[0], act.shape[1], -1)
+    syn = graph[proj.synapse]
+    if isinstance(syn, (N.Dense, N.IntDense)):
+        return dense_current(act, mask)
+    return conv_current(act, mask, int(syn.stride), int(syn.padding), int(syn.groups))
+
+
+def _to_tensor(x) -> torch.Tensor:
+    return x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+
+
+@dataclass
+class LayerCounts:
+    """Totals over all samples of one source (input node or LIF population)."""
+
+    name: str
+    kind: str  # "input" | "lif"
+    n_neurons: int
+    spikes: int = 0  # input: number of non-zero input values (all steps)
+    synops: int = 0  # outgoing synaptic operations (effective)
+    macs: int = 0  # the part of synops counted as MACs (graded input steps)
+    dense_synops: int = 0
+    events_in: int = 0  # synaptic events landing on this population
+    updates_active: int = 0
+    updates_idle: int = 0
+    spike_messages: int = 0
+    hops_x: int = 0
+    hops_y: int = 0
+    count_hist: list[int] = field(default_factory=list)  # neurons×samples firing k = 0..T times
+    neuron_spikes: list[int] = field(default_factory=list)  # total spikes per neuron
+
+    @property
+    def acs(self) -> int:
+        return self.synops - self.macs
+
+
+@dataclass
+class Counters:
+    n_samples: int
+    n_steps: int
+    layers: dict[str, LayerCounts]
+    core_spikes: dict[int, int] | None = None
+    core_synops: dict[int, int] | None = None
+    mesh_width: int | None = None
+
+    # totals ------------------------------------------------------------------------------
+    def total(self, key: str, kind: str | None = None) -> int:
+        return int(sum(getattr(l, key) for l in self.layers.values() if kind is None or l.kind == kind))
+
+    @property
+    def populations(self) -> list[str]:
+        return [n for n, l in self.layers.items() if l.kind == "lif"]
+
+    def totals(self) -> dict[str, int]:
+        t = {k: self.total(k) for k in ("synops", "macs", "acs", "dense_synops", "events_in",
+                                         "updates_active", "updates_idle", "spike_messages", "hops_x", "hops_y")}
+        t["spikes"] = self.total("spikes", "lif")
+        t["neurons"] = self.total("n_neurons", "lif")
+        return t
+
+    def per_sample(self) -> dict[str, float]:
+        """Every total divided by the number of samples."""
+        return {k: v / max(self.n_samples, 1) for k, v in self.totals().items()}
+
+    def spike_count_fractions(self, layer: str) -> np.ndarray:
+        """Share of (neuron, sample) pairs that fire 0..T times (the paper's Fig. 7)."""
+        h = np.asarray(self.layers[layer].count_hist, dtype=np.float64)
+        return h / max(h.sum(), 1.0)
+
+    def firing_rates(self, layer: str) -> np.ndarray:
+        """Firing rate of every neuron: spikes per step, averaged over samples (Fig. 8)."""
+        return np.asarray(self.layers[layer].neuron_spikes, np.float64) / max(self.n_samples * self.n_steps, 1)
+
+    # combining ---------------------------------------------------------------------------
+    def __add__(self, other: "Counters") -> "Counters":
+        if self.n_steps != other.n_steps or list(self.layers) != list(other.layers):
+            raise TsslcError("cannot add counters of different networks or step counts")
+        layers = {}
+        for name, a in self.layers.items():
+            b = other.layers[name]
+            merged = LayerCounts(name, a.kind, a.n_neurons)
+            for k in ("spikes", "synops", "macs", "dense_synops", "events_in", "updates_active", "updates_idle",
+                      "spike_messages", "hops_x", "hops_y"):
+                setattr(merged, k, getattr(a, k) + getattr(b, k))
+            merged.count_hist = [x + y for x, y in zip(a.count_hist, b.count_hist)]
+            merged.neuron_spikes = [x + y for x, y in zip(a.neuron_spikes, b.neuron_spikes)]
+            layers[name] = merged
+
+        def add_dicts(x, y):
+            if x is None or y is None:
+                return None
+            return {k: x.get(k, 0) + y.get(k, 0) for k in sorted(set(x) | set(y))}
+
+        return Counters(self.n_samples + other.n_samples, self.n_steps, layers,
+                        add_dicts(self.core_spikes, other.core_spikes), add_dicts(self.core_synops, other.core_synops),
+                        self.mesh_width)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable: conventions, totals, per-sample averages, per layer, per core."""
+        return {
+            "n_samples": self.n_samples,
+            "n_steps": self.n_steps,
+            "totals": self.totals(),
+            "per_sample": self.per_sample(),
+            "layers": {n: {**{k: v for k, v in vars(l).items()}, "acs": l.acs} for n, l in self.layers.items()},
+            "core_spikes": None if self.core_spikes is None else {str(k): v for k, v in self.core_spikes.items()},
+            "core_synops": None if self.core_synops is None else {str(k): v for k, v in self.core_synops.items()},
+            "mesh_width": self.mesh_width,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Counters":
+        layers = {}
+        for n, l in d["layers"].items():
+            l = dict(l)
+            l.pop("acs", None)
+            layers[n] = LayerCounts(**l)
+        cs, cy = d.get("core_spikes"), d.get("core_synops")
+        return cls(int(d["n_samples"]), int(d["n_steps"]), layers,
+                   None if cs is None else {int(k): int(v) for k, v in cs.items()},
+                   None if cy is None else {int(k): int(v) for k, v in cy.items()}, d.get("mesh_width"))
+
+
+def input_values(graph: Graph, x, n_steps: int) -> torch.Tensor:
+    """The values the input node emits, (T, B, *shape): the raw input p[t] for a float graph
+    (what the first synapse multiplies, before the PSC filter), the integer payloads of the
+    target's :meth:`Target.input_spikes` for a compiled one."""
+    p = time_input(graph, x, n_steps)
+    node = graph[graph.input_name]
+    if isinstance(node, N.IntInput):
+        from tsslc.targets.base import Target
+
+        # input_spikes is the target-independent encoder every target inherits
+        return Target.input_spikes(None, node, p)
+    return p
+
+
+def count(graph: Graph, spikes: dict, x=None, *, inputs=None, n_steps: int | None = None,
+          cores: dict[str, np.ndarray] | None = None, mesh_width: int | None = None) -> Counters:
+    """Count one batch. ``spikes``: {lif: (T, B, *shape)} of every LIF population;
+    ``x``: the input batch as given to the back end (static ``(B, *shape)`` or events
+    ``(B, T, *shape)``), or ``inputs``: the input node's values ``(T, B, *shape)``;
+    ``cores``: core index per neuron of each population (flattened C,H,W order)."""
+    shapes = graph.validate()
+    pops = graph.of_type(POPULATIONS)
+    missing = [p for p in pops if p not in spikes]
+    if missing:
+        raise TsslcError(f"spikes are missing for population(s) {missing} (have {sorted(spikes)})")
+    s = {p: _to_tensor(spikes[p]).to(torch.float64) for p in pops}
+    T, B = s[pops[0]].shape[:2]
+    T = int(n_steps or T)
+    for p in pops:
+        if tuple(s[p].shape) != (T, B, *shapes[p]):
+            raise TsslcError(f"spikes of '{p}' have shape {tuple(s[p].shape)}, expected {(T, B, *shapes[p])}")
+    inp = graph.input_name
+    if inputs is None:
+        if x is None:
+            raise TsslcError("count() needs the input batch x (or the input values)")
+        inputs = input_values(graph, x, T)
+    values = _to_tensor(inputs).to(torch.float64)
+    if tuple(values.shape) != (T, B, *shapes[inp]):
+        raise TsslcError(f"input values have shape {tuple(values.shape)}, expected {(T, B, *shapes[inp])}")
+    act = {inp: (values != 0).to(torch.float64), **s}
+
+    layers: dict[str, LayerCounts] = {}
+    n_in = math.prod(shapes[inp])
+    layers[inp] = LayerCounts(inp, "input", n_in, spikes=int(act[inp].sum()))
+    for p in pops:
+        per_neuron = s[p].sum(0).reshape(B, -1)  # spikes per (sample, neuron)
+        layers[p] = LayerCounts(p, "lif", math.prod(shapes[p]), spikes=int(s[p].sum()),
+                                count_hist=np.bincount(per_neuron.to(torch.int64).reshape(-1).numpy(), minlength=T + 1)[: T + 1].tolist(),
+                                neuron_spikes=per_neuron.sum(0).to(torch.int64).tolist())
+
+    # input steps that count MACs (NeuroBench: not all values in {-1, 0, 1})
+    graded_step = ((values != 0) & (values != 1) & (values != -1)).reshape(T, -1).any(1)
+
+    core_spikes: dict[int, int] | None = None
+    core_synops: dict[int, int] | None = None
+    if cores is not None:
+        missing = [p for p in pops if p not in cores]
+        if missing:
+            raise TsslcError(f"the core assignment has no entry for population(s) {missing}")
+        n_cores = int(max(int(np.max(cores[p])) for p in pops)) + 1
+        mesh_width = int(mesh_width or math.ceil(math.sqrt(n_cores)))
+        core_spikes, core_synops = {}, {}
+        for p in pops:
+            c = np.asarray(cores[p]).reshape(-1)
+            sp = np.bincount(c, weights=np.asarray(layers[p].neuron_spikes, np.float64), minlength=n_cores)
+            for core in np.unique(c):
+                core_spikes[int(core)] = core_spikes.get(int(core), 0) + int(sp[core])
+
+    events_in = {p: torch.zeros((T, B, *shapes[p]), dtype=torch.float64) for p in pops}
+    for proj in projections(graph):
+        syn = graph[proj.synapse]
+        in_shape = shapes[graph.predecessors(proj.synapse)[0]]
+        src = layers[proj.source]
+        mask, ones = _mask(syn, False), _mask(syn, True)
+        fan = _back_through_path(graph, shapes, proj.path, _synapse_fanout(syn, in_shape, shapes[proj.synapse], mask), proj.source).reshape(-1)
+        fan_dense = _back_through_path(graph, shapes, proj.path, _synapse_fanout(syn, in_shape, shapes[proj.synapse], ones), proj.source).reshape(-1)
+        a = act[proj.source].reshape(T, B, -1)
+        per_step = (a @ fan).sum(1)  # (T,) synops of this projection per step
+        ops = int(per_step.sum())
+        src.synops += ops
+        src.dense_synops += int(T * B * float(fan_dense.sum()))
+        if src.kind == "input":
+            src.macs += int(per_step[graded_step].sum())
+        events_in[proj.target] += _forward(graph, proj, act[proj.source], mask)
+
+        if cores is not None and src.kind == "lif":
+            neuron_spikes = a.sum((0, 1))  # (n_src,)
+            src_core = np.asarray(cores[proj.source]).reshape(-1)
+            ops_per_neuron = (neuron_spikes * fan).numpy()
+            for core in np.unique(src_core):
+                core_synops[int(core)] = core_synops.get(int(core), 0) + int(ops_per_neuron[src_core == core].sum())
+            msgs, hx, hy = _messages_and_hops(graph, proj, shapes, in_shape, mask, src_core,
+                                              np.asarray(cores[proj.target]).reshape(-1), mesh_width)
+            ns = neuron_spikes.numpy()
+            src.spike_messages += int(ns @ msgs)
+            src.hops_x += int(ns @ hx)
+            src.hops_y += int(ns @ hy)
+
+    for p in pops:
+        ev = events_in[p]
+        layers[p].events_in = int(ev.sum())
+        active = int(((ev > 0) | (s[p] > 0)).sum())
+        layers[p].updates_active = active
+        layers[p].updates_idle = T * B * layers[p].n_neurons - active
+    return Counters(B, T, layers, core_spikes, core_synops, mesh_width if cores is not None else None)
+
+
+def _messages_and_hops(graph, proj, shapes, in_shape, mask, src_core, dst_core, width):
+    """Per source neuron: number of distinct destination cores, and Σ |Δx|, Σ |Δy| to them."""
+    syn = graph[proj.synapse]
+    n_src = src_core.shape[0]
+    msgs = np.zeros(n_src)
+    hx = np.zeros(n_src)
+    hy = np.zeros(n_src)
+    sx, sy = src_core % width, src_core // width
+    for core in np.unique(dst_core):
+        ind = torch.as_tensor((dst_core == core).astype(np.float64)).reshape(shapes[proj.synapse])
+        if isinstance(syn, (N.Dense, N.IntDense)):
+            reach = ind @ mask  # (N_in,)
+        else:
+            s, p = int(syn.stride), int(syn.padding)
+            k_h, k_w = mask.shape[2:]
+            op = (in_shape[1] - ((ind.shape[1] - 1) * s - 2 * p + k_h), in_shape[2] - ((ind.shape[2] - 1) * s - 2 * p + k_w))
+            reach = torch.nn.functional.conv_transpose2d(ind[None], mask, None, s, p, op, int(syn.groups))[0]
+        hit = (_back_through_path(graph, shapes, proj.path, reach, proj.source).reshape(-1) > 0).numpy()
+        msgs += hit
+        hx += hit * np.abs(sx - core % width)
+        hy += hit * np.abs(sy - core // width)
+    return msgs, hx, hy
