@@ -1,0 +1,157 @@
+"""Run a loihi2-compiled graph on Lava: a whole batch in one Lava run.
+
+The samples of the batch are laid end to end in time, ``n_steps`` Lava steps each; every
+population is a ``LIFReset`` whose reset offset is staggered by its synaptic depth (see
+:mod:`tsslc.backends.lava.lowering`), and the run lasts ``B·n_steps + depth`` steps so the
+deepest layer finishes the last sample. Spikes are read from one
+:class:`~tsslc.backends.lava.sink.SpikeSink` per population and shifted back by each
+population's depth, so they sit on the float model's time axis ``(T, B, *shape)``, the
+axis of the integer simulator.
+
+Lava processes are OS processes: they are stopped in ``finally``, also on errors and
+Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from tsslc.backends import BackendResult
+from tsslc.errors import TsslcError
+from tsslc.ir import nodes as N
+from tsslc.ir.graph import Graph
+from tsslc.ir.interpreter import time_input
+from tsslc.lava_compat import import_lava
+from tsslc.targets import get_target
+
+import_lava()
+
+from lava.magma.core.run_conditions import RunSteps  # noqa: E402
+from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
+
+from tsslc.backends.lava.lowering import Lowered, lower, lava_shape, from_lava_layout, to_lava_layout  # noqa: E402
+from tsslc.backends.lava.sink import create_record, read_record  # noqa: E402
+
+#: progress-bar / run-call granularity: about this many Lava run() calls per batch
+N_CHUNKS = 20
+
+
+def input_payloads(graph: Graph, x, n_steps: int, select_tag: str) -> np.ndarray:
+    """The source's payloads, time-first ``(T, B, *shape)``: the target's integer input
+    spikes for ``fixed_pt``; for ``floating_pt`` the same values before rounding (x·scale
+    for graded input, 0/1 for binary)."""
+    node = graph[graph.input_name]
+    if not isinstance(node, N.IntInput):
+        raise TsslcError(f"input '{graph.input_name}' is not an integer input; compile the model for loihi2 first")
+    raw = time_input(graph, x, n_steps)
+    if select_tag == "fixed_pt":
+        return get_target("loihi2").input_spikes(node, raw).cpu().numpy()
+    raw = raw.to(dtype=torch.float64).cpu().numpy()
+    if node.encoding == "binary":
+        return (raw != 0).astype(np.float64)
+    return raw * float(node.scale)
+
+
+def source_data(payloads: np.ndarray, ir_shape: tuple[int, ...], period: int, fixed: bool) -> np.ndarray:
+    """Source RingBuffer data ``(*lava_shape, B·period)``: sample b's step t in column
+    ``b·period + t``. The source replays it cyclically; what it sends after the last
+    sample only reaches layers after their reset for a sample that is not read."""
+    T, B = payloads.shape[:2]
+    data = np.zeros((B * period, math.prod(ir_shape)), dtype=np.int32 if fixed else np.float64)
+    cols = (np.arange(B)[:, None] * period + np.arange(T)[None, :]).reshape(-1)  # (B*T,) in b-major order
+    lava = to_lava_layout(payloads.transpose(1, 0, *range(2, payloads.ndim)), ir_shape)  # (B, T, *lava)
+    if fixed:
+        lim = np.iinfo(np.int32)
+        if lava.size and (lava.min() < lim.min or lava.max() > lim.max):
+            raise TsslcError("input payloads exceed 32 bits; reduce the input's bits")
+    data[cols] = lava.reshape(B * T, -1)
+    return np.ascontiguousarray(data.T.reshape(*lava_shape(ir_shape), B * period))
+
+
+def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = "fixed_pt",
+        progress: bool = False) -> BackendResult:
+    """Run ``compiled_graph`` (target loihi2) on Lava for the batch ``x`` (static
+    ``(B, *shape)`` or events ``(B, T, *shape)``, raw floats as the float model sees them).
+
+    Returns every IntLIF's spikes as uint8 ``(T, B, *shape)`` on the float model's time
+    axis, and counters: ``samples``, ``steps``, ``spikes`` and ``neuron_updates`` per
+    population, ``lava`` (select_tag, Lava steps, processes, seconds to build, run, read).
+    """
+    graph = compiled_graph
+    T = int(n_steps or graph.metadata.get("n_steps", 0))
+    if T < 1:
+        raise TsslcError("n_steps is not given and not in the graph's metadata")
+    if select_tag not in ("fixed_pt", "floating_pt"):
+        raise TsslcError(f"unknown Lava select_tag {select_tag!r} (expected 'fixed_pt' or 'floating_pt')")
+    graph.validate()
+    fixed = select_tag == "fixed_pt"
+    payloads = input_payloads(graph, x, T, select_tag)
+    B = int(payloads.shape[1])
+    if B < 1:
+        raise TsslcError("the batch is empty")
+    in_shape = tuple(graph[graph.input_name].shape)
+
+    workdir = tempfile.mkdtemp(prefix="tsslc-lava-")
+    lowered: Lowered | None = None
+    timing = {}
+    try:
+        t0 = time.perf_counter()
+        data = source_data(payloads, in_shape, T, fixed)
+        lowered = lower(graph, data, T, workdir, select_tag)
+        depth = lowered.depth
+        n_rows = B * T + depth  # the deepest layer finishes the last sample at this step
+        for pop in lowered.populations.values():
+            create_record(pop.record, n_rows, lava_shape(pop.ir_shape))
+        timing["build_s"] = time.perf_counter() - t0
+        try:
+            t0 = time.perf_counter()
+            _run(lowered, n_rows, T, B, depth, progress)
+            timing["run_s"] = time.perf_counter() - t0
+        finally:
+            _stop(lowered)
+        t0 = time.perf_counter()
+        spikes = {name: _aligned(read_record(pop.record), pop.depth, T, B, pop.ir_shape)
+                  for name, pop in lowered.populations.items()}
+        timing["read_s"] = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    counters = {
+        "samples": B,
+        "steps": T,
+        "spikes": {k: int(v.sum(dtype=np.int64)) for k, v in spikes.items()},
+        "neuron_updates": {k: int(T * B * math.prod(v.shape[2:])) for k, v in spikes.items()},
+        "lava": {"select_tag": select_tag, "lava_steps": n_rows, "processes": lowered.n_processes,
+                 "depth": depth, **{k: round(v, 6) for k, v in timing.items()}},
+    }
+    return BackendResult(spikes, counters, graph.output_population, "lava")
+
+
+def _run(lowered: Lowered, n_rows: int, T: int, B: int, depth: int, progress: bool) -> None:
+    cfg = Loihi2SimCfg(select_tag=lowered.select_tag, exception_proc_model_map=dict(lowered.models))
+    per_chunk = max(1, math.ceil(B / N_CHUNKS)) * T
+    done = 0
+    with tqdm(total=B, unit="sample", desc=f"lava {lowered.select_tag}", disable=not progress, leave=False) as bar:
+        while done < n_rows:
+            steps = min(per_chunk, n_rows - done)
+            lowered.source.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
+            done += steps
+            bar.update(min(B, (done - depth) // T if done > depth else 0) - bar.n)
+
+
+def _stop(lowered: Lowered) -> None:
+    """Stop the run's OS processes (a no-op when the runtime was never created)."""
+    lowered.source.stop()
+
+
+def _aligned(rows: np.ndarray, depth: int, T: int, B: int, ir_shape) -> np.ndarray:
+    """Sink rows (n_rows, N) -> (T, B, *ir_shape): sample b's step t is row b·T + t + depth."""
+    s = rows[depth:depth + B * T].reshape(B, T, -1).transpose(1, 0, 2)
+    return np.ascontiguousarray(from_lava_layout(s, tuple(ir_shape))).astype(np.uint8)
