@@ -33,6 +33,7 @@ class BackendResult:
          "synaptic_events": {synapse: int},     # presynaptic spike × non-zero synapse
          "neuron_updates": {lif: int},          # T·B·N (every neuron updates every step)
          "active_neuron_updates": {lif: int},   # (neuron, step) with a non-zero input current
+         "inactive_neuron_updates": {lif: int}, # neuron_updates - active_neuron_updates
          "per_core": {"spikes": [..], "synaptic_events": [..], "neuron_updates": [..]}}
                                                 # indexed by core (target.core_assignment)
 

@@ -33,14 +33,13 @@ Shapes: tensors are time-first ``(T, B, *shape)``; ``neuron_step`` works on one 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 import torch
 
 from tsslc.errors import TsslcError
+from tsslc.passes.quantize import LayerStats, QuantizedLayer  # noqa: F401 - part of the interface
 
 SCOPES = ("per-term", "all-in")
 GRADES = ("measured", "simulated")
@@ -106,37 +105,6 @@ class NumberFormat:
     state_bits: dict[str, int]  # e.g. {"u": 24, "v": 24, "vth": 17}
     overflow: dict[str, str]  # state -> "wrap" | "saturate"
     decay: str  # prose, e.g. "12-bit fraction d/4096, rounding toward zero"
-
-
-@dataclass
-class LayerStats:
-    """Calibration of one spiking layer (float graph, measured by the quantize pass).
-
-    ``in_scale`` is the integer input unit: the integer value that stands for 1.0 of the
-    float quantity flowing into the synapse (graded input scale S for the first layer,
-    1 for binary spikes). Currents/membranes are maxima of |·| over the calibration set.
-    """
-
-    name: str  # LIF node
-    synapse: str  # synapse node
-    in_scale: float
-    in_tau_s: float | None  # PSC time constant of the synapse's input (None: unfiltered)
-    max_abs_current: float  # max |x[t]| into the LIF (float model units)
-    max_abs_membrane: float  # max |u[t]| (pre-reset) of the LIF
-    p999_abs_current: float = 0.0  # 99.9th percentile |x|
-    spike_rate: float = 0.0
-    n_samples: int = 0
-
-
-@dataclass
-class QuantizedLayer:
-    """What :meth:`Target.quantize_layer` returns: the integer synapse and population and a
-    report row (JSON-serialisable dict: scale, weight_exp, weight_error, saturated_fraction,
-    decay errors, ... — the pass adds the name and the common fields)."""
-
-    synapse: Any  # IntDense | IntConv2d
-    lif: Any  # IntLIF
-    report: dict = field(default_factory=dict)
 
 
 class Target(ABC):

@@ -1,0 +1,273 @@
+"""Loihi 2 as Lava's fixed-point models compute it (``targets/loihi2.md`` states the
+equations; this module implements them once, vectorised on torch int64).
+
+Bit-exact with lava-nc 0.10.0 ``PyLifModelBitAcc`` (LIF), ``PyDenseModelBitAcc`` (Dense,
+binary or graded input) and ``PyConvModelFixed`` (Conv), including Lava's int32 message
+and state storage, on the float model's time axis (Lava adds ``latency_per_hop`` = 1 step
+per synapse layer, which the Lava back end removes when it aligns spikes).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tsslc.errors import TsslcError
+from tsslc.ir import nodes as N
+from tsslc.targets.base import CoreGeometry, EnergyFigure, EnergyTable, LayerStats, NumberFormat, QuantizedLayer, Target
+
+# --- constants of the arithmetic (loihi2.md §1) --------------------------------------------
+DECAY_BITS = 12
+DECAY_UNITY = 1 << DECAY_BITS  # 4096
+ACT_SHIFT = 6  # synaptic input a is MSB-aligned: a << 6
+VTH_SHIFT = 6  # threshold vth << 6
+UV_BITS = 24
+UV_MAX = 1 << (UV_BITS - 1)  # 2^23
+V_LIMIT = UV_MAX - 1  # v clipped to ±(2^23 − 1)
+VTH_MAX = (1 << 17) - 1  # 17-bit unsigned
+DU_MAX = DV_MAX = DECAY_UNITY - 1  # 12-bit unsigned
+BIAS_MANT_RANGE = (-(1 << 12), (1 << 12) - 1)  # 13-bit signed
+WEIGHT_EXP_RANGE = (-8, 7)  # the Dense weight exponent tsslc emits
+W_MIN, W_MAX = -256, 254  # 8-bit mixed-sign weights as Dense keeps them (even)
+_I32 = 1 << 32
+
+
+def wrap32(x: torch.Tensor) -> torch.Tensor:
+    """Two's-complement wrap of an int64 tensor to int32 (Lava's int32 storage)."""
+    return ((x + (1 << 31)) & (_I32 - 1)) - (1 << 31)
+
+
+def rz_shift12(p: torch.Tensor) -> torch.Tensor:
+    """sign(p)·(|p| >> 12): division by 4096 rounding toward zero."""
+    return torch.sign(p) * (p.abs() >> DECAY_BITS)
+
+
+def dense_weights(w) -> np.ndarray:
+    """The weights Lava's Dense really uses (weightutils, num_weight_bits=8): sign mode from
+    the matrix (all ≥ 0 excitatory, all ≤ 0 inhibitory, else mixed); clip to [0, 255],
+    [−255, 0] or [−256, 255]; mixed drops the lowest bit by a floor shift (even values)."""
+    w = np.asarray(w).astype(np.int64)
+    if w.size == 0:
+        return w
+    if w.min() >= 0:
+        return np.clip(w, 0, 255)
+    if w.max() <= 0:
+        return np.clip(w, -255, 0)
+    return (np.clip(w, -256, 255) >> 1) << 1
+
+
+def _shift(acc: torch.Tensor, exp: int) -> torch.Tensor:
+    return acc << exp if exp > 0 else acc >> (-exp)
+
+
+def exact_matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """x (..., N_in) int64 @ w.T (N_out, N_in) int64, exactly, via float32 when every
+    partial sum is provably below 2^24, else float64 (below 2^53), on any device."""
+    bound = float(x.abs().max()) * float(w.abs().sum(1).max()) if x.numel() and w.numel() else 0.0
+    if bound < 2**24:
+        dt = torch.float32
+    elif bound < 2**53:
+        dt = torch.float64
+    else:
+        raise TsslcError(f"integer matmul bound {bound:.3g} exceeds 2^53: weights or inputs out of range")
+    return torch.matmul(x.to(dt), w.to(dt).T).round().to(torch.int64)
+
+
+def exact_conv(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int, groups: int) -> torch.Tensor:
+    """Exact integer cross-correlation of x (T, B, C, H, W) int64 with w (torch layout)."""
+    T, B = x.shape[:2]
+    k_sum = float(w.abs().reshape(w.shape[0], -1).sum(1).max()) if w.numel() else 0.0
+    bound = float(x.abs().max()) * k_sum if x.numel() else 0.0
+    if bound < 2**24:
+        dt = torch.float32
+    elif bound < 2**53:
+        dt = torch.float64
+    else:
+        raise TsslcError(f"integer conv bound {bound:.3g} exceeds 2^53: weights or inputs out of range")
+    y = F.conv2d(x.reshape(T * B, *x.shape[2:]).to(dt), w.to(dt), None, stride, padding, 1, groups)
+    return y.round().to(torch.int64).reshape(T, B, *y.shape[1:])
+
+
+def wrap24(x: torch.Tensor) -> torch.Tensor:
+    """Signed 24-bit wrap (Lava Conv's signed_clamp)."""
+    return ((x + UV_MAX) & ((1 << UV_BITS) - 1)) - UV_MAX
+
+
+def _round_even(x: np.ndarray) -> np.ndarray:
+    """Nearest even integer (ties away from zero on the half-grid)."""
+    h = x / 2.0
+    return (2 * (np.sign(h) * np.floor(np.abs(h) + 0.5))).astype(np.int64)
+
+
+class Loihi2(Target):
+    name = "loihi2"
+    description = "Intel Loihi 2 through Lava 0.10 fixed-point LIF/Dense/Conv (bit-accurate models)"
+    doc_file = "loihi2.md"
+    geometry = CoreGeometry(neurons_per_core=8192, axons_per_core=None, max_fan_in=None, max_fan_out=None, n_cores=128)
+    formats = NumberFormat(
+        weight_bits=8,
+        weight_encoding="8-bit mixed-sign, even values in [-256, 254] (Dense drops the lowest bit), "
+        "Dense current (W·s) << weight_exp, weight_exp in [-8, 7]; Conv: same weights, weight_exp = 0",
+        state_bits={"u": 24, "v": 24, "vth": 17, "du": 12, "dv": 12, "bias_mant": 13, "message": 32},
+        overflow={"u": "wrap", "v": "saturate", "conv_current": "wrap", "message": "wrap"},
+        decay="12-bit: u·(4096-(du+1)) and v·(4096-dv), then >>12 rounding toward zero",
+    )
+    latency_per_hop = 1
+    lif_params = ("du", "dv", "vth", "bias_mant", "bias_exp")
+    input_bits = 8
+    #: calibrated |u|, |v| must stay below 2^23 / headroom
+    headroom = 2.0
+    energy = EnergyTable(
+        "loihi2",
+        (
+            EnergyFigure("synaptic_op", 23.6, "pJ", "Davies et al., IEEE Micro 2018, Table 2 (Loihi 1, min.)",
+                         "per-term", "simulated", "Intel 14 nm", "pre-silicon at 0.75 V; no Loihi 2 per-op "
+                         "table has been published, Loihi 1's figures stand in", "synaptic_events"),
+            EnergyFigure("neuron_update_active", 81.0, "pJ", "Davies et al., IEEE Micro 2018, Table 2 (Loihi 1)",
+                         "per-term", "simulated", "Intel 14 nm", "pre-silicon at 0.75 V; Loihi 1 stand-in",
+                         "active_neuron_updates"),
+            EnergyFigure("neuron_update_inactive", 52.0, "pJ", "Davies et al., IEEE Micro 2018, Table 2 (Loihi 1)",
+                         "per-term", "simulated", "Intel 14 nm", "pre-silicon at 0.75 V; Loihi 1 stand-in; "
+                         "applies to neuron_updates - active_neuron_updates", "inactive_neuron_updates"),
+            EnergyFigure("spike_in_tile", 1.7, "pJ", "Davies et al., IEEE Micro 2018, Table 2 (Loihi 1)",
+                         "per-term", "simulated", "Intel 14 nm", "pre-silicon; Loihi 1 stand-in", "spikes"),
+            EnergyFigure("tile_hop_ew", 3.0, "pJ", "Davies et al., IEEE Micro 2018, Table 2 (Loihi 1)",
+                         "per-term", "simulated", "Intel 14 nm", "per east-west hop of a spike; Loihi 1 stand-in"),
+            EnergyFigure("tile_hop_ns", 4.0, "pJ", "Davies et al., IEEE Micro 2018, Table 2 (Loihi 1)",
+                         "per-term", "simulated", "Intel 14 nm", "per north-south hop of a spike; Loihi 1 stand-in"),
+        ),
+        note="Per-term minimum prices: total = synaptic ops + neuron updates + spike transport. "
+        "Not comparable with all-in figures such as TrueNorth's 26 pJ per synaptic event.",
+    )
+
+    # --- arithmetic -------------------------------------------------------------------------
+    def synapse(self, node, s_in: torch.Tensor) -> torch.Tensor:
+        if isinstance(node, N.IntDense):
+            w = torch.as_tensor(dense_weights(node.weight), device=s_in.device)
+            acc = exact_matmul(s_in, w)
+            return wrap32(_shift(acc, int(node.weight_exp)))
+        if isinstance(node, N.IntConv2d):
+            if int(node.weight_exp) != 0:
+                raise TsslcError(
+                    f"loihi2 conv with weight_exp={node.weight_exp}: Lava's Conv ignores weight_exp; "
+                    "fold the exponent into the integer weights (tsslc's quantizer emits weight_exp=0)"
+                )
+            w = torch.as_tensor(np.asarray(node.weight, dtype=np.int64), device=s_in.device)
+            return wrap24(exact_conv(s_in, w, node.stride, node.padding, node.groups))
+        raise TsslcError(f"loihi2 has no synapse of kind {getattr(node, 'kind', type(node).__name__)!r}")
+
+    def init_state(self, params, shape, batch, device):
+        z = torch.zeros((batch, *shape), dtype=torch.int64, device=device)
+        return {"u": z, "v": z.clone()}
+
+    @staticmethod
+    def check_params(params: dict, where: str = "IntLIF") -> None:
+        missing = [k for k in Loihi2.lif_params if k not in params]
+        if missing:
+            raise TsslcError(f"{where}: loihi2 LIF parameters missing: {', '.join(missing)}")
+        for key, lo, hi in (("du", 0, DU_MAX), ("dv", 0, DV_MAX), ("vth", 0, VTH_MAX),
+                            ("bias_mant", *BIAS_MANT_RANGE), ("bias_exp", -7, 7)):
+            if not lo <= int(params[key]) <= hi:
+                raise TsslcError(f"{where}: loihi2 {key}={params[key]} outside [{lo}, {hi}]")
+
+    def neuron_step(self, state, current, params):
+        du, dv, vth = int(params["du"]), int(params["dv"]), int(params["vth"])
+        bm, be = int(params["bias_mant"]), int(params["bias_exp"])
+        bias = bm << be if be >= 0 else bm >> (-be)
+        act = wrap32(current << ACT_SHIFT)
+        uc = wrap32(rz_shift12(state["u"] * (DECAY_UNITY - (du + 1))) + act)
+        u = torch.where(uc > UV_MAX, uc - 2 * UV_MAX, uc)
+        u = torch.where(u <= -UV_MAX, uc + 2 * UV_MAX, u)
+        v = wrap32(rz_shift12(state["v"] * (DECAY_UNITY - dv)) + u + bias)
+        v = v.clamp(-V_LIMIT, V_LIMIT)
+        s = v > (vth << VTH_SHIFT)
+        v = torch.where(s, torch.zeros_like(v), v)
+        return {"u": u, "v": v}, s.to(torch.int64)
+
+    # --- quantization -------------------------------------------------------------------------
+    def quantize_layer(self, synapse, lif, stats: LayerStats) -> QuantizedLayer:
+        where = f"layer '{stats.name}'"
+        V = float(lif.threshold)
+        if not V > 0:
+            raise TsslcError(f"{where}: threshold {V} must be > 0 on loihi2 (v > vth<<6 with unsigned vth)")
+        # decays
+        theta_in = 1.0 if stats.in_tau_s is None else 1.0 / float(stats.in_tau_s)
+        du = int(np.clip(round(DECAY_UNITY * theta_in) - 1, 0, DU_MAX))
+        dv = int(np.clip(round(DECAY_UNITY / float(lif.tau_m)), 0, DV_MAX))
+        d_u = (du + 1) / DECAY_UNITY  # effective current decay fraction
+        d_v = dv / DECAY_UNITY
+        w = np.asarray(synapse.weight, dtype=np.float64)
+        w_max = float(np.abs(w).max()) if w.size else 0.0
+        if w_max == 0.0:
+            raise TsslcError(f"{where}: all weights of '{stats.synapse}' are zero; nothing to quantize")
+        S = float(stats.in_scale)
+        # largest λ (integer units per float unit) that keeps u, v below 2^23/headroom and vth in 17 bits
+        peak = max(stats.max_abs_current, stats.max_abs_membrane, V)
+        lam_max = min((UV_MAX - 1) / (self.headroom * peak), VTH_MAX * 64.0 / V)
+        conv = isinstance(synapse, N.Conv2d)
+
+        def lam_fit(e):  # largest λ at which the weights fit [-256, 254] with exponent e
+            return 254.0 * S * 2.0 ** (e + ACT_SHIFT) / (d_u * w_max)
+
+        if conv:
+            exp = 0
+        else:
+            m = lam_max * d_u * w_max / (S * 2.0**ACT_SHIFT)
+            exp = int(np.clip(math.ceil(math.log2(m / 254.0)), *WEIGHT_EXP_RANGE))
+        lam = min(lam_max, lam_fit(exp))
+        vth = int(round(lam * V / 64.0))
+        if vth < 1:
+            raise TsslcError(
+                f"{where}: threshold rounds to vth=0 at scale {lam:.3g} (weights of '{stats.synapse}' too large "
+                f"for 8-bit {'conv weights with weight_exp=0' if conv else 'weights'} relative to the threshold {V}); "
+                "remedy: retrain with a smaller weight_scale or a larger threshold"
+            )
+        lam_eff = vth * 64.0 / V  # exact threshold ratio
+        unit = S * 2.0 ** (exp + ACT_SHIFT) / (lam_eff * d_u)  # float weight of one integer step
+        raw = w / unit
+        w_int = _round_even(raw)
+        saturated = (w_int > W_MAX) | (w_int < W_MIN)
+        w_int = np.clip(w_int, W_MIN, W_MAX)
+        w_back = w_int * unit
+        err = w_back - w
+        rel_rms = float(np.sqrt((err**2).mean()) / np.sqrt((w**2).mean()))
+        params = {"du": du, "dv": dv, "vth": vth, "bias_mant": 0, "bias_exp": 0}
+        if conv:
+            int_syn = N.IntConv2d(weight=w_int.astype(np.int32), stride=synapse.stride, padding=synapse.padding,
+                                  groups=synapse.groups, weight_exp=0)
+        else:
+            int_syn = N.IntDense(weight=w_int.astype(np.int32), weight_exp=exp)
+        int_lif = N.IntLIF(shape=tuple(lif.shape), target=self.name, params=params)
+        tau_s_eff = 1.0 / d_u
+        tau_m_eff = DECAY_UNITY / dv if dv else None  # None: no leak
+        report = {
+            "scale": lam_eff,
+            "per_channel": False,
+            "per_channel_note": "loihi2 (Lava LIF) has one vth/du/dv per population: one scale per layer",
+            "weight_exp": exp,
+            "weight_int_max": int(np.abs(w_int).max()),
+            "weight_unit": unit,
+            "weight_error_rel_rms": rel_rms,
+            "weight_error_max": float(np.abs(err).max()),
+            "weight_saturated_fraction": float(saturated.mean()),
+            "weight_zeroed_fraction": float(((w_int == 0) & (w != 0)).mean()),
+            "vth": vth,
+            "threshold_error_rel": abs(vth * 64.0 / lam_eff - V) / V,
+            "du": du,
+            "dv": dv,
+            "tau_s": stats.in_tau_s,
+            "tau_s_effective": tau_s_eff,
+            "decay_s_error": abs(d_u - theta_in),
+            "tau_m": float(lif.tau_m),
+            "tau_m_effective": tau_m_eff,
+            "decay_m_error": abs(d_v - 1.0 / float(lif.tau_m)),
+            "state_peak_predicted": lam_eff * peak,
+            "state_peak_fraction": lam_eff * peak / UV_MAX,
+        }
+        return QuantizedLayer(int_syn, int_lif, report)
+
+
+TARGET = Loihi2()

@@ -1,0 +1,234 @@
+"""Quantization pass: float graph → integer (compiled) graph for a target.
+
+Generic part (here): structure checks, calibration of every spiking layer on a few
+batches with the float model's own kernels, the graded-input scale, assembling the
+compiled graph and its per-layer report. Target part (``target.quantize_layer``, see
+:class:`tsslc.targets.base.Target`): the integer synapse and neuron parameters of one
+layer. The target object is passed in (this module never imports the targets).
+
+Accepted graphs: ``Input → [Flatten] → (Dense|Conv2d → LIF → [Flatten])+ → Output``, with
+pooling already folded into the next synapse and dropout dropped (``tsslc compile`` runs
+:mod:`tsslc.passes.structural` first).
+
+The mapping (docs/DESIGN.md): the float current ``x[t] = W·a[t]`` of a layer becomes the
+target's current state fed by ``W_int·s[t]``; a per-layer scale λ (integer units per
+float unit of current and membrane) is chosen as large as the target's state widths allow
+on the calibration set (with headroom), and thresholds, decays and weights are rounded for
+it. ``metadata["quantization"]``::
+
+    {"target": name, "calibration_samples": n,
+     "input": {"encoding", "scale", "bits", "exact", "max_abs", "error_max"},
+     "layers": [{"name", "synapse", "kind", "scale", "weight_exp", "weight_error_rel_rms",
+                 "weight_saturated_fraction", "decay_s_error", "decay_m_error", ...}, ...]}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+from tsslc.errors import TsslcError
+from tsslc.functional import input_psc, lif_forward
+from tsslc.ir import nodes as N
+from tsslc.ir.graph import Graph
+from tsslc.ir.interpreter import time_input
+from tsslc.layers import conv_current, dense_current
+
+#: scales tried (in order) for an exact graded input: pixel grids such as k/16 (digits)
+EXACT_SCALES = (1, 2, 4, 8, 16, 32, 64, 127)
+
+
+@dataclass
+class LayerStats:
+    """Calibration of one spiking layer (float graph, measured by the quantize pass).
+
+    ``in_scale`` is the integer input unit: the integer value that stands for 1.0 of the
+    float quantity flowing into the synapse (graded input scale S for the first layer,
+    1 for binary spikes). Currents/membranes are maxima of |·| over the calibration set.
+    """
+
+    name: str  # LIF node
+    synapse: str  # synapse node
+    in_scale: float
+    in_tau_s: float | None  # PSC time constant of the synapse's input (None: unfiltered)
+    max_abs_current: float  # max |x[t]| into the LIF (float model units)
+    max_abs_membrane: float  # max |u[t]| (pre-reset) of the LIF
+    p999_abs_current: float = 0.0  # 99.9th percentile |x|
+    spike_rate: float = 0.0
+    n_samples: int = 0
+
+
+@dataclass
+class QuantizedLayer:
+    """What :meth:`Target.quantize_layer` returns: the integer synapse and population and a
+    report row (JSON-serialisable dict: scale, weight_exp, weight_error, saturated_fraction,
+    decay errors, ... — the pass adds the name and the common fields)."""
+
+    synapse: Any  # IntDense | IntConv2d
+    lif: Any  # IntLIF
+    report: dict = field(default_factory=dict)
+
+
+class QuantizationError(TsslcError):
+    """A layer a target cannot represent; the message names the layer, the limit, the remedy."""
+
+
+def _batches(calibration) -> list[torch.Tensor]:
+    if isinstance(calibration, (np.ndarray, torch.Tensor)):
+        return [torch.as_tensor(calibration)]
+    out = []
+    for b in calibration:
+        if isinstance(b, (tuple, list)):  # (x, y) pairs from a loader
+            b = b[0]
+        out.append(torch.as_tensor(b))
+    if not out:
+        raise TsslcError("quantization needs at least one calibration batch")
+    return out
+
+
+def layer_chain(graph: Graph) -> list[tuple[str, str]]:
+    """(synapse, lif) pairs in order; raises naming the first node the quantizer cannot take."""
+    graph.validate()
+    pairs = []
+    for name in graph.order():
+        node = graph[name]
+        if isinstance(node, (N.SumPool2d, N.Dropout)):
+            raise QuantizationError(
+                f"node '{name}' ({node.kind}): the quantizer takes graphs with pooling folded into the next "
+                "synapse and dropout dropped; run tsslc.passes.structural (fold_pooling, drop_dropout) first "
+                "(tsslc compile does)"
+            )
+        if isinstance(node, (N.IntInput, N.IntDense, N.IntConv2d, N.IntLIF)):
+            raise QuantizationError(f"node '{name}' ({node.kind}): the graph is already compiled; give the float model")
+        if isinstance(node, (N.Dense, N.Conv2d)):
+            succ = graph.successors(name)
+            if len(succ) != 1 or not isinstance(graph[succ[0]], N.LIF) or len(graph.predecessors(succ[0])) != 1:
+                raise QuantizationError(f"node '{name}' ({node.kind}): must feed exactly one LIF population alone")
+            pairs.append((name, succ[0]))
+        elif isinstance(node, N.LIF):
+            preds = graph.predecessors(name)
+            if len(preds) != 1 or not isinstance(graph[preds[0]], (N.Dense, N.Conv2d)):
+                raise QuantizationError(f"node '{name}' (lif): must be fed by exactly one dense or conv synapse")
+        elif not isinstance(node, (N.Input, N.Flatten, N.Output)):
+            raise QuantizationError(f"node '{name}' ({node.kind}): not supported by the quantizer")
+        if not isinstance(node, (N.Output,)) and len(graph.successors(name)) > 1:
+            raise QuantizationError(f"node '{name}' ({node.kind}): fan-out to several nodes is not supported")
+    return pairs
+
+
+@torch.no_grad()
+def calibrate(graph: Graph, batches: list[torch.Tensor], n_steps: int) -> tuple[dict, dict]:
+    """Run the float model (same kernels as the interpreter) on the batches and collect
+    per-LIF maxima of |current|, |membrane|, the 99.9th percentile of |current|, the spike
+    rate, and the input's values. Returns (stats per LIF, input info)."""
+    stats: dict[str, dict] = {}
+    inp_vals = []
+    for xb in batches:
+        values: dict[str, torch.Tensor] = {}
+        for name in graph.order():
+            node = graph[name]
+            if isinstance(node, N.Input):
+                p = time_input(graph, xb, n_steps).to(torch.float32)
+                inp_vals.append(p)
+                values[name] = input_psc(p, node.tau_s) if node.tau_s is not None else p
+                continue
+            v = values[graph.predecessors(name)[0]]
+            if isinstance(node, N.Dense):
+                values[name] = dense_current(v, torch.as_tensor(node.weight))
+            elif isinstance(node, N.Conv2d):
+                values[name] = conv_current(v, torch.as_tensor(node.weight), node.stride, node.padding, node.groups)
+            elif isinstance(node, N.Flatten):
+                values[name] = v.reshape(v.shape[0], v.shape[1], -1)
+            elif isinstance(node, N.LIF):
+                a, s, u, _ = lif_forward(v, node.tau_m, node.tau_s, node.threshold)
+                values[name] = a
+                st = stats.setdefault(name, {"max_abs_current": 0.0, "max_abs_membrane": 0.0, "p999": [], "spikes": 0.0,
+                                             "count": 0, "samples": 0})
+                st["max_abs_current"] = max(st["max_abs_current"], float(v.abs().max()))
+                st["max_abs_membrane"] = max(st["max_abs_membrane"], float(u.abs().max()))
+                flat = v.abs().flatten()
+                k = max(1, int(round(0.999 * flat.numel())))
+                st["p999"].append(float(flat.kthvalue(k).values))
+                st["spikes"] += float(s.sum())
+                st["count"] += s.numel()
+                st["samples"] += int(v.shape[1])
+            else:  # Output
+                values[name] = v
+    return stats, {"values": torch.cat([p.flatten() for p in inp_vals])}
+
+
+def choose_input(node: N.Input, values: torch.Tensor, bits: int) -> tuple[N.IntInput, dict]:
+    """Graded input for analog data (an exact power-of-two-like grid when the data lies on
+    one, e.g. digits k/16 → scale 16), binary for 0/1 event frames."""
+    vals = values.to(torch.float64)
+    max_abs = float(vals.abs().max()) if vals.numel() else 0.0
+    lim = 2 ** (bits - 1) - 1
+    binary = node.encoding == "events" and bool(((vals == 0) | (vals == 1)).all())
+    if binary:
+        return N.IntInput(shape=tuple(node.shape), encoding="binary", scale=1.0, bits=1), {
+            "encoding": "binary", "scale": 1.0, "bits": 1, "exact": True, "max_abs": max_abs, "error_max": 0.0}
+    if max_abs == 0.0:
+        raise TsslcError(f"input '{node.shape}': the calibration data are all zero")
+    scale, exact = None, False
+    for k in EXACT_SCALES:
+        if k * max_abs <= lim and bool(((vals * k) - torch.round(vals * k)).abs().max() < 1e-6):
+            scale, exact = float(k), True
+            break
+    if scale is None:
+        scale = lim / max_abs
+    q = torch.sign(vals * scale) * torch.floor((vals * scale).abs() + 0.5)
+    err = float((q / scale - vals).abs().max())
+    return N.IntInput(shape=tuple(node.shape), encoding="graded", scale=scale, bits=bits), {
+        "encoding": "graded", "scale": scale, "bits": bits, "exact": exact, "max_abs": max_abs, "error_max": err}
+
+
+def quantize(graph: Graph, target, calibration: np.ndarray | torch.Tensor | Iterable, *, n_steps: int | None = None) -> Graph:
+    """Float ``graph`` → compiled graph for ``target`` (a :class:`tsslc.targets.base.Target`),
+    calibrated on ``calibration`` (one input batch, or an iterable of batches / (x, y) pairs,
+    in the float interpreter's input layout)."""
+    pairs = layer_chain(graph)
+    if not pairs:
+        raise QuantizationError("the graph has no spiking layer to quantize")
+    T = int(n_steps or graph.metadata.get("n_steps", 0))
+    if T < 1:
+        raise TsslcError("n_steps is not given and not in the graph's metadata")
+    batches = _batches(calibration)
+    raw, inp = calibrate(graph, batches, T)
+    in_name = graph.input_name
+    int_input, input_report = choose_input(graph[in_name], inp["values"], int(target.input_bits))
+
+    out = Graph(dict(graph.metadata))
+    out.metadata["target"] = target.name
+    layers = []
+    replaced: dict[str, N.Node] = {in_name: int_input}
+    in_scale = input_report["scale"]
+    in_tau = graph[in_name].tau_s
+    for syn, lif in pairs:
+        st = raw[lif]
+        stats = LayerStats(
+            name=lif, synapse=syn, in_scale=in_scale, in_tau_s=in_tau,
+            max_abs_current=st["max_abs_current"], max_abs_membrane=st["max_abs_membrane"],
+            p999_abs_current=max(st["p999"]), spike_rate=st["spikes"] / max(1, st["count"]), n_samples=st["samples"],
+        )
+        q = target.quantize_layer(graph[syn], graph[lif], stats)
+        replaced[syn], replaced[lif] = q.synapse, q.lif
+        row = {"name": lif, "synapse": syn, "kind": graph[syn].kind, "calibration_max_current": stats.max_abs_current,
+               "calibration_max_membrane": stats.max_abs_membrane, "calibration_spike_rate": stats.spike_rate}
+        row.update(q.report)
+        layers.append(row)
+        in_scale, in_tau = 1.0, graph[lif].tau_s  # the next synapse sees this layer's binary spikes
+    for name, node in graph.items():
+        out.add(name, replaced.get(name, node))
+    for s, d in graph.edges():
+        out.connect(s, d)
+    out.metadata["quantization"] = {
+        "target": target.name,
+        "calibration_samples": int(sum(int(b.shape[0]) for b in batches)),
+        "input": input_report,
+        "layers": layers,
+    }
+    out.validate()
+    return out
