@@ -1,0 +1,36 @@
+"""``tsslc train CONFIG``: train a network from a YAML config (TSSL-BP or ``rule: bptt``).
+
+Writes RUN/config.yaml, RUN/metrics.json and RUN/checkpoint.pt (every epoch, atomically);
+``--resume`` continues a stopped run exactly. Under ``torchrun --nproc_per_node=K -m tsslc
+train …`` it trains data-parallel (gloo on CPU, nccl on GPU).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("config", help="network config in the TSSL-BP authors' YAML schema (see examples/)")
+    parser.add_argument("--data-dir", default=None, help="folder holding the data set's files (not needed for digits)")
+    parser.add_argument("--out", default=None, help="run folder (default: runs/<config name>)")
+    parser.add_argument("--epochs", type=int, default=None, help="number of epochs (default: the config's)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from tsslc.train.run import train_run
+
+    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    metrics = train_run(args.config, out, data_dir=args.data_dir, epochs=args.epochs, seed=args.seed,
+                        device=args.device, resume=args.resume, progress=not args.no_progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        acc = metrics["final_test_acc"]
+        done = len(metrics["epochs"])
+        print(f"{out}: {done} epoch(s), rule {metrics['rule']}, final test accuracy "
+              f"{acc * 100:.2f} %" if acc is not None else f"{out}: nothing trained")
+    return 0
