@@ -22,6 +22,7 @@ Schema::
       pooling_1: {type: pooling, kernel_size: 2, theta: 1.1}
       dropout_1: {type: dropout, p: 0.2}
       fc_1: {type: linear, n_inputs: 640, n_outputs: 300, weight_scale: 1, threshold: 1}
+      # optional on linear layers: fan_in: 128  (block-sparse mask so each output sees <= 128 inputs)
 
 Every problem is a :class:`~tsslc.errors.TsslcError` naming the file, section, layer and key.
 """
@@ -56,7 +57,7 @@ LAYER_SCHEMA: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         ("in_channels", "out_channels", "kernel_size"),
         {"padding": 0, "stride": 1, "weight_scale": 1.0, "threshold": 1.0, "groups": 1},
     ),
-    "linear": (("n_inputs", "n_outputs"), {"weight_scale": 1.0, "threshold": 1.0}),
+    "linear": (("n_inputs", "n_outputs"), {"weight_scale": 1.0, "threshold": 1.0, "fan_in": None}),
     "pooling": (("kernel_size",), {"theta": 1.1, "threshold": None, "stride": None, "padding": 0}),
     "dropout": (("p",), {}),
 }
@@ -220,6 +221,10 @@ def parse_config(raw: Any, source: str = "<config>") -> NetworkConfig:
                 params[key] = _num(lw, key, params[key], int, positive=True)
             params["weight_scale"] = _num(lw, "weight_scale", params["weight_scale"])
             params["threshold"] = _num(lw, "threshold", params["threshold"])
+            if params["fan_in"] is not None:  # block-sparse dense: each output sees <= fan_in inputs
+                params["fan_in"] = _num(lw, "fan_in", params["fan_in"], int, positive=True)
+                if params["fan_in"] > params["n_inputs"]:
+                    raise TsslcError(f"{lw} (linear): fan_in {params['fan_in']} exceeds n_inputs {params['n_inputs']}")
         elif ltype == "pooling":
             params["kernel_size"] = _pair(lw, "kernel_size", params["kernel_size"])
             params["theta"] = _num(lw, "theta", params["theta"])

@@ -58,14 +58,32 @@ class SpikingLayer(nn.Module):
         return lif(self.current(a_in), self.tau_m, self.tau_s, self.threshold, self.rule, return_spikes=True)
 
 
+def block_sparse_mask(n_outputs: int, n_inputs: int, fan_in: int) -> torch.Tensor:
+    """0/1 mask (n_outputs, n_inputs): the inputs split into B = ceil(n_inputs / fan_in)
+    contiguous blocks of near-equal size, output j sees block floor(j·B / n_outputs) only,
+    so every output has <= fan_in inputs and outputs of one block share their inputs."""
+    blocks = -(-n_inputs // fan_in)
+    in_block = torch.arange(n_inputs) * blocks // n_inputs
+    out_block = torch.arange(n_outputs) * blocks // n_outputs
+    return (out_block[:, None] == in_block[None, :]).to(torch.float32)
+
+
 class SpikingLinear(SpikingLayer):
-    def __init__(self, name, n_inputs, n_outputs, threshold, tau_m, tau_s, weight_scale=1.0, rule="tsslbp"):
+    def __init__(self, name, n_inputs, n_outputs, threshold, tau_m, tau_s, weight_scale=1.0, rule="tsslbp",
+                 fan_in=None):
         super().__init__(name, threshold, tau_m, tau_s, rule)
         w = torch.empty(n_outputs, n_inputs)
         nn.init.kaiming_normal_(w)
+        self.fan_in = None if fan_in is None or fan_in >= n_inputs else int(fan_in)
+        if self.fan_in is not None:  # fixed block-sparse mask on the weight and its gradient
+            mask = block_sparse_mask(n_outputs, n_inputs, self.fan_in)
+            self.register_buffer("mask", mask)
+            w = w * mask * (n_inputs / self.fan_in) ** 0.5  # keep kaiming's output variance
         self.weight = nn.Parameter(w * weight_scale)
 
     def current(self, a_in):
+        if self.fan_in is not None:  # the mask zeroes the gradient outside it; the weight stays 0 there
+            return dense_current(a_in, self.weight * self.mask)
         return dense_current(a_in, self.weight)
 
 

@@ -60,7 +60,7 @@ class Network(nn.Module):
                 if n_in != lc["n_inputs"]:
                     raise TsslcError(f"{where}: n_inputs is {lc['n_inputs']} but its input has {n_in} features (shape {shape})")
                 layer = SpikingLinear(lc.name, lc["n_inputs"], lc["n_outputs"], lc["threshold"], config.tau_m,
-                                      config.tau_s, lc["weight_scale"], config.rule)
+                                      config.tau_s, lc["weight_scale"], config.rule, lc.params.get("fan_in"))
                 shape = (lc["n_outputs"],)
             elif lc.type == "pooling":
                 if len(shape) != 3:
