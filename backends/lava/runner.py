@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import math
 import shutil
+import signal
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -41,6 +43,8 @@ from tsslc.backends.lava.sink import create_record, read_record  # noqa: E402
 
 #: progress-bar / run-call granularity: about this many Lava run() calls per batch
 N_CHUNKS = 20
+#: ... and at most this many steps per run() call (a Ctrl-C waits for the current call)
+MAX_CHUNK_STEPS = 500
 
 
 def input_payloads(graph: Graph, x, n_steps: int, select_tag: str) -> np.ndarray:
@@ -110,12 +114,14 @@ def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = 
         for pop in lowered.populations.values():
             create_record(pop.record, n_rows, lava_shape(pop.ir_shape))
         timing["build_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         try:
-            t0 = time.perf_counter()
             _run(lowered, n_rows, T, B, depth, progress)
-            timing["run_s"] = time.perf_counter() - t0
-        finally:
-            _stop(lowered)
+        except BaseException:
+            _abort(lowered)
+            raise
+        _stop(lowered)
+        timing["run_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         spikes = {name: _aligned(read_record(pop.record), pop.depth, T, B, pop.ir_shape)
                   for name, pop in lowered.populations.items()}
@@ -134,21 +140,74 @@ def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = 
     return BackendResult(spikes, counters, graph.output_population, "lava")
 
 
-def _run(lowered: Lowered, n_rows: int, T: int, B: int, depth: int, progress: bool) -> None:
+def _start(lowered: Lowered) -> None:
+    """Compile and spawn the Lava processes with SIGINT ignored, so that they inherit that
+    disposition: a Ctrl-C in the terminal (sent to the whole process group) then reaches
+    only this process, which stops the intact Lava processes in ``finally``. (A process
+    model killed by KeyboardInterrupt mid-step would leave Lava's runtime waiting forever.)"""
     cfg = Loihi2SimCfg(select_tag=lowered.select_tag, exception_proc_model_map=dict(lowered.models))
-    per_chunk = max(1, math.ceil(B / N_CHUNKS)) * T
+    if threading.current_thread() is not threading.main_thread():
+        lowered.source.create_runtime(run_cfg=cfg)
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        lowered.source.create_runtime(run_cfg=cfg)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run(lowered: Lowered, n_rows: int, T: int, B: int, depth: int, progress: bool) -> None:
+    """Run all steps in short run() calls: the progress bar moves between them, and a
+    pending Ctrl-C is raised at the latest when the current call returns."""
+    _start(lowered)
+    per_chunk = max(1, min(math.ceil(B / N_CHUNKS), max(1, MAX_CHUNK_STEPS // T))) * T
     done = 0
     with tqdm(total=B, unit="sample", desc=f"lava {lowered.select_tag}", disable=not progress, leave=False) as bar:
         while done < n_rows:
             steps = min(per_chunk, n_rows - done)
-            lowered.source.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
+            try:
+                lowered.source.run(condition=RunSteps(num_steps=steps))
+            except RuntimeError as e:  # Lava's report that a process model raised
+                raise _failure(lowered, e) from e
             done += steps
             bar.update(min(B, (done - depth) // T if done > depth else 0) - bar.n)
 
 
 def _stop(lowered: Lowered) -> None:
-    """Stop the run's OS processes (a no-op when the runtime was never created)."""
+    """Stop the run's OS processes after a complete run (a no-op without a runtime)."""
     lowered.source.stop()
+
+
+def _abort(lowered: Lowered) -> None:
+    """Stop the run's OS processes after an error or Ctrl-C. Lava's ``stop()`` waits for
+    every process to acknowledge, which never happens when one of them has died (it hangs);
+    so the process models and runtime services are terminated first, then ``stop()`` only
+    releases the shared memory. (Uses lava-nc 0.10.0's runtime internals.)"""
+    runtime = lowered.source.runtime
+    if runtime is None:
+        return
+    infrastructure = getattr(runtime, "_messaging_infrastructure", None)
+    for actor in getattr(infrastructure, "actors", []):
+        try:
+            if actor.is_alive():
+                actor.terminate()
+        except ValueError:  # already closed
+            pass
+    runtime._is_started = False
+    runtime._is_running = False
+    lowered.source.stop()
+
+
+def _failure(lowered: Lowered, error: Exception) -> TsslcError:
+    """A Lava process raised: name it and its exception (Lava only logs the traceback)."""
+    infrastructure = getattr(lowered.source.runtime, "_messaging_infrastructure", None)
+    reasons = []
+    for actor in getattr(infrastructure, "actors", []):
+        exc = actor.exception
+        if exc:
+            reasons.append(f"{type(exc[0]).__name__}: {exc[0]}")
+    detail = "; ".join(reasons) or str(error)
+    return TsslcError(f"a Lava process failed during the run ({detail})")
 
 
 def _aligned(rows: np.ndarray, depth: int, T: int, B: int, ir_shape) -> np.ndarray:
