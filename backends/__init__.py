@@ -77,14 +77,18 @@ def _run_intsim(graph, x, n_steps=None, progress=False, **kw) -> BackendResult:
     return run(graph, x, n_steps, progress=progress, **kw)
 
 
-def _run_lava(graph, x, n_steps=None, progress=False, **kw) -> BackendResult:
+def _lava_module():
     try:
         mod = importlib.import_module("tsslc.backends.lava")
     except ModuleNotFoundError as e:  # pragma: no cover - depends on the checkout
         raise TsslcError(f"the lava back end is not available ({e})") from None
     if not hasattr(mod, "run"):
         raise TsslcError("the lava back end is not available in this version (tsslc.backends.lava has no run())")
-    return mod.run(graph, x, n_steps, progress=progress, **kw)
+    return mod
+
+
+def _run_lava(graph, x, n_steps=None, progress=False, **kw) -> BackendResult:
+    return _lava_module().run(graph, x, n_steps, progress=progress, **kw)
 
 
 BACKENDS: dict[str, Callable[..., BackendResult]] = {
@@ -97,6 +101,11 @@ BACKENDS: dict[str, Callable[..., BackendResult]] = {
 def get_backend(name: str) -> Callable[..., BackendResult]:
     """The ``run`` function of back end ``name``; TsslcError listing the known ones."""
     try:
-        return BACKENDS[name]
+        fn = BACKENDS[name]
     except KeyError:
         raise TsslcError(f"unknown back end {name!r} (known: {', '.join(BACKENDS)})") from None
+    if name == "lava":
+        # import Lava now: it sets the multiprocessing start method at import, which fails once
+        # anything (e.g. a tqdm progress bar) has created a multiprocessing lock
+        _lava_module()
+    return fn

@@ -169,10 +169,13 @@ class Target(ABC):
     def core_assignment(self, graph) -> dict[str, np.ndarray]:
         """Core index of every neuron of every IntLIF (flattened C,H,W order). Default:
         populations in graph order, each split into consecutive blocks of
-        ``neurons_per_core`` on fresh cores; a target with a mapping pass (truenorth) reads
-        ``graph.metadata["mapping"]`` instead."""
+        ``neurons_per_core`` on fresh cores; when the graph carries a core mapping
+        (``graph.metadata["mapping"]["assignment"]``, tsslc.mapping) that one is used."""
         from tsslc.ir.nodes import IntLIF
 
+        mapping = graph.metadata.get("mapping") or {}
+        if isinstance(mapping.get("assignment"), dict):
+            return {k: np.asarray(v, dtype=np.int64).reshape(-1) for k, v in mapping["assignment"].items()}
         out: dict[str, np.ndarray] = {}
         next_core = 0
         npc = int(self.geometry.neurons_per_core)

@@ -1,0 +1,106 @@
+"""``tsslc run COMPILED``: run a compiled model on a back end over a data set.
+
+Data: the test split of the graph's data set (``metadata["dataset"]``; digits by default,
+built in) or, for the others, the files in ``--data-dir``; ``--samples N`` takes the first N.
+Prints accuracy, spike counts and the counters; ``--json FILE`` writes them (atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from tsslc.errors import TsslcError
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", help="compiled model file (from tsslc compile)")
+    parser.add_argument("--backend", default="intsim", choices=("intsim", "lava"), help="default: intsim")
+    parser.add_argument("--data-dir", default=None, help="folder holding the data set's files (not needed for digits)")
+    parser.add_argument("--dataset", default=None, help="data set name (default: the model's metadata)")
+    parser.add_argument("--samples", type=int, default=None, help="use the first N test samples (default: all)")
+    parser.add_argument("--batch-size", type=int, default=256, help="samples per batch (default 256)")
+    parser.add_argument("--device", default="cpu", help="torch device for intsim (default cpu)")
+    parser.add_argument("--json", default=None, help="write the result as JSON here")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def test_arrays(graph, data_dir=None, samples: int | None = None, dataset: str | None = None, split: str = "test"):
+    """(x float32 numpy, y int64) of a data set's split for a graph (first ``samples``)."""
+    from tsslc.data import load_dataset
+
+    name = dataset or graph.metadata.get("dataset") or "digits"
+    if samples is not None and samples < 1:
+        raise TsslcError(f"--samples must be >= 1, got {samples}")
+    train_set, test_set = load_dataset(name, data_dir, n_steps=graph.metadata.get("n_steps"))
+    ds = test_set if split == "test" else train_set
+    n = len(ds) if samples is None else min(int(samples), len(ds))
+    xs, ys = [], []
+    for i in range(n):
+        x, y = ds[i]
+        xs.append(np.asarray(x, dtype=np.float32))
+        ys.append(int(y))
+    return np.stack(xs), np.asarray(ys, dtype=np.int64)
+
+
+def write_json(path, obj) -> Path:
+    """Atomic JSON write (temp file in the same folder, then os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, default=_jsonable)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _jsonable(o):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def run_backend(graph, backend: str, x, batch_size: int, progress: bool, device: str = "cpu"):
+    from tsslc.backends import get_backend
+
+    fn = get_backend(backend)
+    if backend == "intsim":
+        return fn(graph, x, progress=progress, device=device, batch_size=batch_size)
+    return fn(graph, x, progress=progress)
+
+
+def run(args) -> int:
+    from tsslc.backends import get_backend
+    from tsslc.ir.io import load
+
+    get_backend(args.backend)  # before any progress bar (Lava sets the multiprocessing start method)
+
+    graph = load(args.model)
+    if not graph.metadata.get("target"):
+        raise TsslcError(f"{args.model}: not a compiled model; run tsslc compile {args.model} --target loihi2 first")
+    x, y = test_arrays(graph, args.data_dir, args.samples, args.dataset)
+    res = run_backend(graph, args.backend, x, args.batch_size, not args.no_progress, args.device)
+    pred = res.predictions()
+    acc = float((pred == y).mean())
+    out = {"model": str(args.model), "target": graph.metadata["target"], "backend": args.backend,
+           "samples": int(len(y)), "accuracy": acc, "counters": res.counters}
+    print(f"{args.model} on {args.backend} ({graph.metadata['target']}): {len(y)} samples, accuracy {acc * 100:.2f} %")
+    for name, n in res.counters.get("spikes", {}).items():
+        print(f"  {name:<20} spikes/sample {n / len(y):10.1f}")
+    for name, n in res.counters.get("synaptic_events", {}).items():
+        print(f"  {name:<20} synaptic events/sample {n / len(y):10.1f}")
+    if args.json:
+        write_json(args.json, out)
+    return 0
