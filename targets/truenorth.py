@@ -348,7 +348,9 @@ class TrueNorth(Target):
             raise TsslcError(f"layer '{name}': truenorth cannot quantize a {synapse.kind} synapse")
         report = {
             "scale": float(scale), "scale_bound": bound, "weight_exp": 0, "fan_in": fan_in,
-            "weight_error": lw.report["weight_error"], "saturated_fraction": lw.report["saturated"],
+            "weight_unit": float(stats.in_scale) / (scale * theta_in),  # float weight of one integer step
+            "weight_error": lw.report["weight_error"], "weight_error_rel_rms": lw.report["weight_error"],
+            "saturated_fraction": lw.report["saturated"], "weight_saturated_fraction": lw.report["saturated"],
             "axons_per_input": m, "axon_types": lw.report["axon_types"], "weight_levels": lw.report["weight_levels"],
             "axons": lw.report["axons"], "axon_limit": AXONS_PER_CORE, "table_max": lw.report["table_max"],
             "vth": vth, "shifts_s": [params["i_shift_a"], params["i_shift_b"]],

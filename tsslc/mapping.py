@@ -151,11 +151,15 @@ def _conv_order(node, out_shape, npc: int, apc: int | None, m: int) -> np.ndarra
     return flat[keys]
 
 
-def _axons_per_input(graph: Graph, lif: str) -> int:
+def _quant_row(graph: Graph, lif: str) -> dict:
     for row in graph.metadata.get("quantization", {}).get("layers", []):
-        if row.get("name") == lif and row.get("axons_per_input"):
-            return int(row["axons_per_input"])
-    return 1
+        if row.get("name") == lif:
+            return row
+    return {}
+
+
+def _axons_per_input(graph: Graph, lif: str) -> int:
+    return int(_quant_row(graph, lif).get("axons_per_input") or 1)
 
 
 # --- the pass ------------------------------------------------------------------------------------
@@ -184,9 +188,10 @@ def map_graph(graph: Graph, target) -> Mapping:
         src = _source(graph, syns[0])
         m = _axons_per_input(graph, lif)
         sets = _input_sets(node, shapes[_pred(graph, syns[0])], shapes[lif])
-        fan_in = max((len(s) for s in sets), default=0)
-        if geo.max_fan_in is not None and fan_in * m > geo.max_fan_in:
-            raise TsslcError(f"layer '{lif}': fan-in {fan_in} inputs x {m} axons = {fan_in * m} > {geo.max_fan_in} "
+        connected = max((len(s) for s in sets), default=0)  # inputs with a non-zero integer weight
+        fan_in = _quant_row(graph, lif).get("fan_in", connected)
+        if geo.max_fan_in is not None and connected * m > geo.max_fan_in:
+            raise TsslcError(f"layer '{lif}': fan-in {connected} inputs x {m} axons = {connected * m} > {geo.max_fan_in} "
                              f"(the {target.name} limit per neuron); remedy: retrain with a fan-in limit "
                              f"(linear: 'fan_in'; conv: 'groups')")
         order = (_conv_order(node, shapes[lif], npc, apc, m) if isinstance(node, N.IntConv2d)
@@ -218,7 +223,8 @@ def map_graph(graph: Graph, target) -> Mapping:
                 for i in idx.tolist():
                     u[i] = u.get(i, 0) + m
         assignment[lif] = core_of
-        layer_info[lif] = {"source": src, "cores": len(core_inputs), "neurons": len(sets), "fan_in": fan_in,
+        layer_info[lif] = {"source": src, "cores": len(core_inputs), "neurons": len(sets), "fan_in": int(fan_in),
+                           "connected_inputs": int(connected),
                            "axons_per_input": m, "axons": int(sum(len(u) for u in core_inputs) * m),
                            "splitter_neurons": 0, "splitter_cores": 0, "splitter_levels": 0}
     # splitters for fan-out > 1 (one destination per neuron), and the core graph's edges

@@ -1,0 +1,132 @@
+"""Core mapping (tsslc.mapping) on real compiled graphs of both targets: every neuron on a
+core within the limits, splitters for truenorth's one destination per neuron, hops, the
+core graph, and the fan-in error of the paper's MNIST CNN."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+
+from tsslc.config import load_config, parse_config
+from tsslc.errors import TsslcError
+from tsslc.ir import nodes as N
+from tsslc.ir.export import graph_from_network
+from tsslc.mapping import HOST, OUTPUT, attach, map_graph
+from tsslc.network import Network
+from tsslc.passes.quantize import quantize
+from tsslc.passes.structural import fold_pooling
+from tsslc.targets import get_target
+
+from conftest import EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def tn_digits(digits_graph, digits_test_arrays):
+    x, _ = digits_test_arrays
+    return quantize(digits_graph, get_target("truenorth"), torch.from_numpy(x[:128]))
+
+
+def _check_limits(graph, mapping, target):
+    """Brute force: each core's neurons, and the axons its neurons' inputs need."""
+    geo = target.geometry
+    rows = {r["name"]: r for r in graph.metadata["quantization"]["layers"]}
+    for lif, cores in mapping.assignment.items():
+        syn = graph.predecessors(lif)[0]
+        w = np.asarray(graph[syn].weight)
+        m = rows[lif].get("axons_per_input", 1)
+        assert cores.shape == (int(np.prod(graph[lif].shape)),)
+        for c in np.unique(cores):
+            members = np.flatnonzero(cores == c)
+            assert len(members) <= geo.neurons_per_core
+            if isinstance(graph[syn], N.IntDense) and geo.axons_per_core:
+                used = np.flatnonzero((w[members] != 0).any(0))
+                assert len(used) * m <= geo.axons_per_core
+                assert mapping.cores[c].axons == len(used) * m
+
+
+def test_truenorth_digits_mapping(tn_digits):
+    tn = get_target("truenorth")
+    g = tn_digits.copy()
+    mp = attach(g, tn)
+    rep = mp.report()
+    _check_limits(g, mp, tn)
+    # hidden: 64 pixels x 4 axons = 256 axons, one core of 100 neurons; output: 100 inputs x 2 axons
+    assert rep["layers"]["hidden"]["cores"] == 1 and rep["layers"]["hidden"]["axons_per_input"] == 4
+    assert rep["layers"]["output"]["axons_per_input"] == 2 and rep["layers"]["output"]["cores"] == 1
+    # every hidden neuron with a non-zero outgoing weight feeds 2 axons -> 2 splitter copies each
+    used = int((np.asarray(g["output.synapse"].weight) != 0).any(0).sum())
+    assert rep["layers"]["hidden"]["splitter_neurons"] == 2 * used
+    assert rep["splitter_cores"] == 1 and rep["neuron_cores"] == 2 and rep["cores"] == 3
+    assert rep["layers"]["output"]["hops"] == 2 and rep["latency_ticks"] == 3
+    assert 0 < rep["neuron_utilisation"] <= 1 and 0 < rep["axon_utilisation"] <= 1
+    # the core graph: host -> hidden core -> splitter core -> output core -> output port
+    cg = mp.core_graph
+    assert nx.is_directed_acyclic_graph(cg)
+    path = nx.shortest_path(cg, HOST, OUTPUT)
+    assert [cg.nodes[n]["kind"] for n in path] == ["host", "neuron", "splitter", "neuron", "output"]
+    assert cg[HOST][path[1]]["routes"] == rep["layers"]["hidden"]["axons"]
+    # stored for the back ends: truenorth's core assignment is the mapping's
+    assert np.array_equal(tn.core_assignment(g)["hidden"], mp.assignment["hidden"])
+    assert g.metadata["mapping"]["cores"] == 3
+
+
+def test_block_sparse_net_packs_blocks_per_core():
+    raw = load_config(EXAMPLES / "digits.yaml").to_dict()
+    raw["Layers"]["hidden"]["n_outputs"] = 300
+    raw["Layers"]["output"]["n_inputs"] = 300
+    raw["Layers"]["output"]["fan_in"] = 100
+    torch.manual_seed(0)
+    net = Network(parse_config(raw))
+    g = quantize(graph_from_network(net), get_target("truenorth"), torch.rand(32, 1, 8, 8))
+    mp = map_graph(g, get_target("truenorth"))
+    rep = mp.report()
+    _check_limits(g, mp, get_target("truenorth"))
+    # hidden: 300 neurons > 256 per core -> 2 cores; output: 3 blocks of 100 inputs x 2 axons -> 3 cores
+    assert rep["layers"]["hidden"]["cores"] == 2
+    assert rep["layers"]["output"]["fan_in"] == 100 and rep["layers"]["output"]["cores"] == 3
+    assert len(set(mp.assignment["output"][:3].tolist())) == 1  # outputs 0-2 share block 0
+
+
+def test_loihi2_mapping_uses_its_geometry(digits_graph, digits_test_arrays):
+    lo = get_target("loihi2")
+    x, _ = digits_test_arrays
+    g = quantize(digits_graph, lo, torch.from_numpy(x[:64]))
+    rep = map_graph(g, lo).report()
+    assert rep["cores"] == 2 and rep["splitter_neurons"] == 0  # multicast fan-out: no splitters
+    assert rep["neuron_utilisation"] == pytest.approx(110 / (2 * lo.geometry.neurons_per_core))
+    assert rep["latency_ticks"] == 2 and "axons" not in rep
+
+
+def test_paper_mnist_cnn_fails_with_the_fan_in_error():
+    torch.manual_seed(0)
+    net = Network(load_config(EXAMPLES / "mnist_cnn.yaml"))
+    # pooling_1 folds into conv_2: each conv_2 neuron reads 15 channels x 10x10 conv_1 spikes
+    g = fold_pooling(graph_from_network(net))
+    for name in g.of_type((N.Conv2d, N.Dense)):  # the fold yields float64 weights; the model's are float32
+        g[name].weight = g[name].weight.astype(np.float32)
+    with pytest.raises(TsslcError, match=r"layer 'conv_2': fan-in 1500 inputs needs 3000 axons .*> 256 axons per "
+                                         r"truenorth core; remedy: .*groups"):
+        quantize(g, get_target("truenorth"), torch.rand(4, 1, 28, 28))
+
+
+def test_grouped_cnn_maps_in_tiles():
+    raw = {"Network": {"dataset": "MNIST", "n_steps": 2, "tau_m": 5, "tau_s": 3, "loss": "kernel", "n_class": 10},
+           "Layers": {"conv_1": {"type": "conv", "in_channels": 1, "out_channels": 8, "kernel_size": 5},
+                      "conv_2": {"type": "conv", "in_channels": 8, "out_channels": 16, "kernel_size": 5, "stride": 4,
+                                 "groups": 4},
+                      "output": {"type": "linear", "n_inputs": 400, "n_outputs": 10, "fan_in": 100}}}
+    torch.manual_seed(0)
+    net = Network(parse_config(raw))
+    tn = get_target("truenorth")
+    g = quantize(graph_from_network(net), tn, torch.rand(4, 1, 28, 28))
+    mp = map_graph(g, tn)
+    rep = mp.report()
+    l1 = rep["layers"]["conv_1"]
+    # fan-in 25 -> 4 axons per input; a 4x4 tile of 8 channels (128 neurons) needs 8x8 pixels x 4 = 256 axons
+    assert l1["fan_in"] == 25 and l1["axons_per_input"] == 4 and l1["cores"] == 36
+    assert rep["layers"]["conv_2"]["fan_in"] == 50
+    for c in mp.cores:
+        assert c.neurons <= 256 and c.axons <= 256
+    assert rep["cores"] <= tn.geometry.n_cores
