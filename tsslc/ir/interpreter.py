@@ -48,12 +48,19 @@ def time_input(graph: Graph, x, n_steps: int) -> torch.Tensor:
 
 
 def _param(arr: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(arr).to(device=like.device)
+    return torch.as_tensor(arr).to(device=like.device, dtype=like.dtype)
 
 
 @torch.no_grad()
-def run(graph: Graph, x, n_steps: int | None = None, device: str | torch.device = "cpu") -> Result:
-    """Simulate ``graph`` on a batch ``x``; returns every LIF's spikes and the output PSC."""
+def run(graph: Graph, x, n_steps: int | None = None, device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32) -> Result:
+    """Simulate ``graph`` on a batch ``x``; returns every LIF's spikes and the output PSC.
+
+    ``dtype`` is the arithmetic of the whole simulation (input, parameters and state are cast
+    to it): float32 reproduces the trained model bit for bit; float64 shows that a pass which
+    only reassociates float sums (folding pooling) preserves the spikes."""
+    if dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        raise TsslcError(f"the interpreter runs in a float dtype, got {dtype}")
     graph.validate()
     T = int(n_steps or graph.metadata.get("n_steps", 0))
     if T < 1:
@@ -64,7 +71,7 @@ def run(graph: Graph, x, n_steps: int | None = None, device: str | torch.device 
         node = graph[name]
         preds = graph.predecessors(name)
         if isinstance(node, N.Input):
-            p = time_input(graph, x, T).to(device)
+            p = time_input(graph, x, T).to(device=device, dtype=dtype)
             values[name] = input_psc(p, node.tau_s) if node.tau_s is not None else p
             continue
         v = values[preds[0]]

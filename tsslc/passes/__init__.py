@@ -1,0 +1,1 @@
+"""Passes: plain functions Graph → Graph (structural ones in :mod:`.structural`)."""
