@@ -38,7 +38,7 @@ import_lava()
 from lava.magma.core.run_conditions import RunSteps  # noqa: E402
 from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
 
-from tsslc.backends.lava.lowering import Lowered, lower, lava_shape, from_lava_layout, to_lava_layout  # noqa: E402
+from tsslc.backends.lava.lowering import Lowered, check_runnable, lower, lava_shape, from_lava_layout, to_lava_layout  # noqa: E402
 from tsslc.backends.lava.sink import create_record, read_record  # noqa: E402
 
 #: progress-bar / run-call granularity: about this many Lava run() calls per batch
@@ -89,11 +89,10 @@ def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = 
     population, ``lava`` (select_tag, Lava steps, processes, seconds to build, run, read).
     """
     graph = compiled_graph
+    check_runnable(graph, select_tag)
     T = int(n_steps or graph.metadata.get("n_steps", 0))
     if T < 1:
         raise TsslcError("n_steps is not given and not in the graph's metadata")
-    if select_tag not in ("fixed_pt", "floating_pt"):
-        raise TsslcError(f"unknown Lava select_tag {select_tag!r} (expected 'fixed_pt' or 'floating_pt')")
     graph.validate()
     fixed = select_tag == "fixed_pt"
     payloads = input_payloads(graph, x, T, select_tag)
@@ -115,12 +114,7 @@ def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = 
             create_record(pop.record, n_rows, lava_shape(pop.ir_shape))
         timing["build_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        try:
-            _run(lowered, n_rows, T, B, depth, progress)
-        except BaseException:
-            _abort(lowered)
-            raise
-        _stop(lowered)
+        execute(lowered, n_rows, T, B, progress)
         timing["run_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         spikes = {name: _aligned(read_record(pop.record), pop.depth, T, B, pop.ir_shape)
@@ -154,6 +148,17 @@ def _start(lowered: Lowered) -> None:
         lowered.source.create_runtime(run_cfg=cfg)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def execute(lowered: Lowered, n_rows: int, T: int, B: int, progress: bool = False) -> None:
+    """Run ``lowered`` for ``n_rows`` steps (B samples of T steps, then the pipeline's
+    depth); every Lava process is stopped afterwards, also on errors and Ctrl-C."""
+    try:
+        _run(lowered, n_rows, T, B, lowered.depth, progress)
+    except BaseException:
+        _abort(lowered)
+        raise
+    _stop(lowered)
 
 
 def _run(lowered: Lowered, n_rows: int, T: int, B: int, depth: int, progress: bool) -> None:
