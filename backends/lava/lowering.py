@@ -163,6 +163,18 @@ class _Out:
     flat_of: tuple[int, ...] | None = None  # IR shape a Flatten flattened (for Dense columns)
 
 
+def check_runnable(graph: Graph, select_tag: str) -> None:
+    """One clear error for a select tag Lava lacks or a graph not compiled for loihi2."""
+    if select_tag not in SELECT_TAGS:
+        raise TsslcError(f"unknown Lava select_tag {select_tag!r} (expected one of {', '.join(SELECT_TAGS)})")
+    target = graph.metadata.get("target")
+    if target != "loihi2":
+        raise TsslcError(
+            f"the Lava back end runs graphs compiled for loihi2, this one's target is {target!r}; "
+            "compile it with: tsslc compile MODEL --target loihi2"
+        )
+
+
 def input_message_bits(node: N.IntInput) -> int:
     return int(node.bits) if node.encoding == "graded" else 0
 
@@ -177,14 +189,7 @@ def lower(graph: Graph, source_data: np.ndarray, period: int, record_dir: str,
     into ``record_dir/<i>.npy``, which the caller creates (:func:`create_record`) before
     running.
     """
-    if select_tag not in SELECT_TAGS:
-        raise TsslcError(f"unknown Lava select_tag {select_tag!r} (expected one of {', '.join(SELECT_TAGS)})")
-    target = graph.metadata.get("target")
-    if target != "loihi2":
-        raise TsslcError(
-            f"the Lava back end runs graphs compiled for loihi2, this one's target is {target!r}; "
-            "compile it with: tsslc compile MODEL --target loihi2"
-        )
+    check_runnable(graph, select_tag)
     shapes = graph.validate()
     fixed = select_tag == "fixed_pt"
     models = MODELS[select_tag]
