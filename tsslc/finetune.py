@@ -37,6 +37,7 @@ from tsslc.ir import nodes as N
 from tsslc.ir.export import graph_from_network
 from tsslc.network import Network
 from tsslc.passes.quantize import LayerStats, quantize
+from tsslc.passes.structural import drop_dropout, fold_pooling
 from tsslc.train.trainer import WEIGHT_LIMIT, evaluate, make_optimizer, train_epoch
 
 
@@ -45,6 +46,7 @@ class FinetuneResult:
     network: Network
     history: list[dict] = field(default_factory=list)
     compiled_before: object = None  # the compiled graph of the network given
+    optimizer: object = None
 
 
 class _TargetRounding(nn.Module):
@@ -79,9 +81,13 @@ def _tau(v) -> float:
 def hardware_view(network: Network, target, calibration) -> tuple[Network, list, object]:
     """A copy of ``network`` whose forward computes through ``target``'s rounding; returns
     ``(copy, handles to remove, compiled graph of the original)``."""
-    compiled = quantize(graph_from_network(network), target, calibration)
-    rows = _rows(compiled)
     float_graph = graph_from_network(network)
+    pools = float_graph.of_type(N.SumPool2d)
+    if pools:
+        raise TsslcError(f"fine-tuning through pooling is not supported (layer '{pools[0]}'): the target rounds the "
+                         f"folded synapse after it; fine-tune a net without pooling, or compile without fine-tuning")
+    compiled = quantize(drop_dropout(float_graph), target, calibration)
+    rows = _rows(compiled)
     net = copy.deepcopy(network)
     first = next(iter(rows.values()))
     taus_m = {_tau(r.get("tau_m_effective")) for r in rows.values()}
@@ -145,7 +151,7 @@ def finetune(network: Network, target, train_set, test_set, epochs: int = 3, cal
         net.config = dataclasses.replace(net.config, lr=float(lr))
     net.to(device)
     opt = make_optimizer(net, net.config)
-    result = FinetuneResult(net, compiled_before=compiled)
+    result = FinetuneResult(net, compiled_before=compiled, optimizer=opt)
     try:
         for epoch in range(1, epochs + 1):
             row = {"epoch": epoch}
@@ -167,7 +173,7 @@ def target_accuracy(network: Network, target, calibration, x, y, backend: str = 
     run on ``backend`` over the samples ``x`` with labels ``y``."""
     from tsslc.backends import get_backend
 
-    compiled = quantize(graph_from_network(network), target, calibration)
+    compiled = quantize(fold_pooling(graph_from_network(network)), target, calibration)
     res = get_backend(backend)(compiled, x)
     acc = float((res.predictions() == np.asarray(y)).mean())
     return acc, compiled, res

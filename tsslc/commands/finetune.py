@@ -1,0 +1,85 @@
+"""``tsslc finetune RUN --target T``: hardware-aware fine-tuning of a trained run.
+
+Loads ``RUN/checkpoint.pt`` (or a checkpoint file), measures the accuracy of the network
+compiled for the target on the integer simulator, fine-tunes it through the target's
+rounding (:mod:`tsslc.finetune`), measures again and writes a new run folder (default
+``RUN/finetune-<target>``: config.yaml, checkpoint.pt, metrics.json with both accuracies),
+which ``tsslc export`` / ``compile`` take like any run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tsslc.errors import TsslcError
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("run", help="training run folder (with checkpoint.pt) or a checkpoint file")
+    parser.add_argument("--target", required=True, help="loihi2 | truenorth")
+    parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3)")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the config's)")
+    parser.add_argument("-o", "--out", default=None, help="run folder to write (default RUN/finetune-<target>)")
+    parser.add_argument("--data-dir", default=None, help="folder holding the data set's files (not needed for digits)")
+    parser.add_argument("--calibration", type=int, default=256, help="training samples to calibrate on (default 256)")
+    parser.add_argument("--eval-samples", type=int, default=1000,
+                        help="test samples for the on-target accuracy before/after (default 1000; 0 = all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _stack(dataset, n: int):
+    import torch
+
+    n = len(dataset) if n <= 0 else min(n, len(dataset))
+    if hasattr(dataset, "tensors"):
+        return dataset.tensors[0][:n], dataset.tensors[1][:n].numpy()
+    items = [dataset[i] for i in range(n)]
+    return torch.stack([torch.as_tensor(x) for x, _ in items]), torch.as_tensor([int(y) for _, y in items]).numpy()
+
+
+def run(args) -> int:
+    import yaml
+
+    from tsslc.data import load_dataset
+    from tsslc.finetune import finetune, target_accuracy
+    from tsslc.targets import get_target
+    from tsslc.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+    from tsslc.train.run import CHECKPOINT, CONFIG, METRICS
+
+    src = Path(args.run)
+    ckpt_path = src / CHECKPOINT if src.is_dir() else src
+    if not ckpt_path.is_file():
+        raise TsslcError(f"{src}: no training checkpoint here (expected {ckpt_path}); train with 'tsslc train' first")
+    if args.epochs < 1:
+        raise TsslcError(f"--epochs must be >= 1, got {args.epochs}")
+    target = get_target(args.target)
+    net, config, _ = load_checkpoint(ckpt_path)
+    out = Path(args.out) if args.out else (src if src.is_dir() else src.parent) / f"finetune-{target.name}"
+    if out.exists() and not out.is_dir():
+        raise TsslcError(f"--out {out} exists and is not a folder")
+    train_set, test_set = load_dataset(config, args.data_dir)
+    calib, _ = _stack(train_set, args.calibration)
+    x_eval, y_eval = _stack(test_set, args.eval_samples)
+    progress = not args.no_progress
+
+    before, _, _ = target_accuracy(net, target, calib, x_eval, y_eval)
+    print(f"{target.name}: accuracy before fine-tuning {before:.4f} on {len(y_eval)} test samples (intsim)")
+    res = finetune(net, target, train_set, test_set, epochs=args.epochs, calibration=calib, seed=args.seed,
+                   lr=args.lr, progress=progress)
+    after, _, _ = target_accuracy(res.network, target, calib, x_eval, y_eval)
+    print(f"{target.name}: accuracy after {args.epochs} epoch(s) {after:.4f} (intsim); "
+          f"float model {res.history[-1]['test_acc']:.4f} through the target's rounding")
+
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = res.network.config
+    atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    save_checkpoint(out / CHECKPOINT, res.network, res.optimizer, cfg, len(res.history), args.seed, res.history)
+    doc = {"source": str(ckpt_path), "target": target.name, "epochs": res.history,
+           "eval_samples": int(len(y_eval)), "target_accuracy_before": before, "target_accuracy_after": after,
+           "tau_m": cfg.tau_m, "tau_s": cfg.tau_s, "test_acc": res.history[-1]["test_acc"]}
+    atomic_write_text(out / METRICS, json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
