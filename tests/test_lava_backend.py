@@ -219,3 +219,20 @@ def test_refuses_graphs_it_cannot_run(digits_graph, digits_compiled, digits_test
     with pytest.raises(TsslcError, match=r"input of shape \(2, 7\)"):
         lava_backend.run(digits_compiled, np.zeros((2, 7), np.float32))
     assert not multiprocessing.active_children()
+
+
+def test_tsslc_run_with_the_lava_backend(digits_compiled, tmp_path, capsys):
+    """`tsslc run MODEL --backend lava` on a real compiled model file."""
+    from tsslc.cli import main
+    from tsslc.ir.io import save
+
+    model = save(digits_compiled, tmp_path / "digits_loihi2.tsslc")
+    assert main(["run", str(model), "--backend", "lava", "--samples", "30", "--no-progress",
+                 "--json", str(tmp_path / "run.json")]) == 0
+    out = capsys.readouterr().out
+    assert "on lava (loihi2): 30 samples, accuracy" in out
+    import json
+
+    res = json.loads((tmp_path / "run.json").read_text())
+    assert res["backend"] == "lava" and res["samples"] == 30 and res["accuracy"] > 0.8
+    assert res["counters"]["lava"]["lava_steps"] == 30 * 5 + 2
