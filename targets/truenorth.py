@@ -312,6 +312,7 @@ class TrueNorth(Target):
             "shift decays) is not TrueNorth's, so the figure is an order of magnitude, not a prediction.")
     lif_params = PARAM_KEYS
     input_bits = INPUT_BITS
+    check_params = staticmethod(check_params)
 
     # --- quantization ---------------------------------------------------------------------
     def quantize_layer(self, synapse, lif, stats: LayerStats) -> QuantizedLayer:
