@@ -39,11 +39,11 @@ def say(msg: str) -> None:
     print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def stage_train(out: Path, epochs, progress: bool) -> dict:
+def stage_train(out: Path, epochs, progress: bool, config=CONFIG, datasets=None) -> dict:
     from tsslc.data.digits import load_digits_datasets
     from tsslc.train.run import train_run
 
-    metrics = train_run(CONFIG, out, epochs=epochs, progress=progress, datasets=load_digits_datasets())
+    metrics = train_run(config, out, epochs=epochs, progress=progress, datasets=datasets or load_digits_datasets())
     say(f"trained: test accuracy {100 * metrics['final_test_acc']:.2f} % in {metrics['train_seconds']:.1f} s")
     return metrics
 
@@ -60,12 +60,12 @@ def stage_export(out: Path):
     return graph
 
 
-def stage_compile(out: Path, graph, calibration: np.ndarray) -> dict:
+def stage_compile(out: Path, graph, calibration: np.ndarray, targets=TARGETS) -> dict:
     from tsslc.commands.compile import compile_graph
     from tsslc.ir import io
 
     compiled = {}
-    for t in TARGETS:
+    for t in targets:
         compiled[t] = compile_graph(graph, t, calibration)
         io.save(compiled[t], out / f"{t}.tsslc")
         say(f"compiled for {t}: {compiled[t].metadata['mapping']['cores']} cores → {out / (t + '.tsslc')}")
@@ -129,13 +129,14 @@ def stage_count(graph, compiled: dict, results: dict, x: np.ndarray) -> dict:
     return counters
 
 
-def stage_report(out: Path, graph, compiled: dict, results: dict, counters: dict, equivalence: dict, y) -> Path:
+def stage_report(out: Path, graph, compiled: dict, results: dict, counters: dict, equivalence: dict, y,
+                 net: str = "digits MLP") -> Path:
     from tsslc.report import figures
     from tsslc.report.energy import energy_report, format_table, write_json
     from tsslc.report.html import FIGURES, REPORT_JSON, write_report
     from tsslc.report.neurobench import neurobench_view
 
-    energy = energy_report({t: counters[f"{t}/intsim"] for t in TARGETS})
+    energy = energy_report({t: counters[f"{t}/intsim"] for t in compiled})
     write_json(out / "energy.json", energy)
     table = format_table(energy)
     print(table)
@@ -146,7 +147,7 @@ def stage_report(out: Path, graph, compiled: dict, results: dict, counters: dict
         n = r.output_spikes.shape[1]
         accuracy[b if t is None else f"{t} / {b}"] = {"accuracy": float((r.predictions() == y[:n]).mean()), "samples": n}
     data = {
-        "title": "tsslc demo: digits MLP — train → export → compile → run → verify → report",
+        "title": f"tsslc: {net} — train → export → compile → run → verify → report",
         "accuracy": accuracy,
         "quantization": {t: cg.metadata["quantization"] for t, cg in compiled.items()},
         "mapping": {t: {k: v for k, v in cg.metadata["mapping"].items() if not hasattr(v, "shape")}
@@ -154,8 +155,8 @@ def stage_report(out: Path, graph, compiled: dict, results: dict, counters: dict
         "equivalence": equivalence,
         "counters": {k: c.to_dict() for k, c in counters.items()},
         "counters_lava_equal_intsim": lava_equal,
-        "neurobench": {"digits (float)": neurobench_view(graph, counters["float"]),
-                       **{f"digits ({t})": neurobench_view(compiled[t], counters[f"{t}/intsim"]) for t in TARGETS}},
+        "neurobench": {f"{net} (float)": neurobench_view(graph, counters["float"]),
+                       **{f"{net} ({t})": neurobench_view(compiled[t], counters[f"{t}/intsim"]) for t in compiled}},
         "energy": energy,
         "energy_table": table,
     }
@@ -163,12 +164,13 @@ def stage_report(out: Path, graph, compiled: dict, results: dict, counters: dict
 
     fig_dir = out / FIGURES
     fl = counters["float"]
+    tag = net.split()[0].lower()
     pngs = {
         "training_curve": figures.training_curve(_history(out)),
-        "firing_counts_digits": figures.firing_counts({f"digits/{p}": fl.spike_count_fractions(p) for p in fl.populations},
-                                                      "Fig. 7: share of neurons firing k times (digits MLP, float)"),
-        "firing_rates_digits": figures.firing_rates({f"digits/{p}": fl.firing_rates(p) for p in fl.populations},
-                                                    "Fig. 8: firing rates (digits MLP, float)"),
+        f"firing_counts_{tag}": figures.firing_counts({p: fl.spike_count_fractions(p) for p in fl.populations},
+                                                      f"Fig. 7: share of neurons firing k times ({net}, float)"),
+        f"firing_rates_{tag}": figures.firing_rates({p: fl.firing_rates(p) for p in fl.populations},
+                                                    f"Fig. 8: firing rates ({net}, float)"),
         "raster_float": figures.raster(results[("float", None)].spikes, 0, "float interpreter, test sample 0"),
         "raster_lava": figures.raster(results[("lava", LAVA_TARGET)].spikes, 0, "Lava (loihi2), test sample 0"),
         "energy_per_layer": figures.energy_per_layer(energy),
