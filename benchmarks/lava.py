@@ -57,9 +57,6 @@ CNN = {
 def compiled(config, calibration):
     torch.manual_seed(0)
     g = fold_pooling(drop_dropout(graph_from_network(Network(config).eval())))
-    for _, node in g.items():
-        if isinstance(getattr(node, "weight", None), np.ndarray):
-            node.weight = node.weight.astype(np.float32)
     return get_target("loihi2").quantize(g, calibration)
 
 

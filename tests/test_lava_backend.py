@@ -34,11 +34,7 @@ def _agreement(a: dict, b: dict) -> dict[str, float]:
 
 
 def _compile(float_graph: Graph, calibration: np.ndarray) -> Graph:
-    g = fold_pooling(drop_dropout(float_graph))
-    for _, node in g.items():  # folded weights are float64; the model's arithmetic is float32
-        if isinstance(getattr(node, "weight", None), np.ndarray):
-            node.weight = node.weight.astype(np.float32)
-    return LOIHI2.quantize(g, calibration)
+    return LOIHI2.quantize(fold_pooling(drop_dropout(float_graph)), calibration)
 
 
 @pytest.fixture(scope="module")

@@ -85,8 +85,6 @@ MODELS = {
     },
 }
 
-#: Lava's float Conv (torch float32) is exact while every partial sum stays below 2^24.
-FLOAT32_EXACT = 2**24
 
 
 def lava_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
