@@ -174,18 +174,32 @@ class Loihi2(Target):
                 raise TsslcError(f"{where}: loihi2 {key}={params[key]} outside [{lo}, {hi}]")
 
     def neuron_step(self, state, current, params):
+        """loihi2.md §1. While |a| ≤ 2^17 and |u| ≤ 2^23 (always, for calibrated graphs) none
+        of Lava's int32 wraps can occur (|u·| ≤ 2^24, |v·| < 2^25), so they are skipped;
+        otherwise every int32 wrap is applied as Lava's storage does."""
         du, dv, vth = int(params["du"]), int(params["dv"]), int(params["vth"])
         bm, be = int(params["bias_mant"]), int(params["bias_exp"])
         bias = bm << be if be >= 0 else bm >> (-be)
-        act = wrap32(current << ACT_SHIFT)
-        uc = wrap32(rz_shift12(state["u"] * (DECAY_UNITY - (du + 1))) + act)
+        fast = state.get("bounded", True) and (current.numel() == 0 or int(current.abs().max()) <= 1 << 17)
+        act = current << ACT_SHIFT
+        uc = torch.div(state["u"] * (DECAY_UNITY - (du + 1)), DECAY_UNITY, rounding_mode="trunc")  # rz12
+        if fast:
+            uc += act
+        else:
+            uc = wrap32(uc + wrap32(act))
         u = torch.where(uc > UV_MAX, uc - 2 * UV_MAX, uc)
         u = torch.where(u <= -UV_MAX, uc + 2 * UV_MAX, u)
-        v = wrap32(rz_shift12(state["v"] * (DECAY_UNITY - dv)) + u + bias)
-        v = v.clamp(-V_LIMIT, V_LIMIT)
+        v = torch.div(state["v"] * (DECAY_UNITY - dv), DECAY_UNITY, rounding_mode="trunc")
+        v += u
+        if bias:
+            v += bias
+        if not fast:
+            v = wrap32(v)
+        v.clamp_(-V_LIMIT, V_LIMIT)
         s = v > (vth << VTH_SHIFT)
-        v = torch.where(s, torch.zeros_like(v), v)
-        return {"u": u, "v": v}, s.to(torch.int64)
+        v.masked_fill_(s, 0)
+        bounded = fast or u.numel() == 0 or int(u.abs().max()) <= UV_MAX
+        return {"u": u, "v": v, "bounded": bounded}, s.to(torch.int64)
 
     # --- quantization -------------------------------------------------------------------------
     def quantize_layer(self, synapse, lif, stats: LayerStats) -> QuantizedLayer:
@@ -215,8 +229,10 @@ class Loihi2(Target):
         if conv:
             exp = 0
         else:
+            # the exponent at which the largest weight lands in [254, 508) at λ_max, so that
+            # lowering λ by less than 2x makes the weights use the full 8-bit range
             m = lam_max * d_u * w_max / (S * 2.0**ACT_SHIFT)
-            exp = int(np.clip(math.ceil(math.log2(m / 254.0)), *WEIGHT_EXP_RANGE))
+            exp = int(np.clip(math.floor(math.log2(m / 254.0)), *WEIGHT_EXP_RANGE))
         lam = min(lam_max, lam_fit(exp))
         vth = int(round(lam * V / 64.0))
         if vth < 1:

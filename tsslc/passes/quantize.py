@@ -137,9 +137,9 @@ def calibrate(graph: Graph, batches: list[torch.Tensor], n_steps: int) -> tuple[
                 continue
             v = values[graph.predecessors(name)[0]]
             if isinstance(node, N.Dense):
-                values[name] = dense_current(v, torch.as_tensor(node.weight))
+                values[name] = dense_current(v, torch.as_tensor(node.weight).to(v.dtype))
             elif isinstance(node, N.Conv2d):
-                values[name] = conv_current(v, torch.as_tensor(node.weight), node.stride, node.padding, node.groups)
+                values[name] = conv_current(v, torch.as_tensor(node.weight).to(v.dtype), node.stride, node.padding, node.groups)
             elif isinstance(node, N.Flatten):
                 values[name] = v.reshape(v.shape[0], v.shape[1], -1)
             elif isinstance(node, N.LIF):
