@@ -196,7 +196,8 @@ def check_fan_in(fan_in: int, layer: str) -> int:
             f"layer '{layer}': fan-in {fan_in} inputs needs {2 * fan_in} axons (signed weights take 2 axon types "
             f"per input) > {AXONS_PER_CORE} axons per truenorth core; remedy: retrain with a fan-in limit "
             f"<= {AXONS_PER_CORE // 2} (linear: 'fan_in: {AXONS_PER_CORE // 2}'; conv: more 'groups' so "
-            f"in_channels/groups * kernel_size^2 <= {AXONS_PER_CORE // 2})"
+            f"in_channels/groups x receptive field <= {AXONS_PER_CORE // 2}, the field being kernel_size^2, "
+            f"(kernel_size x pool)^2 after a pooling layer)"
         )
     return m
 
