@@ -67,9 +67,32 @@ def install() -> None:
         sys.meta_path.insert(0, _VarModelFinder())
 
 
+def _allow_lava_start_method() -> None:
+    """Lava's first import calls ``multiprocessing.set_start_method('fork')`` without
+    ``force``, which raises "context has already been set" once anything has used the
+    default context (a tqdm progress bar creates a multiprocessing lock). Before that first
+    import, clear a context that was fixed to 'fork' (the Linux default, so nothing that
+    already exists changes)."""
+    import multiprocessing
+
+    if "lava.magma.runtime.message_infrastructure.multiprocessing" in sys.modules:
+        return
+    method = multiprocessing.get_start_method(allow_none=True)
+    if method == "fork":
+        multiprocessing.set_start_method(None, force=True)
+    elif method is not None:
+        from tsslc.errors import TsslcError
+
+        raise TsslcError(
+            f"Lava needs the 'fork' multiprocessing start method, this process already uses {method!r}; "
+            "import lava (tsslc.lava_compat.import_lava) before setting it"
+        )
+
+
 def import_lava():
     """Install the fix and import lava; a missing lava-nc is one clear error."""
     install()
+    _allow_lava_start_method()
     try:
         import lava  # noqa: F401
         import lava.magma.compiler.var_model  # noqa: F401
