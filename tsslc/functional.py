@@ -48,52 +48,69 @@ def lif_forward(x: torch.Tensor, tau_m: float, tau_s: float, threshold: float):
     """Run the §1 dynamics on a time-first current ``x``.
 
     Returns ``(a, s, u, du)``: PSC, spikes (0/1 in x's dtype), pre-reset membrane and
-    membrane increment, all of x's shape.
+    membrane increment, all of x's shape. The arithmetic is exactly the §1 order (no fused
+    ops), written into preallocated outputs to keep the per-step work small.
     """
     theta_m = 1.0 / tau_m
     theta_s = 1.0 / tau_s
-    a = torch.empty_like(x)
-    s = torch.empty_like(x)
+    T = x.shape[0]
     u = torch.empty_like(x)
     du = torch.empty_like(x)
+    fired = torch.empty(x.shape, dtype=torch.bool, device=x.device)
     mem = torch.zeros_like(x[0])
+    for t in range(T):
+        torch.mul(mem, -theta_m, out=du[t])
+        du[t].add_(x[t])                      # Δu = -θm·u' + x
+        torch.add(mem, du[t], out=u[t])       # u = u' + Δu
+        torch.gt(u[t], threshold, out=fired[t])
+        mem = u[t].masked_fill(fired[t], 0.0)  # u' = u·(1 - s)
+    s = fired.to(x.dtype)
+    a = torch.empty_like(x)
     syn = torch.zeros_like(x[0])
-    for t in range(x.shape[0]):
-        upd = (-theta_m) * mem + x[t]
-        mem = mem + upd
-        out = (mem > threshold).to(x.dtype)
-        u[t] = mem
-        du[t] = upd
-        s[t] = out
-        mem = mem * (1 - out)
-        syn = syn + (out - syn) * theta_s
-        a[t] = syn
+    step = torch.empty_like(syn)
+    for t in range(T):
+        torch.sub(s[t], syn, out=step)
+        step.mul_(theta_s)
+        torch.add(syn, step, out=a[t])        # a = a + (s - a)·θs
+        syn = a[t]
     return a, s, u, du
 
 
+def _psc_kernel_matrix(T: int, theta_s: float, dtype, device) -> torch.Tensor:
+    """K[t, k] = κ[k - t] = θs(1-θs)^(k-t) for k ≥ t, else 0 (so G = K·g over time)."""
+    k = torch.arange(T, device=device)
+    lag = (k[None, :] - k[:, None]).to(torch.float64)
+    K = torch.where(lag >= 0, theta_s * (1 - theta_s) ** lag.clamp(min=0), torch.zeros((), dtype=torch.float64))
+    return K.to(dtype)
+
+
 def tsslbp_backward(g, s, u, du, a, tau_m: float, tau_s: float, threshold: float):
-    """δ = ∂L/∂x from g = ∂L/∂a by §5 (one reverse sweep, no T×T tensor)."""
+    """δ = ∂L/∂x from g = ∂L/∂a by §5 (no T×T tensor per neuron).
+
+    Everything that does not depend on the carried error ρ is computed for all steps at
+    once: G = K·g (one small matmul over time), q, the reset/leak factor and the fallback
+    surrogate. Only ρ needs the reverse sweep: d[t] = q[t]·G[t] + ρ·A[t] with
+    A = u·θm·q + (1-θm)(1-s), then ρ ← d at a spike, ρ·(1-θm) otherwise.
+    """
     theta_m = 1.0 / tau_m
     theta_s = 1.0 / tau_s
     T = g.shape[0]
-    delta = torch.empty_like(g)
-    G = torch.zeros_like(g[0])
+    shape = g.shape
+    K = _psc_kernel_matrix(T, theta_s, g.dtype, g.device)
+    G = (K @ g.reshape(T, -1)).reshape(shape)
+    q = torch.clamp(-1.0 / du, -DT_DU_CLIP, 0.0).mul_(s).neg_()   # -clip(-1/Δu, -8, 0)·s
+    A = (u * theta_m).mul_(q).add_((1 - s) * (1 - theta_m))
+    d = q.mul_(G)                                                  # q·G, then the carried part
+    fired = s > 0
     rho = torch.zeros_like(g[0])
-    inactive_level = 1.0 / (4.0 * tau_s)
     for t in range(T - 1, -1, -1):
-        G = theta_s * g[t] + (1 - theta_s) * G
-        st = s[t]
-        q = -torch.clamp(-1.0 / du[t], -DT_DU_CLIP, 0.0) * st
-        d = q * G
         if t < T - 1:
-            d = d + rho * u[t] * (-theta_m) * (-q)
-            d = d + rho * (1 - theta_m) * (1 - st)
-        rho = torch.where(st > 0, d, rho * (1 - theta_m))
-        z = torch.clamp((threshold - u[t]) / FALLBACK_BETA, -8.0, 8.0)
-        ez = torch.exp(z)
-        surrogate = ez / ((1 + ez) * (1 + ez) * FALLBACK_BETA)
-        delta[t] = torch.where(a[t] < inactive_level, G * surrogate, d)
-    return delta
+            d[t].addcmul_(rho, A[t])
+        rho = torch.where(fired[t], d[t], rho * (1 - theta_m))
+    z = torch.clamp((threshold - u) / FALLBACK_BETA, -8.0, 8.0)
+    sig = torch.sigmoid(z)
+    surrogate = sig.mul_(1 - sig).div_(FALLBACK_BETA)             # σ'(z)/β = e^z/((1+e^z)²β)
+    return torch.where(a < 1.0 / (4.0 * tau_s), G.mul_(surrogate), d)
 
 
 class _TSSLLIF(torch.autograd.Function):
