@@ -72,6 +72,24 @@ def test_truenorth_digits_mapping(tn_digits):
     assert g.metadata["mapping"]["cores"] == 3
 
 
+def test_mapping_survives_the_model_file(tn_digits, tmp_path):
+    from tsslc.backends import get_backend
+    from tsslc.ir import io
+
+    tn = get_target("truenorth")
+    g = tn_digits.copy()
+    attach(g, tn)
+    back = io.load(io.save(g, tmp_path / "tn.h5"))
+    for pop, cores in g.metadata["mapping"]["assignment"].items():
+        assert np.array_equal(tn.core_assignment(back)[pop], cores)
+    assert np.array_equal(back.metadata["mapping"]["core_edges"], g.metadata["mapping"]["core_edges"])
+    x = np.random.default_rng(0).random((8, 1, 8, 8)).astype(np.float32)
+    res = get_backend("intsim")(back, x)
+    per_core = res.counters["per_core"]["spikes"]
+    hidden = res.spikes["hidden"].sum()
+    assert per_core[int(g.metadata["mapping"]["assignment"]["hidden"][0])] == hidden  # hidden's one core
+
+
 def test_block_sparse_net_packs_blocks_per_core():
     raw = load_config(EXAMPLES / "digits.yaml").to_dict()
     raw["Layers"]["hidden"]["n_outputs"] = 300
