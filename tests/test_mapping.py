@@ -146,3 +146,26 @@ def test_grouped_cnn_maps_in_tiles():
     for c in mp.cores:
         assert c.neurons <= 256 and c.axons <= 256
     assert rep["cores"] <= tn.geometry.n_cores
+
+
+def test_wide_fan_out_takes_a_splitter_tree():
+    """64 hidden neurons each feed 4 axons on every one of the 79 cores of a 20,000-neuron
+    layer: 316 copies > 256 per splitter core -> two splitter levels, one more hop."""
+    from tsslc.ir.graph import Graph
+
+    rng = np.random.default_rng(0)
+    params = {"i_shift_a": 2, "i_shift_b": 4, "v_shift_a": 3, "v_shift_b": 4, "vth": 100}
+    g = Graph({"n_steps": 2, "target": "truenorth"})
+    g.add("input", N.IntInput(shape=(64,), encoding="graded", scale=1.0, bits=2))
+    g.add("h.synapse", N.IntDense(weight=rng.integers(1, 8, (64, 64)).astype(np.int32)), after="input")
+    g.add("h", N.IntLIF(shape=(64,), target="truenorth", params=params), after="h.synapse")
+    g.add("big.synapse", N.IntDense(weight=rng.integers(1, 8, (20000, 64)).astype(np.int32)), after="h")
+    g.add("big", N.IntLIF(shape=(20000,), target="truenorth", params=params), after="big.synapse")
+    g.add("out", N.Output(shape=(20000,)), after="big")
+    g.metadata["quantization"] = {"layers": [{"name": "h", "axons_per_input": 4}, {"name": "big", "axons_per_input": 4}]}
+    rep = map_graph(g, get_target("truenorth")).report()
+    big, h = rep["layers"]["big"], rep["layers"]["h"]
+    assert big["cores"] == 79 and h["cores"] == 1
+    assert h["splitter_levels"] == 2 and h["splitter_neurons"] == 64 * (316 + 2)
+    assert big["hops"] == 3 and rep["latency_ticks"] == 4
+    assert h["delay_padded_neurons"] == 0

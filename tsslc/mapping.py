@@ -226,7 +226,8 @@ def map_graph(graph: Graph, target) -> Mapping:
         layer_info[lif] = {"source": src, "cores": len(core_inputs), "neurons": len(sets), "fan_in": int(fan_in),
                            "connected_inputs": int(connected),
                            "axons_per_input": m, "axons": int(sum(len(u) for u in core_inputs) * m),
-                           "splitter_neurons": 0, "splitter_cores": 0, "splitter_levels": 0}
+                           "splitter_neurons": 0, "splitter_cores": 0, "splitter_levels": 0,
+                           "delay_padded_neurons": 0}
     # splitters for fan-out > 1 (one destination per neuron), and the core graph's edges
     levels_of: dict[str, int] = {}
     split_core: dict[str, dict[int, int]] = {}  # source -> {neuron: splitter core of its copies}
@@ -234,11 +235,13 @@ def map_graph(graph: Graph, target) -> Mapping:
         levels, n_split, placed = 0, 0, []
         sc_of: dict[int, int] = {}
         if one_destination:
+            lv_of: dict[int, int] = {}
             for i in sorted(per_neuron):
                 n, lv, groups = per_neuron[i], 0, []
                 while n > 1:
                     groups.extend([npc] * (n // npc) + ([n % npc] if n % npc else []))
                     n, lv = math.ceil(n / npc), lv + 1
+                lv_of[i] = lv
                 if not groups:
                     continue
                 where = _pack_splitters(groups, npc, apc, cores, src, placed)
@@ -249,7 +252,10 @@ def map_graph(graph: Graph, target) -> Mapping:
                 cg.add_node(ci, kind="splitter", population=src)
             for i, ci in sc_of.items():
                 _edge(cg, int(assignment[src][i]), ci, 1)
-            layer_info[src].update(splitter_neurons=int(n_split), splitter_cores=len(placed), splitter_levels=levels)
+            # delay balancing: sources with fewer splitter levels wait the difference as axon delay
+            padded = sum(1 for lv in lv_of.values() if lv < levels)
+            layer_info[src].update(splitter_neurons=int(n_split), splitter_cores=len(placed), splitter_levels=levels,
+                                   delay_padded_neurons=int(padded))
         levels_of[src], split_core[src] = levels, sc_of
     for src, rlist in routes.items():
         for idx, dst, m in rlist:
