@@ -93,3 +93,18 @@ def test_finetune_command_errors(tmp_path, capsys):
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     assert main(["finetune", str(tmp_path), "--target", "nochip"]) == 1
     assert "unknown target 'nochip'" in capsys.readouterr().err
+
+
+def test_fan_in_key_is_validated():
+    from tsslc.errors import TsslcError
+
+    raw = load_config(EXAMPLES / "digits.yaml").to_dict()
+    raw["Layers"]["output"]["fan_in"] = 101
+    with pytest.raises(TsslcError, match=r"layer 'output' \(linear\): fan_in 101 exceeds n_inputs 100"):
+        parse_config(raw)
+    raw["Layers"]["output"]["fan_in"] = 2.5
+    with pytest.raises(TsslcError, match=r"layer 'output'.*'fan_in' must be an integer"):
+        parse_config(raw)
+    raw["Layers"]["output"]["fan_in"] = 30
+    cfg = parse_config(raw)
+    assert parse_config(cfg.to_dict()).layers[1]["fan_in"] == 30  # round trip
