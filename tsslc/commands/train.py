@@ -19,12 +19,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's; 1 is fastest for small nets on busy machines)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
+    import torch
+
+    from tsslc.errors import TsslcError
     from tsslc.train.run import train_run
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise TsslcError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     metrics = train_run(args.config, out, data_dir=args.data_dir, epochs=args.epochs, seed=args.seed,
                         device=args.device, resume=args.resume, progress=not args.no_progress)
