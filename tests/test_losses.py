@@ -27,7 +27,7 @@ def test_kernel_loss_by_hand():
     for n, lab in enumerate(labels.tolist()):
         for i in range(3):
             want = target if i == lab else torch.zeros(T, dtype=torch.float64)
-            expect += 0.5 * float(((psc[:, n, i] - want) ** 2).sum())
+            expect += 0.5 * float(((psc.detach()[:, n, i] - want) ** 2).sum())
     loss = kernel_loss(psc, None, labels, tau_s=tau_s)
     assert abs(float(loss) - expect) < 1e-12
 
