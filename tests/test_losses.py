@@ -29,7 +29,7 @@ def test_kernel_loss_by_hand():
             want = target if i == lab else torch.zeros(T, dtype=torch.float64)
             expect += 0.5 * float(((psc.detach()[:, n, i] - want) ** 2).sum())
     loss = kernel_loss(psc, None, labels, tau_s=tau_s)
-    assert abs(float(loss) - expect) < 1e-12
+    assert abs(float(loss.detach()) - expect) < 1e-12
 
 
 def test_count_loss_value_and_gradient():
