@@ -98,8 +98,9 @@ def tsslbp_backward(g, s, u, du, a, tau_m: float, tau_s: float, threshold: float
     shape = g.shape
     K = _psc_kernel_matrix(T, theta_s, g.dtype, g.device)
     G = (K @ g.reshape(T, -1)).reshape(shape)
-    q = torch.clamp(-1.0 / du, -DT_DU_CLIP, 0.0).mul_(s).neg_()   # -clip(-1/Δu, -8, 0)·s
-    A = (u * theta_m).mul_(q).add_((1 - s) * (1 - theta_m))
+    # in-place chains: these are T×N tensors, fresh allocations cost as much as the arithmetic
+    q = torch.reciprocal(du).neg_().clamp_(-DT_DU_CLIP, 0.0).mul_(s).neg_()  # -clip(-1/Δu, -8, 0)·s
+    A = torch.mul(u, theta_m).mul_(q).add_(torch.sub(1.0, s).mul_(1 - theta_m))
     d = q.mul_(G)                                                  # q·G, then the carried part
     fired = s > 0
     rho = torch.zeros_like(g[0])
@@ -107,9 +108,8 @@ def tsslbp_backward(g, s, u, du, a, tau_m: float, tau_s: float, threshold: float
         if t < T - 1:
             d[t].addcmul_(rho, A[t])
         rho = torch.where(fired[t], d[t], rho * (1 - theta_m))
-    z = torch.clamp((threshold - u) / FALLBACK_BETA, -8.0, 8.0)
-    sig = torch.sigmoid(z)
-    surrogate = sig.mul_(1 - sig).div_(FALLBACK_BETA)             # σ'(z)/β = e^z/((1+e^z)²β)
+    sig = torch.sub(threshold, u).div_(FALLBACK_BETA).clamp_(-8.0, 8.0).sigmoid_()
+    surrogate = torch.sub(1.0, sig).mul_(sig).div_(FALLBACK_BETA)  # σ'(z)/β = e^z/((1+e^z)²β)
     return torch.where(a < 1.0 / (4.0 * tau_s), G.mul_(surrogate), d)
 
 
