@@ -108,3 +108,33 @@ def test_fan_in_key_is_validated():
     raw["Layers"]["output"]["fan_in"] = 30
     cfg = parse_config(raw)
     assert parse_config(cfg.to_dict()).layers[1]["fan_in"] == 30  # round trip
+
+
+def test_loihi2_finetuned_net_agrees_with_its_float_model(digits_fit, digits_test_arrays, calib):
+    """Hardware-aware training for loihi2 puts the weights on the chip's 8-bit grid: the float
+    model is then the one the chip runs, and the compiled net classifies as it does."""
+    from tsslc.commands.compile import compile_graph
+    from tsslc.backends import get_backend
+    from tsslc.ir import interpreter
+    from tsslc.ir.export import graph_from_network
+
+    x, y = digits_test_arrays
+    train_set, test_set = load_digits_datasets()
+    res = finetune(digits_fit.network, get_target("loihi2"), train_set, test_set, epochs=1, calibration=calib)
+    graph = graph_from_network(res.network)
+    compiled = compile_graph(graph, "loihi2", calib)
+    for row in compiled.metadata["quantization"]["layers"]:  # the snapped weights are exactly representable
+        w = graph[row["synapse"]].weight.astype(np.float64)
+        w_back = compiled[row["synapse"]].weight.astype(np.float64) * row["weight_unit"]
+        np.testing.assert_allclose(w_back, w, rtol=1e-6, atol=1e-9)
+    f = interpreter.run(graph, x)
+    i = get_backend("intsim")(compiled, x)
+    agree = {k: float((f.spikes[k].numpy().astype(np.uint8) == i.spikes[k]).mean()) for k in f.spikes}
+    pf, pi = f.predictions().numpy(), i.predictions()
+    acc_f, acc_i = float((pf == y).mean()), float((pi == y).mean())
+    print(f"\nloihi2 after fine-tuning: spikes equal {agree}, class agreement {(pf == pi).mean():.4f}, "
+          f"accuracy float {acc_f:.4f} / intsim {acc_i:.4f}")
+    assert (pf == pi).mean() >= 0.995
+    assert abs(acc_f - acc_i) <= 0.003
+    assert acc_f >= 0.95
+    assert min(agree.values()) >= 0.999

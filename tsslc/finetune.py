@@ -124,23 +124,27 @@ def hardware_view(network: Network, target, calibration) -> tuple[Network, list,
     return net, handles, compiled
 
 
-def strip(net: Network, handles) -> Network:
-    """Back to a plain float network: the float (unrounded) weights, no input hook."""
+def strip(net: Network, handles, snap: bool = True) -> Network:
+    """Back to a plain float network without the input hook. ``snap``: keep the weights the
+    forward pass used (on the target's grid, so the network compiles back to exactly these
+    integers and the float model is the one the chip runs); else the unrounded shadow
+    weights."""
     for h in handles:
         h.remove()
     for layer in net.spiking_layers:
         if parametrize.is_parametrized(layer, "weight"):
-            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
+            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=snap)
     return net
 
 
 def finetune(network: Network, target, train_set, test_set, epochs: int = 3, calibration=None, seed: int = 0,
-             lr: float | None = None, device: str = "cpu", progress: bool = False) -> FinetuneResult:
+             lr: float | None = None, device: str = "cpu", progress: bool = False, snap: bool = True) -> FinetuneResult:
     """Fine-tune ``network`` through ``target``'s rounding for ``epochs`` epochs.
 
     ``calibration``: input batch for the quantize pass (default: the first 256 training
     samples). ``history`` rows: train loss/accuracy and test accuracy *under the target's
-    rounding* (the float forward with quantized weights, input and decays)."""
+    rounding* (the float forward with quantized weights, input and decays). The returned
+    network holds the on-grid weights its forward pass used (``snap``, see :func:`strip`)."""
     if epochs < 1:
         raise TsslcError(f"epochs must be >= 1, got {epochs}")
     if calibration is None:
@@ -163,7 +167,7 @@ def finetune(network: Network, target, train_set, test_set, epochs: int = 3, cal
             row["test_loss"], row["test_acc"] = evaluate(net, test_set, net.config, device)
             result.history.append(row)
     finally:
-        strip(net, handles)
+        strip(net, handles, snap)
         net.eval()
     return result
 
