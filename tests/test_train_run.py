@@ -85,9 +85,18 @@ def test_load_checkpoint_errors(tmp_path):
     with pytest.raises(TsslcError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "none.pt")
     junk = tmp_path / "junk.pt"
-    junk.write_bytes(os.urandom(1000))
-    with pytest.raises(TsslcError, match="junk.pt"):
-        load_checkpoint(junk)
+    for seed in range(20):  # garbage fails in many different places inside torch.load
+        junk.write_bytes(torch.randint(0, 256, (1000,), generator=torch.Generator().manual_seed(seed),
+                                       dtype=torch.uint8).numpy().tobytes())
+        with pytest.raises(TsslcError, match="junk.pt"):
+            load_checkpoint(junk)
+    good = tmp_path / "good.pt"
+    train_run(DIGITS, tmp_path / "r", epochs=1, device="cpu", progress=False)
+    data = (tmp_path / "r" / "checkpoint.pt").read_bytes()
+    for cut in (100, len(data) // 2, len(data) - 10):
+        good.write_bytes(data[:cut])
+        with pytest.raises(TsslcError, match="good.pt"):
+            load_checkpoint(good)
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {"w": torch.zeros(3)}}, foreign)
     with pytest.raises(TsslcError, match="foreign.pt: not a tsslc checkpoint"):
