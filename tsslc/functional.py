@@ -76,28 +76,21 @@ def lif_forward(x: torch.Tensor, tau_m: float, tau_s: float, threshold: float):
     return a, s, u, du
 
 
-def _psc_kernel_matrix(T: int, theta_s: float, dtype, device) -> torch.Tensor:
-    """K[t, k] = κ[k - t] = θs(1-θs)^(k-t) for k ≥ t, else 0 (so G = K·g over time)."""
-    k = torch.arange(T, device=device)
-    lag = (k[None, :] - k[:, None]).to(torch.float64)
-    K = torch.where(lag >= 0, theta_s * (1 - theta_s) ** lag.clamp(min=0), torch.zeros((), dtype=torch.float64))
-    return K.to(dtype)
-
-
 def tsslbp_backward(g, s, u, du, a, tau_m: float, tau_s: float, threshold: float):
-    """δ = ∂L/∂x from g = ∂L/∂a by §5 (no T×T tensor per neuron).
+    """δ = ∂L/∂x from g = ∂L/∂a by §5: O(T) per neuron, no T×T tensor.
 
-    Everything that does not depend on the carried error ρ is computed for all steps at
-    once: G = K·g (one small matmul over time), q, the reset/leak factor and the fallback
-    surrogate. Only ρ needs the reverse sweep: d[t] = q[t]·G[t] + ρ·A[t] with
-    A = u·θm·q + (1-θm)(1-s), then ρ ← d at a spike, ρ·(1-θm) otherwise.
+    G comes from the recursion G[t] = θs·g[t] + (1-θs)·G[t+1] (the PSC kernel
+    κ[k] = θs(1-θs)^k summed backwards). What does not depend on the carried error ρ is
+    computed for all steps at once: q, the reset/leak factor and the fallback surrogate.
+    The reverse sweep then only carries ρ: d[t] = q[t]·G[t] + ρ·A[t] with
+    A = u·θm·q + (1-θm)(1-s), and ρ ← d at a spike, ρ·(1-θm) otherwise.
     """
     theta_m = 1.0 / tau_m
     theta_s = 1.0 / tau_s
     T = g.shape[0]
-    shape = g.shape
-    K = _psc_kernel_matrix(T, theta_s, g.dtype, g.device)
-    G = (K @ g.reshape(T, -1)).reshape(shape)
+    G = torch.mul(g, theta_s)
+    for t in range(T - 2, -1, -1):
+        G[t].add_(G[t + 1], alpha=1 - theta_s)
     # in-place chains: these are T×N tensors, fresh allocations cost as much as the arithmetic
     q = torch.reciprocal(du).neg_().clamp_(-DT_DU_CLIP, 0.0).mul_(s).neg_()  # -clip(-1/Δu, -8, 0)·s
     A = torch.mul(u, theta_m).mul_(q).add_(torch.sub(1.0, s).mul_(1 - theta_m))
