@@ -1,4 +1,5 @@
-"""The main job end to end (1 epoch, 30 Lava samples), its report opened in headless Chromium."""
+"""The main job end to end (1 epoch, 30 Lava samples, 1 fine-tuning epoch, the MNIST CNN on
+300 real MNIST images), its report opened in headless Chromium."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, SHARED_DATA
 
 
 def chromium() -> str:
@@ -22,7 +23,9 @@ def chromium() -> str:
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "run"
-    cmd = [sys.executable, "-m", "tsslc", "demo", "--out", str(out), "--epochs", "1", "--lava-samples", "30", "--no-progress"]
+    cmd = [sys.executable, "-m", "tsslc", "demo", "--out", str(out), "--epochs", "1", "--lava-samples", "30",
+           "--finetune-epochs", "1", "--mnist-train-samples", "300", "--mnist-dir", str(SHARED_DATA / "mnist"),
+           "--no-progress"]
     p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     return out, p.stdout
@@ -44,7 +47,7 @@ def test_demo_writes_every_stage_and_a_report_chromium_renders(demo_run):
                           (out / "report.html").resolve().as_uri()], capture_output=True, text=True, timeout=120).stdout
     text = re.sub(r"<[^>]+>", " ", re.sub(r"base64,[^\"]+", "", dom))
     for section in ("Training", "Accuracy per back end", "Quantization", "Core mapping", "Equivalence",
-                    "Activity and counters", "NeuroBench view", "Energy"):
+                    "Hardware-aware fine-tuning", "Activity and counters", "NeuroBench view", "Energy"):
         assert section in text, section
     assert 'class="missing"' not in dom  # every section has its data
     assert "loihi2 / lava" in text and "truenorth / intsim" in text
@@ -52,8 +55,13 @@ def test_demo_writes_every_stage_and_a_report_chromium_renders(demo_run):
     assert "first diverging (layer, neuron, step)" in text
     imgs = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]{100,})"', dom)
     names = {n for n, _ in imgs}
-    assert {"training_curve", "firing_counts_digits", "firing_rates_digits", "raster_lava", "energy_per_layer",
-            "agreement_per_layer"} <= names
+    assert {"training_curve", "firing_counts_digits", "firing_rates_digits", "firing_counts_mnist_cnn",
+            "firing_rates_mnist_cnn", "raster_lava", "energy_per_layer", "agreement_per_layer"} <= names
+    # fine-tuned through loihi2's rounding, the float model is the one the chip runs
+    ft = data["finetune"]
+    assert set(ft) == {"loihi2", "truenorth"}
+    assert ft["loihi2"]["spike_agreement_after"] >= 0.999 and ft["loihi2"]["classification_agreement_after"] >= 0.99
+    assert data["mnist_activity"]["note"].startswith("MNIST CNN") and 0.1 < data["mnist_activity"]["accuracy"] <= 1
     # numbers, not placeholders: the energy totals appear in nJ
     assert re.search(r"loihi2: [\d,]+\.\d{3} nJ per sample", text) and re.search(r"truenorth: [\d,]+\.\d{3} nJ per sample", text)
 

@@ -7,7 +7,12 @@
 4. run       — float interpreter and intsim on the whole test set, Lava (loihi2) on the
                first ``--lava-samples``
 5. verify    — spikes compared layer by layer (float vs intsim, intsim vs Lava)
-6. report    — counters, NeuroBench view, energy (JSON + table), figures, one HTML page
+6. finetune  — hardware-aware training through each target's rounding (``--finetune-epochs``),
+               recompiled and compared again: the deployment path that recovers accuracy
+7. activity  — if the MNIST files are there (``--mnist-dir``, default ../shared/data/mnist
+               beside the checkout), the paper's MNIST CNN trained briefly on the first
+               ``--mnist-train-samples`` images: its firing activity (Fig. 7, Fig. 8)
+8. report    — counters, NeuroBench view, energy (JSON + table), figures, one HTML page
                → RUN/report.json, RUN/energy.json, RUN/figures/*.png, RUN/report.html
 
 Every file is written atomically; a second run overwrites the first cleanly.
@@ -25,6 +30,8 @@ from tsslc.errors import TsslcError
 TARGETS = ("loihi2", "truenorth")
 LAVA_TARGET = "loihi2"
 CONFIG = Path(__file__).resolve().parents[2] / "examples" / "digits.yaml"
+MNIST_CONFIG = CONFIG.parent / "mnist_cnn.yaml"
+MNIST_DIR = CONFIG.parents[2] / "shared" / "data" / "mnist"
 
 
 def add_arguments(parser) -> None:
@@ -32,6 +39,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the config's)")
     parser.add_argument("--lava-samples", type=int, default=150, help="test samples run on Lava (default 150)")
     parser.add_argument("--calibration", type=int, default=256, help="training samples to calibrate on (default 256)")
+    parser.add_argument("--finetune-epochs", type=int, default=2,
+                        help="epochs of hardware-aware fine-tuning per target (default 2; 0 skips the stage)")
+    parser.add_argument("--mnist-dir", default=str(MNIST_DIR),
+                        help="MNIST IDX folder for the MNIST CNN's firing activity (default: ../shared/data/mnist; "
+                             "skipped with a note when it is missing)")
+    parser.add_argument("--mnist-train-samples", type=int, default=3000,
+                        help="MNIST images the CNN is trained on for the activity figures (default 3000; 0 skips)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -110,6 +124,75 @@ def stage_verify(results: dict, y: np.ndarray) -> dict:
     return out
 
 
+def stage_finetune(out: Path, net, calibration: np.ndarray, x: np.ndarray, y: np.ndarray, epochs: int,
+                   targets=TARGETS) -> dict:
+    """Per target: fine-tune through its rounding, recompile, compare float vs intsim again.
+    Returns {target: {epochs, float and on-target (intsim) accuracy after, agreement after}};
+    the report adds the on-target accuracy before from the run stage."""
+    import torch
+
+    from tsslc.backends import get_backend
+    from tsslc.commands.compile import compile_graph
+    from tsslc.commands.verify import compare
+    from tsslc.data.digits import load_digits_datasets
+    from tsslc.finetune import finetune
+    from tsslc.ir import io
+    from tsslc.ir.export import graph_from_network
+    from tsslc.targets import get_target
+
+    train_set, test_set = load_digits_datasets()
+    calib = torch.from_numpy(calibration)
+    summary = {}
+    for t in targets:
+        res = finetune(net, get_target(t), train_set, test_set, epochs=epochs, calibration=calib)
+        graph = graph_from_network(res.network)
+        compiled = compile_graph(graph, t, calibration)
+        io.save(compiled, out / f"{t}-finetuned.tsslc")
+        ref = get_backend("float")(graph, x)
+        got = get_backend("intsim")(compiled, x, batch_size=256)
+        c = compare(ref, got, y, "float", "intsim")
+        summary[t] = {
+            "epochs": epochs,
+            "float_acc_after": float((ref.predictions() == y).mean()),
+            "target_acc_after": float((got.predictions() == y).mean()),
+            "spike_agreement_after": c["spike_agreement"],
+            "classification_agreement_after": c["classification_agreement"],
+            "tau_m": res.network.config.tau_m,
+            "tau_s": res.network.config.tau_s,
+        }
+        say(f"{t} fine-tuned {epochs} epochs: intsim accuracy {100 * summary[t]['target_acc_after']:.2f} %, "
+            f"float model {100 * summary[t]['float_acc_after']:.2f} %, "
+            f"{100 * c['spike_agreement']:.3f} % spikes agree")
+    return summary
+
+
+def stage_mnist_activity(mnist_dir: Path, train_samples: int, test_samples: int = 500, progress: bool = False):
+    """The paper's MNIST CNN trained one epoch on the first ``train_samples`` images, run by
+    the float interpreter on ``test_samples`` test images: (counters, accuracy, note)."""
+    import torch
+    from torch.utils.data import Subset
+
+    from tsslc.config import load_config
+    from tsslc.data import load_dataset
+    from tsslc.ir import interpreter
+    from tsslc.ir.export import graph_from_network
+    from tsslc.report.counters import count
+    from tsslc.train.trainer import fit
+
+    cfg = load_config(MNIST_CONFIG)
+    train_set, test_set = load_dataset(cfg, mnist_dir)
+    n_train, n_test = min(train_samples, len(train_set)), min(test_samples, len(test_set))
+    t0 = time.time()
+    res = fit(cfg, Subset(train_set, range(n_train)), Subset(test_set, range(n_test)), epochs=1, progress=progress)
+    graph = graph_from_network(res.network)
+    x = torch.stack([test_set[i][0] for i in range(n_test)]).numpy()
+    spikes = interpreter.run(graph, x).spikes
+    note = (f"MNIST CNN 15C5-P2-40C5-P2-300-10 trained 1 epoch on the first {n_train:,} MNIST images "
+            f"(test accuracy {100 * res.test_accuracy:.2f} % on {n_test} test images)")
+    say(f"{note} in {time.time() - t0:.0f} s")
+    return count(graph, spikes, x), res.test_accuracy, note
+
+
 def stage_count(graph, compiled: dict, results: dict, x: np.ndarray) -> dict:
     """Counters per (back end, target) label, with each target's core assignment."""
     from tsslc.report.counters import count
@@ -130,7 +213,7 @@ def stage_count(graph, compiled: dict, results: dict, x: np.ndarray) -> dict:
 
 
 def stage_report(out: Path, graph, compiled: dict, results: dict, counters: dict, equivalence: dict, y,
-                 net: str = "digits MLP") -> Path:
+                 net: str = "digits MLP", finetuned: dict | None = None, mnist=None) -> Path:
     from tsslc.report import figures
     from tsslc.report.energy import energy_report, format_table, write_json
     from tsslc.report.html import FIGURES, REPORT_JSON, write_report
@@ -153,12 +236,15 @@ def stage_report(out: Path, graph, compiled: dict, results: dict, counters: dict
         "mapping": {t: {k: v for k, v in cg.metadata["mapping"].items() if not hasattr(v, "shape")}
                     for t, cg in compiled.items()},
         "equivalence": equivalence,
+        "finetune": {t: {**f, "target_acc_before": accuracy.get(f"{t} / intsim", {}).get("accuracy")}
+                     for t, f in (finetuned or {}).items()},
         "counters": {k: c.to_dict() for k, c in counters.items()},
         "counters_lava_equal_intsim": lava_equal,
         "neurobench": {f"{net} (float)": neurobench_view(graph, counters["float"]),
                        **{f"{net} ({t})": neurobench_view(compiled[t], counters[f"{t}/intsim"]) for t in compiled}},
         "energy": energy,
         "energy_table": table,
+        "mnist_activity": None if mnist is None else {"note": mnist[2], "accuracy": mnist[1]},
     }
     say(f"counters of Lava and intsim on the same samples are {'identical' if lava_equal else 'DIFFERENT'}")
 
@@ -174,6 +260,12 @@ def stage_report(out: Path, graph, compiled: dict, results: dict, counters: dict
         "raster_float": figures.raster(results[("float", None)].spikes, 0, "float interpreter, test sample 0"),
         "raster_lava": figures.raster(results[("lava", LAVA_TARGET)].spikes, 0, "Lava (loihi2), test sample 0"),
         "energy_per_layer": figures.energy_per_layer(energy),
+        **({} if mnist is None else {
+            "firing_counts_mnist_cnn": figures.firing_counts(
+                {p: mnist[0].spike_count_fractions(p) for p in mnist[0].populations}, f"Fig. 7: {mnist[2]}"),
+            "firing_rates_mnist_cnn": figures.firing_rates(
+                {p: mnist[0].firing_rates(p) for p in mnist[0].populations}, f"Fig. 8: {mnist[2]}"),
+        }),
         "agreement_per_layer": figures.agreement({f"{t}: {c['backend']} vs {c['reference']}":
                                                   {l: v["spike_agreement"] for l, v in c["layers"].items()}
                                                   for t, cs in equivalence.items() for c in cs}),
@@ -201,6 +293,8 @@ def run(args) -> int:
     import tsslc.backends.lava  # noqa: F401
     from tsslc.data.digits import digits_arrays
 
+    if args.finetune_epochs < 0:
+        raise TsslcError(f"--finetune-epochs must be >= 0, got {args.finetune_epochs}")
     if args.lava_samples < 1:
         raise TsslcError(f"--lava-samples must be >= 1, got {args.lava_samples}")
     if not CONFIG.is_file():
@@ -215,7 +309,20 @@ def run(args) -> int:
     compiled = stage_compile(out, graph, xtr[: args.calibration])
     results = stage_run(graph, compiled, xte, args.lava_samples, progress)
     equivalence = stage_verify(results, yte)
+    finetuned = {}
+    if args.finetune_epochs > 0:
+        from tsslc.train.checkpoint import load_checkpoint
+
+        net, _, _ = load_checkpoint(out / "checkpoint.pt")
+        finetuned = stage_finetune(out, net, xtr[: args.calibration], xte, yte, args.finetune_epochs)
+    mnist = None
+    if args.mnist_train_samples > 0:
+        if (Path(args.mnist_dir) / "train-images-idx3-ubyte.gz").is_file() or \
+                (Path(args.mnist_dir) / "train-images-idx3-ubyte").is_file():
+            mnist = stage_mnist_activity(Path(args.mnist_dir), args.mnist_train_samples, progress=progress)
+        else:
+            say(f"no MNIST files in {args.mnist_dir}: the MNIST CNN's activity figures are left out (--mnist-dir)")
     counters = stage_count(graph, compiled, results, xte)
-    page = stage_report(out, graph, compiled, results, counters, equivalence, yte)
+    page = stage_report(out, graph, compiled, results, counters, equivalence, yte, finetuned=finetuned, mnist=mnist)
     say(f"done in {time.time() - t0:.0f} s. Report: {page.resolve()}")
     return 0

@@ -135,6 +135,19 @@ def render(metrics: dict | None, data: dict, figures: dict[str, bytes]) -> str:
                       "first diverging (layer, neuron, step)"], rows) if rows else _missing("equivalence check"))
     out += [_img(n, p) for n, p in figures.items() if n.startswith("agreement")]
 
+    out.append('<h2 id="finetune">Hardware-aware fine-tuning</h2>')
+    ft = data.get("finetune") or {}
+    out.append(table(["target", "epochs", "on-target accuracy before (%)", "on-target accuracy after (%)",
+                      "float model after (%)", "spikes agreeing after (%)", "same class after (%)", "τm, τs realised"],
+                     [[t, f["epochs"], None if f.get("target_acc_before") is None else 100 * f["target_acc_before"],
+                       100 * f["target_acc_after"], 100 * f["float_acc_after"], 100 * f["spike_agreement_after"],
+                       100 * f["classification_agreement_after"], f"{_num(f['tau_m'])}, {_num(f['tau_s'])}"]
+                      for t, f in ft.items()]) if ft else _missing("fine-tuning (run with --finetune-epochs > 0)"))
+    if ft:
+        out.append("<p>Fine-tuning trains through the target's weight rounding, input encoding and realised decays "
+                   "(straight-through); the fine-tuned float model keeps the on-grid weights, so it is the model the "
+                   "chip runs.</p>")
+
     out.append('<h2 id="activity">Activity and counters</h2>')
     cnt = data.get("counters") or {}
     if cnt:
