@@ -69,7 +69,8 @@ def report_lines(compiled) -> list[str]:
 
 
 def run(args) -> int:
-    from tsslc.commands.run import test_arrays, write_json
+    from tsslc.atomic import write_json
+    from tsslc.commands.run import test_arrays
     from tsslc.ir.io import load, save
 
     if args.calibration < 1:

@@ -275,7 +275,7 @@ def stage_report(out: Path, graph, compiled: dict, results: dict, counters: dict
     for stale in fig_dir.glob("*.png"):
         if stale.stem not in pngs:
             stale.unlink()
-    from tsslc.commands.run import write_json as write_any_json
+    from tsslc.atomic import write_json as write_any_json
 
     write_any_json(out / REPORT_JSON, data)
     return write_report(out)
@@ -288,9 +288,6 @@ def _history(out: Path) -> list[dict]:
 
 
 def run(args) -> int:
-    # Lava sets the multiprocessing start method when imported; that must happen before the
-    # first progress bar (tqdm creates a multiprocessing lock, which fixes the method).
-    import tsslc.backends.lava  # noqa: F401
     from tsslc.data.digits import digits_arrays
 
     if args.finetune_epochs < 0:

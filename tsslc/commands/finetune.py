@@ -45,7 +45,8 @@ def run(args) -> int:
     from tsslc.data import load_dataset
     from tsslc.finetune import finetune, target_accuracy
     from tsslc.targets import get_target
-    from tsslc.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+    from tsslc.atomic import atomic_write_text
+    from tsslc.train.checkpoint import load_checkpoint, save_checkpoint
     from tsslc.train.run import CHECKPOINT, CONFIG, METRICS
 
     src = Path(args.run)

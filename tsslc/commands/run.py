@@ -7,13 +7,10 @@ Prints accuracy, spike counts and the counters; ``--json FILE`` writes them (ato
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
+from tsslc.atomic import write_json
 from tsslc.errors import TsslcError
 
 
@@ -45,31 +42,6 @@ def test_arrays(graph, data_dir=None, samples: int | None = None, dataset: str |
         xs.append(np.asarray(x, dtype=np.float32))
         ys.append(int(y))
     return np.stack(xs), np.asarray(ys, dtype=np.int64)
-
-
-def write_json(path, obj) -> Path:
-    """Atomic JSON write (temp file in the same folder, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, default=_jsonable)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def _jsonable(o):
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def run_backend(graph, backend: str, x, batch_size: int, progress: bool, device: str = "cpu"):

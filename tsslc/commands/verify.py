@@ -113,7 +113,8 @@ def verify(graph, target: str, x, y, backends=("float", "intsim"), calibration=N
 
 
 def run(args) -> int:
-    from tsslc.commands.run import test_arrays, write_json
+    from tsslc.atomic import write_json
+    from tsslc.commands.run import test_arrays
     from tsslc.ir.io import load
 
     graph = load(args.model)

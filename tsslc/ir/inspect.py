@@ -15,15 +15,13 @@ Columns, per node in graph order:
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tsslc.errors import TsslcError
+from tsslc.atomic import atomic_write
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
 
@@ -162,9 +160,6 @@ def draw(graph: Graph, path) -> Path:
     import networkx as nx
 
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise TsslcError(f"cannot write {path}: folder {folder} does not exist")
     shapes = graph.validate()
     order = graph.order()
     depth: dict[str, int] = {}
@@ -186,13 +181,8 @@ def draw(graph: Graph, path) -> Path:
         ax.annotate(labels[n], (x, y), xytext=(24, 0), textcoords="offset points", va="center", fontsize=8)
     ax.set_axis_off()
     ax.margins(0.2)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=folder)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-        os.replace(tmp, path)
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png"),
+                            make_parents=False, what="picture")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path

@@ -25,8 +25,6 @@ renames it into place, so a crash never leaves half a file behind.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import types
 import typing
 from dataclasses import fields
@@ -36,6 +34,7 @@ import h5py
 import numpy as np
 
 import tsslc
+from tsslc.atomic import atomic_write
 from tsslc.errors import TsslcError
 from tsslc.ir.graph import Graph
 from tsslc.ir.nodes import NODE_TYPES, Node
@@ -202,12 +201,8 @@ def save(graph: Graph, path) -> Path:
         raise TsslcError("save: graph.metadata must be a dict")
     doc = _document(graph)
     text = json.dumps(doc, allow_nan=True, separators=(",", ":"))
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise TsslcError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
+
+    def write(tmp):
         with h5py.File(tmp, "w", libver="latest") as f:  # checksummed file metadata
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
@@ -218,13 +213,8 @@ def save(graph: Graph, path) -> Path:
                 grp = arrays.create_group(str(i))
                 for field_name, a in node.arrays().items():
                     _dataset(grp, field_name, np.ascontiguousarray(a))
-        os.replace(tmp, path)
-    except OSError as e:
-        raise TsslcError(f"cannot write model file {path}: {e}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+
+    return atomic_write(path, write, make_parents=False, what="model file")
 
 
 # --- load ----------------------------------------------------------------------------------

@@ -31,13 +31,12 @@ every unsupported node.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 import tsslc
+from tsslc.atomic import atomic_write
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
@@ -181,20 +180,7 @@ def write(graph: Graph, path, dt: float = DEFAULT_DT) -> Path:
     nir = _nir()
     path = Path(path)
     ng = to_nir(graph, dt)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise TsslcError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        nir.write(tmp, ng)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise TsslcError(f"cannot write NIR file {path}: {e}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda tmp: nir.write(tmp, ng), make_parents=False, what="NIR file")
 
 
 # --- import --------------------------------------------------------------------------------

@@ -184,7 +184,7 @@ def format_table(report: dict) -> str:
 
 
 def write_json(path, report: dict) -> None:
-    from tsslc.train.checkpoint import atomic_write_text
+    from tsslc.atomic import atomic_write_text
 
     try:
         text = json.dumps(report, indent=1, sort_keys=False)

@@ -30,7 +30,7 @@ def _png(fig) -> bytes:
 
 
 def save(path, png: bytes) -> None:
-    from tsslc.train.checkpoint import atomic_write
+    from tsslc.atomic import atomic_write
 
     def write(tmp):
         with open(tmp, "wb") as f:

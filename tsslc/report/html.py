@@ -209,7 +209,7 @@ def _read_json(path: Path) -> dict | None:
 
 def write_report(run_dir, out: str | Path | None = None) -> Path:
     """Render ``RUN`` (metrics.json, report.json, figures/*.png) to ``RUN/report.html``."""
-    from tsslc.train.checkpoint import atomic_write_text
+    from tsslc.atomic import atomic_write_text
 
     run = Path(run_dir)
     if not run.is_dir():

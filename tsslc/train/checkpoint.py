@@ -8,47 +8,18 @@ plain dict), ``model`` (Network state_dict), ``optimizer`` (AdamW state_dict), `
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from tsslc.config import NetworkConfig, parse_config
+from tsslc.atomic import atomic_write
 from tsslc.errors import TsslcError
 from tsslc.network import Network
 
 FORMAT = "tsslc-checkpoint"
 VERSION = 1
 REQUIRED = ("format", "version", "config", "model", "optimizer", "epoch", "rng", "metrics")
-
-
-def atomic_write(path: str | Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temp file in the same folder, then replace ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-
-    atomic_write(path, write)
 
 
 def rng_state() -> dict:

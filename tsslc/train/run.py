@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from tsslc.config import NetworkConfig, load_config, parse_config
 from tsslc.errors import TsslcError
 from tsslc.network import Network
-from tsslc.train.checkpoint import (atomic_write_text, read_checkpoint, save_checkpoint, set_rng_state)
+from tsslc.atomic import atomic_write_text
+from tsslc.train.checkpoint import read_checkpoint, save_checkpoint, set_rng_state
 from tsslc.train.trainer import NonFiniteLoss, Shard, evaluate, make_optimizer, train_epoch
 
 CHECKPOINT = "checkpoint.pt"
