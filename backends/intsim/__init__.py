@@ -9,6 +9,10 @@ and provably exact float matmuls make results deterministic and identical on eve
 Time axis: the float model's (no synaptic latency): the current a population receives at
 step t comes from its input's spikes at step t.
 
+A static input (an image presented as the same graded payload at every step) is encoded
+and sent through the first synapse once and broadcast over the T steps: the synapses are
+time-invariant maps, so this is the same integer current T times cheaper.
+
 ``run(graph, x, n_steps=None, progress=False, device="cpu", batch_size=None)`` →
 :class:`tsslc.backends.BackendResult` with every IntLIF's spikes ``(T, B, *shape)`` uint8 and
 the counters (see BackendResult; ``per_core`` uses ``target.core_assignment(graph)``).
@@ -60,7 +64,10 @@ def simulate(graph: Graph, x, n_steps: int | None = None, device="cpu") -> tuple
         node = graph[name]
         if isinstance(node, N.IntInput):
             p = time_input(graph, x, T).to(device)
-            values[name] = target.input_spikes(node, p)
+            if p.stride(0) == 0:  # static: the same payload at every step
+                values[name] = target.input_spikes(node, p[:1]).expand(p.shape)
+            else:
+                values[name] = target.input_spikes(node, p)
             continue
         if isinstance(node, (N.Input, N.Dense, N.Conv2d, N.LIF, N.SumPool2d, N.Dropout)):
             raise TsslcError(f"node '{name}' ({node.kind}): intsim runs compiled graphs only; compile the model first")
@@ -69,7 +76,11 @@ def simulate(graph: Graph, x, n_steps: int | None = None, device="cpu") -> tuple
         for extra in preds[1:]:
             v = v + values[extra]
         if isinstance(node, (N.IntDense, N.IntConv2d)):
-            values[name] = target.synapse(node, v)
+            if v.stride(0) == 0:  # the same input at every step: one synaptic pass, broadcast
+                out = target.synapse(node, v[:1])
+                values[name] = out.expand(T, *out.shape[1:])
+            else:
+                values[name] = target.synapse(node, v)
         elif isinstance(node, N.Flatten):
             values[name] = v.reshape(v.shape[0], v.shape[1], -1)
         elif isinstance(node, N.IntLIF):

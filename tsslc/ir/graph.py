@@ -24,6 +24,7 @@ class Graph:
         self.g = nx.DiGraph()
         self.metadata: dict = dict(metadata or {})
         self._counter = 0
+        self._order: list[str] | None = None  # cached topological order (structure edits reset it)
 
     # construction -----------------------------------------------------------------------
     def add(self, name: str, node: Node, after: str | list[str] | None = None) -> str:
@@ -35,6 +36,7 @@ class Graph:
             raise IRError(f"node '{name}': {type(node).__name__} is not an IR node")
         self.g.add_node(name, node=node, order=self._counter)
         self._counter += 1
+        self._order = None
         for src in [after] if isinstance(after, str) else (after or []):
             self.connect(src, name)
         return name
@@ -46,9 +48,11 @@ class Graph:
         if self.g.has_edge(src, dst):
             raise IRError(f"duplicate edge {src} -> {dst}")
         self.g.add_edge(src, dst)
+        self._order = None
 
     def remove(self, name: str) -> None:
         self.g.remove_node(name)
+        self._order = None
 
     # access ------------------------------------------------------------------------------
     def __getitem__(self, name: str) -> Node:
@@ -65,10 +69,12 @@ class Graph:
 
     def order(self) -> list[str]:
         """Topological order, ties broken by insertion order."""
-        try:
-            return list(nx.lexicographical_topological_sort(self.g, key=lambda n: self.g.nodes[n]["order"]))
-        except nx.NetworkXUnfeasible:
-            raise IRError("the graph has a cycle") from None
+        if self._order is None:
+            try:
+                self._order = list(nx.lexicographical_topological_sort(self.g, key=lambda n: self.g.nodes[n]["order"]))
+            except nx.NetworkXUnfeasible:
+                raise IRError("the graph has a cycle") from None
+        return list(self._order)
 
     def items(self):
         return [(n, self[n]) for n in self.order()]

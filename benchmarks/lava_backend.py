@@ -1,6 +1,6 @@
 """Lava back end speed: ms per sample-step on Lava (fixed_pt) beside the integer simulator.
 
-    .venv/bin/python benchmarks/lava.py [--samples 200] [--conv-samples 100]
+    .venv/bin/python benchmarks/lava_backend.py [--samples 200] [--conv-samples 100]
 
 Both networks are built from configs with seeded, untrained weights (speed does not depend
 on training), quantized for loihi2 on digits training images, and run on digits test
