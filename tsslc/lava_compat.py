@@ -99,6 +99,12 @@ def import_lava():
     except ModuleNotFoundError as e:  # pragma: no cover - depends on the environment
         from tsslc.errors import TsslcError
 
+        found = sys.modules.get("lava")
+        if found is not None and not hasattr(found, "__path__"):
+            raise TsslcError(
+                f"'import lava' finds {getattr(found, '__file__', found)}, which shadows the lava-nc package; "
+                "rename that file or run from another folder"
+            ) from e
         raise TsslcError(
             "lava-nc is not installed; run the README set-up (scripts/setup.sh), which "
             "installs lava-nc 0.10.0 with --ignore-requires-python"
