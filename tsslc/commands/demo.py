@@ -44,8 +44,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--mnist-dir", default=str(MNIST_DIR),
                         help="MNIST IDX folder for the MNIST CNN's firing activity (default: ../shared/data/mnist; "
                              "skipped with a note when it is missing)")
-    parser.add_argument("--mnist-train-samples", type=int, default=3000,
-                        help="MNIST images the CNN is trained on for the activity figures (default 3000; 0 skips)")
+    parser.add_argument("--mnist-train-samples", type=int, default=12000,
+                        help="MNIST images the CNN is trained on for the activity figures (default 12000; 0 skips)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
