@@ -169,6 +169,8 @@ def render(metrics: dict | None, data: dict, figures: dict[str, bytes]) -> str:
                          [[k, v["SynapticOperations"]["Effective_MACs"], v["SynapticOperations"]["Effective_ACs"],
                            v["SynapticOperations"]["Dense"], v["ActivationSparsity"], v["ConnectionSparsity"], v["Footprint"]]
                           for k, v in nb.items()]))
+    if data.get("mnist_activity"):
+        out.append(f"<p>MNIST CNN figures: {_e(data['mnist_activity']['note'])}.</p>")
     out += [_img(n, p) for n, p in figures.items() if n.startswith(("firing", "raster"))]
 
     out.append('<h2 id="energy">Energy</h2>')
