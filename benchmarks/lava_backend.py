@@ -32,26 +32,14 @@ from tsslc.backends import get_backend  # noqa: E402
 from tsslc.backends.lava import runner  # noqa: E402
 from tsslc.backends.lava.lowering import lava_shape, lower  # noqa: E402
 from tsslc.backends.lava.sink import create_record  # noqa: E402
-from tsslc.config import load_config, parse_config  # noqa: E402
+from tsslc.config import load_config  # noqa: E402
 from tsslc.data.digits import digits_arrays  # noqa: E402
 from tsslc.ir.export import graph_from_network  # noqa: E402
 from tsslc.network import Network  # noqa: E402
 from tsslc.passes.structural import drop_dropout, fold_pooling  # noqa: E402
 from tsslc.targets import get_target  # noqa: E402
 
-CNN = {
-    "Network": {"dataset": "digits", "n_steps": 5, "tau_m": 5, "tau_s": 3, "loss": "kernel", "n_class": 10,
-                "desired_count": 4, "undesired_count": 1, "lr": 0.005, "batch_size": 32, "epochs": 1},
-    "Layers": {
-        "conv_1": {"type": "conv", "in_channels": 1, "out_channels": 6, "kernel_size": 3, "padding": 1,
-                   "weight_scale": 3, "threshold": 1},
-        "pool_1": {"type": "pooling", "kernel_size": 2, "theta": 1.1},
-        "conv_2": {"type": "conv", "in_channels": 6, "out_channels": 8, "kernel_size": 3, "padding": 1,
-                   "weight_scale": 3, "threshold": 1},
-        "pool_2": {"type": "pooling", "kernel_size": 2, "theta": 1.1},
-        "output": {"type": "linear", "n_inputs": 32, "n_outputs": 10, "weight_scale": 3, "threshold": 1},
-    },
-}
+CNN = load_config(REPO / "examples" / "digits_cnn.yaml")
 
 
 def compiled(config, calibration):
@@ -124,7 +112,7 @@ def main():
     args = ap.parse_args()
     xtr, _, xte, _ = digits_arrays()
     mlp = compiled(load_config(REPO / "examples" / "digits.yaml"), xtr[:256])
-    cnn = compiled(parse_config(CNN), xtr[:256])
+    cnn = compiled(CNN, xtr[:256])
     bench("digits MLP 64-100-10", mlp, xte[:args.samples])
     bench("conv net 6C3-P2-8C3-P2-10", cnn, xte[:args.conv_samples])
     reading(mlp, xte[:args.read_samples])

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from tsslc.backends import get_backend
-from tsslc.config import parse_config
+from conftest import EXAMPLES
+from tsslc.config import load_config
 from tsslc.data.digits import digits_arrays
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
@@ -81,26 +82,14 @@ def test_digits_floating_pt_agrees_with_the_float_model(digits_graph, digits_com
 
 # --- a small conv net with pooling (folded into the next synapse by the passes) -----------
 
-CNN = {
-    "Network": {"dataset": "digits", "n_steps": 5, "tau_m": 5, "tau_s": 3, "loss": "kernel", "n_class": 10,
-                "desired_count": 4, "undesired_count": 1, "lr": 0.005, "batch_size": 32, "epochs": 1},
-    "Layers": {
-        "conv_1": {"type": "conv", "in_channels": 1, "out_channels": 6, "kernel_size": 3, "padding": 1,
-                   "weight_scale": 3, "threshold": 1},
-        "pool_1": {"type": "pooling", "kernel_size": 2, "theta": 1.1},
-        "conv_2": {"type": "conv", "in_channels": 6, "out_channels": 8, "kernel_size": 3, "padding": 1,
-                   "weight_scale": 3, "threshold": 1},
-        "pool_2": {"type": "pooling", "kernel_size": 2, "theta": 1.1},
-        "output": {"type": "linear", "n_inputs": 32, "n_outputs": 10, "weight_scale": 3, "threshold": 1},
-    },
-}
+CNN = load_config(EXAMPLES / "digits_cnn.yaml")
 
 
 def test_conv_net_with_pooling_fixed_pt_equals_intsim():
     """An untrained (seeded) 6C3-P2-8C3-P2-10 net: both pools fold (into a 6x6/stride-2 conv
     and into the dense layer); the spikes must match intsim exactly in every layer."""
     torch.manual_seed(0)
-    float_graph = graph_from_network(Network(parse_config(CNN)).eval())
+    float_graph = graph_from_network(Network(CNN).eval())
     xtr, _, xte, _ = digits_arrays()
     compiled = _compile(float_graph, xtr[:128])
     kinds = [compiled[n].kind for n in compiled.order()]
