@@ -56,3 +56,17 @@ def test_rules_share_the_forward_but_not_the_gradient():
     assert torch.equal(outs["tsslbp"][0], outs["bptt"][0]) and torch.equal(outs["tsslbp"][1], outs["bptt"][1])
     # the output layer sees the same loss gradient, the hidden layer's error differs
     assert not torch.allclose(grads["tsslbp"][0], grads["bptt"][0])
+
+
+def test_tsslbp_beats_bptt_on_the_deeper_digits_mlp():
+    """64-100-100-100-10 at T=5, same seed and epochs: TSSL-BP is at least as accurate as the
+    BPTT baseline (mean of the last five epochs; seed 0 measured 96.7 % vs 96.0 %)."""
+    cfg = load_config(EXAMPLES / "digits_deep.yaml")
+    train, test = load_digits_datasets()
+    tssl = fit(cfg, train, test, seed=0)
+    b = copy.deepcopy(cfg)
+    b.rule = "bptt"
+    bptt = fit(b, train, test, seed=0)
+    print(f"\ndeep digits MLP, last five epochs: TSSL-BP {last5(tssl.history):.4f}, BPTT {last5(bptt.history):.4f}")
+    assert last5(tssl.history) >= 0.95
+    assert last5(tssl.history) >= last5(bptt.history)
