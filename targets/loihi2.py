@@ -63,16 +63,21 @@ def _shift(acc: torch.Tensor, exp: int) -> torch.Tensor:
     return acc << exp if exp > 0 else acc >> (-exp)
 
 
+def _exact_float(bound: float, what: str) -> torch.dtype:
+    """The float type in which integer sums bounded by ``bound`` are exact: float32 below
+    2^24, float64 below 2^53."""
+    if bound < 2**24:
+        return torch.float32
+    if bound < 2**53:
+        return torch.float64
+    raise TsslcError(f"integer {what} bound {bound:.3g} exceeds 2^53: weights or inputs out of range")
+
+
 def exact_matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """x (..., N_in) int64 @ w.T (N_out, N_in) int64, exactly, via float32 when every
     partial sum is provably below 2^24, else float64 (below 2^53), on any device."""
     bound = float(x.abs().max()) * float(w.abs().sum(1).max()) if x.numel() and w.numel() else 0.0
-    if bound < 2**24:
-        dt = torch.float32
-    elif bound < 2**53:
-        dt = torch.float64
-    else:
-        raise TsslcError(f"integer matmul bound {bound:.3g} exceeds 2^53: weights or inputs out of range")
+    dt = _exact_float(bound, "matmul")
     return torch.matmul(x.to(dt), w.to(dt).T).round().to(torch.int64)
 
 
@@ -81,12 +86,7 @@ def exact_conv(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int, grou
     T, B = x.shape[:2]
     k_sum = float(w.abs().reshape(w.shape[0], -1).sum(1).max()) if w.numel() else 0.0
     bound = float(x.abs().max()) * k_sum if x.numel() else 0.0
-    if bound < 2**24:
-        dt = torch.float32
-    elif bound < 2**53:
-        dt = torch.float64
-    else:
-        raise TsslcError(f"integer conv bound {bound:.3g} exceeds 2^53: weights or inputs out of range")
+    dt = _exact_float(bound, "conv")
     y = F.conv2d(x.reshape(T * B, *x.shape[2:]).to(dt), w.to(dt), None, stride, padding, 1, groups)
     return y.round().to(torch.int64).reshape(T, B, *y.shape[1:])
 
