@@ -238,7 +238,6 @@ def peak_rss_mb(reset: bool = False) -> float:
 
 
 def measure(net_name, method, steps, device):
-    from tsslc.losses import compute_loss
     from tsslc.network import Network
     from tsslc.train.trainer import make_optimizer, train_step
 

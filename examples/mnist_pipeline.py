@@ -37,7 +37,6 @@ def main(argv=None) -> int:
     ap.add_argument("--targets", default="loihi2", help="comma-separated (loihi2 runs on Lava too)")
     args = ap.parse_args(argv)
 
-    import tsslc.backends.lava  # noqa: F401  (before any progress bar: Lava sets the mp start method)
     from torch.utils.data import Subset
 
     from tsslc.commands import demo

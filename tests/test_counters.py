@@ -6,7 +6,6 @@ import itertools
 
 import numpy as np
 import pytest
-import torch
 
 from tsslc.errors import TsslcError
 from tsslc.ir import interpreter

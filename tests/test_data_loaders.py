@@ -15,7 +15,7 @@ from tsslc.config import load_config
 from tsslc.data import load_dataset
 from tsslc.data.cifar10 import MEAN, STD
 from tsslc.data.idx import read_idx
-from tsslc.data.nmnist import bin_events, read_events
+from tsslc.data.nmnist import read_events
 from tsslc.errors import TsslcError
 
 

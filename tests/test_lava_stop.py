@@ -18,10 +18,8 @@ import pytest
 
 from conftest import REPO
 from tsslc.errors import TsslcError
-from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
 
-import tsslc.backends.lava as lava_backend  # noqa: F401 - imported before any progress bar
 from tsslc.backends.lava import runner
 from tsslc.backends.lava.lowering import lower
 
