@@ -104,8 +104,4 @@ def get_backend(name: str) -> Callable[..., BackendResult]:
         fn = BACKENDS[name]
     except KeyError:
         raise TsslcError(f"unknown back end {name!r} (known: {', '.join(BACKENDS)})") from None
-    if name == "lava":
-        # import Lava now: it sets the multiprocessing start method at import, which fails once
-        # anything (e.g. a tqdm progress bar) has created a multiprocessing lock
-        _lava_module()
     return fn

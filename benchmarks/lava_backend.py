@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
-import tsslc.backends.lava as lava_backend  # noqa: E402 - before any progress bar
+import tsslc.backends.lava as lava_backend  # noqa: E402
 from tsslc.backends import get_backend  # noqa: E402
 from tsslc.backends.lava import runner  # noqa: E402
 from tsslc.backends.lava.lowering import lava_shape, lower  # noqa: E402

@@ -54,10 +54,7 @@ def run_backend(graph, backend: str, x, batch_size: int, progress: bool, device:
 
 
 def run(args) -> int:
-    from tsslc.backends import get_backend
     from tsslc.ir.io import load
-
-    get_backend(args.backend)  # before any progress bar (Lava sets the multiprocessing start method)
 
     graph = load(args.model)
     if not graph.metadata.get("target"):
