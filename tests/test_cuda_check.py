@@ -1,0 +1,39 @@
+"""The prepared GPU check (benchmarks/cuda_check.py, scripts/gpu_check.sh).
+
+On this CPU-only machine it runs with ``--device cpu`` (the CPU compared with itself), which
+keeps the script working between the sessions that are lent a GPU; on a machine with CUDA
+the second test runs the real comparison (gradient CPU vs CUDA, digits trained on the GPU,
+intsim on the GPU bit-identical)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO
+
+
+def _check(tmp_path, device):
+    out = tmp_path / "cuda_check.json"
+    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "cuda_check.py"), "--device", device,
+                        "--skip-bench", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return json.loads(out.read_text())
+
+
+def test_cuda_check_script_runs_on_cpu(tmp_path):
+    rep = _check(tmp_path, "cpu")
+    assert rep["ok"] and rep["tssl_lif CPU vs CUDA"]["cases"] == 24
+    assert rep["tssl_lif CPU vs CUDA"]["max_rel_float64"] == 0.0  # the same device: bitwise
+    assert rep["digits on CUDA"]["test_accuracy"] >= 0.95
+    assert rep["intsim CPU vs CUDA"]["ok"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu(tmp_path):
+    rep = _check(tmp_path, "cuda")
+    assert rep["ok"], rep
