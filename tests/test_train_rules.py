@@ -27,9 +27,12 @@ def test_digits_reaches_95_percent_at_T5(digits_fit):
 
 
 def test_bptt_baseline_side_by_side(digits_fit):
-    """Same config, seed and epochs with ``rule: bptt``. On this small MLP the two rules are
-    close (measured over seeds 0-3, mean of the last five epochs: BPTT ahead by 0.4-1.2 points),
-    so the comparison uses the mean of the last five epochs with a 2-point margin."""
+    """Same config, seed and epochs with ``rule: bptt``. On this one-hidden-layer MLP the BPTT
+    baseline is slightly *ahead*: benchmarks/rules_digits.py over seeds 0-15 measured final
+    accuracy TSSL-BP 96.42 ± 0.70 % vs BPTT 97.08 ± 0.57 % (paired difference -0.66 ± 0.20
+    points), last five epochs 96.46 vs 97.01 % (-0.55 ± 0.13). The test therefore checks that
+    both rules train and that TSSL-BP stays within 2 points of BPTT (mean of the last five
+    epochs), not that it wins."""
     cfg = copy.deepcopy(load_config(EXAMPLES / "digits.yaml"))
     cfg.rule = "bptt"
     train, test = load_digits_datasets()
@@ -58,9 +61,12 @@ def test_rules_share_the_forward_but_not_the_gradient():
     assert not torch.allclose(grads["tsslbp"][0], grads["bptt"][0])
 
 
-def test_tsslbp_beats_bptt_on_the_deeper_digits_mlp():
-    """64-100-100-100-10 at T=5, same seed and epochs: TSSL-BP is at least as accurate as the
-    BPTT baseline (mean of the last five epochs; seed 0 measured 96.7 % vs 96.0 %)."""
+def test_tsslbp_keeps_up_with_bptt_on_the_deeper_digits_mlp():
+    """64-100-100-100-10 at T=5, same seed and epochs. Over seeds 0-15
+    (benchmarks/rules_digits.py) the two rules tie: final accuracy TSSL-BP 96.37 ± 0.48 % vs
+    BPTT 95.94 ± 1.15 % (+0.43 ± 0.34 points; TSSL-BP ahead or equal on 9 of 16 seeds, and
+    steadier), last five epochs 96.06 vs 96.19 % (-0.13 ± 0.14). Seed 0 (96.7 vs 96.0 % over
+    the last five epochs) is checked exactly: CPU training is deterministic."""
     cfg = load_config(EXAMPLES / "digits_deep.yaml")
     train, test = load_digits_datasets()
     tssl = fit(cfg, train, test, seed=0)
