@@ -8,9 +8,10 @@
   loihi2 graph; its ``run(compiled_graph, x, n_steps, select_tag="fixed_pt",
   progress=False) -> BackendResult`` aligns Lava's spikes to the float time axis.
 
-Every back end's ``run(graph, x, n_steps=None, progress=False, **kw)`` takes ``x`` as
-static ``(B, *input_shape)`` or event ``(B, T, *input_shape)`` float data (as the float
-interpreter) and returns a :class:`BackendResult`.
+Every back end's ``run(graph, x, n_steps=None, progress=False, counters=True, **kw)`` takes
+``x`` as static ``(B, *input_shape)`` or event ``(B, T, *input_shape)`` float data (as the
+float interpreter) and returns a :class:`BackendResult` whose counters all come from
+:mod:`tsslc.backends.counters`.
 """
 
 from __future__ import annotations
@@ -21,29 +22,29 @@ from typing import Callable
 
 import numpy as np
 
+from tsslc.backends.counters import Counters, count_run
 from tsslc.errors import TsslcError
 
 
 @dataclass
 class BackendResult:
-    """spikes: {LIF/IntLIF node: (T, B, *shape) uint8}; counters: totals over the batch::
+    """What a back end returns for one batch.
 
-        {"samples": B, "steps": T,
-         "spikes": {lif: int},                  # spikes emitted per population
-         "synaptic_events": {synapse: int},     # presynaptic spike × non-zero synapse
-         "neuron_updates": {lif: int},          # T·B·N (every neuron updates every step)
-         "active_neuron_updates": {lif: int},   # (neuron, step) with a non-zero input current
-         "inactive_neuron_updates": {lif: int}, # neuron_updates - active_neuron_updates
-         "per_core": {"spikes": [..], "synaptic_events": [..], "neuron_updates": [..]}}
-                                                # indexed by core (target.core_assignment)
-
-    A back end may leave out counters it cannot measure (the float one reports none but
-    spikes)."""
+    * ``spikes``: {LIF/IntLIF node: (T, B, *shape) uint8} on the float model's time axis;
+    * ``counters``: the activity of the run (:class:`tsslc.backends.counters.Counters`:
+      spikes, synaptic operations, MAC/AC, neuron updates, per core and hops when the graph
+      is compiled for a target), made by :func:`tsslc.backends.counters.count` from the
+      spikes, the input and the graph — one implementation for every back end, so two back
+      ends whose spikes agree report identical counters; ``None`` when counting was turned
+      off (``counters=False``);
+    * ``info``: what the back end adds about the run itself (Lava: select_tag, Lava steps,
+      processes, depth, seconds to build, run and read)."""
 
     spikes: dict[str, np.ndarray]
-    counters: dict = field(default_factory=dict)
+    counters: Counters | None = None
     output_population: str = ""
     backend: str = ""
+    info: dict = field(default_factory=dict)
 
     @property
     def output_spikes(self) -> np.ndarray:
@@ -59,16 +60,15 @@ class BackendResult:
         return self.spike_counts().argmax(-1).astype(np.int64)
 
 
-def _run_float(graph, x, n_steps=None, progress=False, device="cpu", **kw) -> BackendResult:
+def _run_float(graph, x, n_steps=None, progress=False, device="cpu", counters=True, **kw) -> BackendResult:
     from tsslc.ir.interpreter import run
 
     if kw:
         raise TsslcError(f"float back end: unknown option(s) {', '.join(kw)}")
     res = run(graph, x, n_steps, device=device)
     spikes = {k: v.detach().cpu().numpy().astype(np.uint8) for k, v in res.spikes.items()}
-    counters = {"samples": int(next(iter(spikes.values())).shape[1]), "steps": int(next(iter(spikes.values())).shape[0]),
-                "spikes": {k: int(v.sum(dtype=np.int64)) for k, v in spikes.items()}}
-    return BackendResult(spikes, counters, res.output_population, "float")
+    c = count_run(graph, spikes, x) if counters else None
+    return BackendResult(spikes, c, res.output_population, "float")
 
 
 def _run_intsim(graph, x, n_steps=None, progress=False, **kw) -> BackendResult:

@@ -58,7 +58,7 @@ def bench(name, graph, x):
     res = lava_backend.run(graph, x)
     t_lava = time.perf_counter() - t0
     same = all(np.array_equal(res.spikes[k], ref.spikes[k]) for k in ref.spikes)
-    lv = res.counters["lava"]
+    lv = res.info["lava"]
     print(f"{name}: {len(x)} samples x T={T}, {lv['processes']} Lava processes, spikes identical to intsim: {same}")
     print(f"  intsim         {1e3 * t_int / steps:8.3f} ms per sample-step")
     print(f"  lava fixed_pt  {1e3 * t_lava / steps:8.3f} ms per sample-step (all in: build {lv['build_s']:.2f} s, "

@@ -18,7 +18,7 @@ def test_compile_run_verify_cli(digits_graph, tmp_path, capsys):
     assert cg.metadata["target"] == "loihi2" and cg.metadata["quantization"]["calibration_samples"] == 128
     assert main(["run", str(out), "--samples", "50", "--json", str(tmp_path / "run.json"), "--no-progress"]) == 0
     run = json.loads((tmp_path / "run.json").read_text())
-    assert run["samples"] == 50 and run["accuracy"] > 0.85 and run["counters"]["spikes"]["output"] > 0
+    assert run["samples"] == 50 and run["accuracy"] > 0.85 and run["counters"]["layers"]["output"]["spikes"] > 0
     vj = tmp_path / "verify.json"
     assert main(["verify", str(model), "--target", "loihi2", "--samples", "60", "--calibration", "128",
                  "--json", str(vj), "--no-progress"]) == 0

@@ -11,7 +11,7 @@ from tsslc.errors import TsslcError
 from tsslc.ir import interpreter
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
-from tsslc.report.counters import Counters, count
+from tsslc.backends.counters import Counters, count
 
 
 def small_graph(rng) -> Graph:

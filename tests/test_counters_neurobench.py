@@ -20,7 +20,7 @@ from neurobench.metrics.workload import ActivationSparsity, SynapticOperations
 from neurobench.models import TorchModel
 
 from tsslc.ir import nodes as N
-from tsslc.report.counters import count
+from tsslc.backends.counters import count
 from tsslc.report.neurobench import neurobench_view
 
 

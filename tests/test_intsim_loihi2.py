@@ -302,8 +302,9 @@ def test_batching_and_counters_consistent():
     np.testing.assert_array_equal(a.spikes["d"], b.spikes["d"])
     assert a.counters == b.counters
     events = int(sum((x[s, t] != 0).astype(int) @ (w != 0).sum(0) for s in range(7) for t in range(4)))
-    assert a.counters["synaptic_events"]["d.synapse"] == events
-    assert a.counters["spikes"]["d"] == int(a.spikes["d"].sum())
-    assert a.counters["neuron_updates"]["d"] == 7 * 4 * 5
-    assert a.counters["per_core"]["spikes"] == [a.counters["spikes"]["d"]]
+    assert a.counters.layers["input"].synops == events
+    assert a.counters.layers["d"].events_in == events
+    assert a.counters.layers["d"].spikes == int(a.spikes["d"].sum())
+    assert a.counters.layers["d"].updates_active + a.counters.layers["d"].updates_idle == 7 * 4 * 5
+    assert a.counters.core_spikes == {0: a.counters.layers["d"].spikes}
     assert a.predictions().shape == (7,)

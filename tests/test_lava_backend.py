@@ -60,9 +60,10 @@ def test_digits_fixed_pt_equals_intsim_in_every_layer(digits_runs, digits_compil
         assert s.dtype == np.uint8 and s.shape == ref.spikes[name].shape == (5, N_DIGITS, *digits_compiled[name].shape)
         assert np.array_equal(s, ref.spikes[name]), f"{name}: {(s != ref.spikes[name]).sum()} spikes differ"
         assert s.sum() > 0.02 * s.size  # a real, active network
-    assert res.counters["spikes"] == ref.counters["spikes"]
-    assert res.counters["samples"] == N_DIGITS and res.counters["steps"] == 5
-    assert res.counters["lava"]["lava_steps"] == 5 * N_DIGITS + 2  # one run, depth 2
+    # the one counting function on identical spikes: identical counters, per core and hops too
+    assert res.counters.to_dict() == ref.counters.to_dict()
+    assert res.counters.n_samples == N_DIGITS and res.counters.n_steps == 5 and res.counters.core_spikes
+    assert res.info["lava"]["lava_steps"] == 5 * N_DIGITS + 2  # one run, depth 2
     y = digits_test_arrays[1][:N_DIGITS]
     acc = float((res.predictions() == y).mean())
     assert acc == float((ref.predictions() == y).mean()) and acc > 0.9
@@ -77,7 +78,7 @@ def test_digits_floating_pt_agrees_with_the_float_model(digits_graph, digits_com
     with capsys.disabled():
         print("\nLava floating_pt vs float model, per layer:", {k: round(v, 4) for k, v in agree.items()})
     assert all(v > 0.97 for v in agree.values()), agree
-    assert res.counters["lava"]["select_tag"] == "floating_pt"
+    assert res.info["lava"]["select_tag"] == "floating_pt"
 
 
 # --- a small conv net with pooling (folded into the next synapse by the passes) -----------
@@ -163,7 +164,7 @@ def test_conv_weight_exp_is_accounted_for(weight_exp):
     x = np.random.default_rng(4).random((12, *in_shape)).astype(np.float32)
     ref = get_backend("intsim")(graph(conv=False), x)
     res = lava_backend.run(graph(conv=True), x)
-    assert res.counters["lava"]["depth"] == (4 if weight_exp < 0 else 3)
+    assert res.info["lava"]["depth"] == (4 if weight_exp < 0 else 3)
     for name in ("c1", "c2", "fc"):
         s = res.spikes[name]
         assert np.array_equal(s.reshape(*s.shape[:2], -1), ref.spikes[name]), name
@@ -220,4 +221,5 @@ def test_tsslc_run_with_the_lava_backend(digits_compiled, tmp_path, capsys):
 
     res = json.loads((tmp_path / "run.json").read_text())
     assert res["backend"] == "lava" and res["samples"] == 30 and res["accuracy"] > 0.8
-    assert res["counters"]["lava"]["lava_steps"] == 30 * 5 + 2
+    assert res["info"]["lava"]["lava_steps"] == 30 * 5 + 2
+    assert res["counters"]["n_samples"] == 30 and res["counters"]["totals"]["spikes"] > 0

@@ -85,7 +85,7 @@ def test_mapping_survives_the_model_file(tn_digits, tmp_path):
     assert np.array_equal(back.metadata["mapping"]["core_edges"], g.metadata["mapping"]["core_edges"])
     x = np.random.default_rng(0).random((8, 1, 8, 8)).astype(np.float32)
     res = get_backend("intsim")(back, x)
-    per_core = res.counters["per_core"]["spikes"]
+    per_core = res.counters.core_spikes
     hidden = res.spikes["hidden"].sum()
     assert per_core[int(g.metadata["mapping"]["assignment"]["hidden"][0])] == hidden  # hidden's one core
 

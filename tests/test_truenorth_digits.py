@@ -55,7 +55,7 @@ def test_digits_on_truenorth_figures(compiled, digits_graph, digits_test_arrays)
     assert agree["hidden"] > 0.85
     # the intsim is the target's arithmetic: spikes are 0/1 and counters follow the mapping's cores
     assert set(np.unique(tn.spikes["hidden"]).tolist()) <= {0, 1}
-    assert len(tn.counters["per_core"]["spikes"]) >= m["neuron_cores"]
+    assert len(tn.counters.core_spikes) >= m["neuron_cores"]
 
 
 def test_integer_weights_are_table_times_levels(compiled):

@@ -13,9 +13,10 @@ A static input (an image presented as the same graded payload at every step) is 
 and sent through the first synapse once and broadcast over the T steps: the synapses are
 time-invariant maps, so this is the same integer current T times cheaper.
 
-``run(graph, x, n_steps=None, progress=False, device="cpu", batch_size=None)`` →
-:class:`tsslc.backends.BackendResult` with every IntLIF's spikes ``(T, B, *shape)`` uint8 and
-the counters (see BackendResult; ``per_core`` uses ``target.core_assignment(graph)``).
+``run(graph, x, n_steps=None, progress=False, device="cpu", batch_size=None, counters=True)``
+→ :class:`tsslc.backends.BackendResult` with every IntLIF's spikes ``(T, B, *shape)`` uint8
+and the counters of :func:`tsslc.backends.counters.count_run` (per core from
+``target.core_assignment(graph)``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from tsslc.backends import BackendResult
+from tsslc.backends.counters import Counters, count_run
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
@@ -97,72 +99,25 @@ def simulate(graph: Graph, x, n_steps: int | None = None, device="cpu") -> tuple
     return spikes, values
 
 
-def _counters(graph: Graph, target, values: dict, spikes: dict) -> dict:
-    """Counters of one batch (python ints and per-core numpy arrays)."""
-    any_s = next(iter(spikes.values()))
-    T, B = int(any_s.shape[0]), int(any_s.shape[1])
-    cores = target.core_assignment(graph)
-    n_cores = int(max((c.max() + 1 for c in cores.values() if c.size), default=0))
-    pc = {k: np.zeros(n_cores, np.int64) for k in ("spikes", "synaptic_events", "neuron_updates", "active_neuron_updates")}
-    c = {"samples": B, "steps": T, "spikes": {}, "synaptic_events": {}, "neuron_updates": {}, "active_neuron_updates": {}}
-    for name in graph.order():
-        node = graph[name]
-        if isinstance(node, N.IntLIF):
-            s = spikes[name].reshape(T, B, -1)
-            per_neuron = s.sum((0, 1)).cpu().numpy()
-            cur = values[graph.predecessors(name)[0]].reshape(T, B, -1)
-            active = (cur != 0).sum((0, 1)).cpu().numpy()
-            core = cores[name]
-            c["spikes"][name] = int(per_neuron.sum())
-            c["neuron_updates"][name] = T * B * int(s.shape[-1])
-            c["active_neuron_updates"][name] = int(active.sum())
-            np.add.at(pc["spikes"], core, per_neuron)
-            np.add.at(pc["neuron_updates"], core, T * B)
-            np.add.at(pc["active_neuron_updates"], core, active)
-        elif isinstance(node, (N.IntDense, N.IntConv2d)):
-            src = values[graph.predecessors(name)[0]]
-            nz = (src != 0).to(torch.float64).sum((0, 1))  # per input: spikes over steps and samples
-            if isinstance(node, N.IntDense):
-                mask = torch.as_tensor(node.weight != 0, dtype=torch.float64, device=nz.device)
-                per_out = mask @ nz.reshape(-1)
-            else:
-                mask = torch.as_tensor(node.weight != 0, dtype=torch.float64, device=nz.device)
-                per_out = torch.nn.functional.conv2d(nz[None], mask, None, node.stride, node.padding, 1, node.groups)[0]
-            per_out = per_out.reshape(-1).round().to(torch.int64).cpu().numpy()
-            c["synaptic_events"][name] = int(per_out.sum())
-            lif = graph.successors(name)[0]
-            if lif in cores:
-                np.add.at(pc["synaptic_events"], cores[lif], per_out)
-    c["inactive_neuron_updates"] = {n: c["neuron_updates"][n] - c["active_neuron_updates"][n] for n in c["neuron_updates"]}
-    c["per_core"] = {k: v.tolist() for k, v in pc.items()}
-    return c
-
-
-def _merge(a: dict, b: dict) -> dict:
-    if not a:
-        return b
-    out = {"samples": a["samples"] + b["samples"], "steps": a["steps"]}
-    for k in ("spikes", "synaptic_events", "neuron_updates", "active_neuron_updates", "inactive_neuron_updates"):
-        out[k] = {n: a[k][n] + b[k][n] for n in a[k]}
-    out["per_core"] = {k: [x + y for x, y in zip(a["per_core"][k], b["per_core"][k])] for k in a["per_core"]}
-    return out
-
-
 def run(graph: Graph, x, n_steps: int | None = None, progress: bool = False, device="cpu",
-        batch_size: int | None = None) -> BackendResult:
+        batch_size: int | None = None, counters: bool = True) -> BackendResult:
     """Simulate ``graph`` on inputs ``x`` (static (B, *shape) or events (B, T, *shape));
-    ``batch_size`` splits long inputs into chunks (results identical)."""
-    target = compiled_target(graph)
+    ``batch_size`` splits long inputs into chunks (results identical); ``counters=False``
+    leaves out the activity counts (:func:`tsslc.backends.counters.count_run`)."""
+    compiled_target(graph)
     x = torch.as_tensor(x)
     B = int(x.shape[0])
     step = int(batch_size or B) or 1
     chunks = range(0, B, step)
     spikes_all: dict[str, list[np.ndarray]] = {}
-    counters: dict = {}
+    total: Counters | None = None
     for i in tqdm(chunks, desc="intsim", unit="batch", disable=not progress or len(chunks) < 2):
         spikes, values = simulate(graph, x[i:i + step], n_steps, device)
-        counters = _merge(counters, _counters(graph, target, values, spikes))
+        spikes = {k: v.to(torch.uint8).cpu().numpy() for k, v in spikes.items()}
+        if counters:
+            c = count_run(graph, spikes, inputs=values[graph.input_name].cpu())
+            total = c if total is None else total + c
         for k, v in spikes.items():
-            spikes_all.setdefault(k, []).append(v.to(torch.uint8).cpu().numpy())
+            spikes_all.setdefault(k, []).append(v)
     out = {k: np.concatenate(v, axis=1) for k, v in spikes_all.items()}
-    return BackendResult(out, counters, graph.output_population, "intsim")
+    return BackendResult(out, total, graph.output_population, "intsim")

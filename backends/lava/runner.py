@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from tsslc.backends import BackendResult
+from tsslc.backends.counters import count_run
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
@@ -80,13 +81,14 @@ def source_data(payloads: np.ndarray, ir_shape: tuple[int, ...], period: int, fi
 
 
 def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = "fixed_pt",
-        progress: bool = False) -> BackendResult:
+        progress: bool = False, counters: bool = True) -> BackendResult:
     """Run ``compiled_graph`` (target loihi2) on Lava for the batch ``x`` (static
     ``(B, *shape)`` or events ``(B, T, *shape)``, raw floats as the float model sees them).
 
     Returns every IntLIF's spikes as uint8 ``(T, B, *shape)`` on the float model's time
-    axis, and counters: ``samples``, ``steps``, ``spikes`` and ``neuron_updates`` per
-    population, ``lava`` (select_tag, Lava steps, processes, seconds to build, run, read).
+    axis, the counters of :func:`tsslc.backends.counters.count_run` (``counters=False``:
+    none) and ``info["lava"]`` (select_tag, Lava steps, processes, depth, seconds to build,
+    run, read).
     """
     graph = compiled_graph
     check_runnable(graph, select_tag)
@@ -123,15 +125,10 @@ def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = 
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    counters = {
-        "samples": B,
-        "steps": T,
-        "spikes": {k: int(v.sum(dtype=np.int64)) for k, v in spikes.items()},
-        "neuron_updates": {k: int(T * B * math.prod(v.shape[2:])) for k, v in spikes.items()},
-        "lava": {"select_tag": select_tag, "lava_steps": n_rows, "processes": lowered.n_processes,
-                 "depth": depth, **{k: round(v, 6) for k, v in timing.items()}},
-    }
-    return BackendResult(spikes, counters, graph.output_population, "lava")
+    info = {"lava": {"select_tag": select_tag, "lava_steps": n_rows, "processes": lowered.n_processes,
+                     "depth": depth, **{k: round(v, 6) for k, v in timing.items()}}}
+    c = count_run(graph, spikes, x, n_steps=T) if counters else None
+    return BackendResult(spikes, c, graph.output_population, "lava", info)
 
 
 def _start(lowered: Lowered) -> None:

@@ -103,7 +103,7 @@ def stage_run(graph, compiled: dict, x: np.ndarray, lava_samples: int, progress:
 def _subset(res, n: int):
     from tsslc.backends import BackendResult
 
-    return BackendResult({k: v[:, :n] for k, v in res.spikes.items()}, {}, res.output_population, res.backend)
+    return BackendResult({k: v[:, :n] for k, v in res.spikes.items()}, None, res.output_population, res.backend)
 
 
 def stage_verify(results: dict, y: np.ndarray) -> dict:
@@ -174,9 +174,8 @@ def stage_mnist_activity(mnist_dir: Path, train_samples: int, test_samples: int 
 
     from tsslc.config import load_config
     from tsslc.data import load_dataset
-    from tsslc.ir import interpreter
+    from tsslc.backends import get_backend
     from tsslc.ir.export import graph_from_network
-    from tsslc.report.counters import count
     from tsslc.train.trainer import fit
 
     cfg = load_config(MNIST_CONFIG)
@@ -186,29 +185,25 @@ def stage_mnist_activity(mnist_dir: Path, train_samples: int, test_samples: int 
     res = fit(cfg, Subset(train_set, range(n_train)), Subset(test_set, range(n_test)), epochs=1, progress=progress)
     graph = graph_from_network(res.network)
     x = torch.stack([test_set[i][0] for i in range(n_test)]).numpy()
-    spikes = interpreter.run(graph, x).spikes
+    counters = get_backend("float")(graph, x).counters
     note = (f"MNIST CNN 15C5-P2-40C5-P2-300-10 trained 1 epoch on the first {n_train:,} MNIST images "
             f"(test accuracy {100 * res.test_accuracy:.2f} % on {n_test} test images)")
     say(f"{note} in {time.time() - t0:.0f} s")
-    return count(graph, spikes, x), res.test_accuracy, note
+    return counters, res.test_accuracy, note
 
 
 def stage_count(graph, compiled: dict, results: dict, x: np.ndarray) -> dict:
-    """Counters per (back end, target) label, with each target's core assignment."""
-    from tsslc.report.counters import count
-    from tsslc.targets import get_target
+    """Counters per (back end, target) label: each run's own (per core on compiled graphs),
+    and intsim's on the samples Lava ran, for the side-by-side comparison."""
+    from tsslc.backends.counters import count_run
 
-    counters = {"float": count(graph, results[("float", None)].spikes, x)}
+    counters = {"float": results[("float", None)].counters}
     for (b, t), r in results.items():
-        if t is None:
-            continue
-        cg = compiled[t]
-        n = r.output_spikes.shape[1]
-        counters[f"{t}/{b}"] = count(cg, r.spikes, x[:n], cores=get_target(t).core_assignment(cg))
+        if t is not None:
+            counters[f"{t}/{b}"] = r.counters
     n = results[("lava", LAVA_TARGET)].output_spikes.shape[1]
-    cg = compiled[LAVA_TARGET]
-    counters[f"{LAVA_TARGET}/intsim (Lava samples)"] = count(cg, _subset(results[("intsim", LAVA_TARGET)], n).spikes, x[:n],
-                                                            cores=get_target(LAVA_TARGET).core_assignment(cg))
+    counters[f"{LAVA_TARGET}/intsim (Lava samples)"] = count_run(compiled[LAVA_TARGET],
+                                                                _subset(results[("intsim", LAVA_TARGET)], n).spikes, x[:n])
     return counters
 
 

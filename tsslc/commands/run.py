@@ -64,12 +64,14 @@ def run(args) -> int:
     pred = res.predictions()
     acc = float((pred == y).mean())
     out = {"model": str(args.model), "target": graph.metadata["target"], "backend": args.backend,
-           "samples": int(len(y)), "accuracy": acc, "counters": res.counters}
+           "samples": int(len(y)), "accuracy": acc, "counters": res.counters.to_dict(), "info": res.info}
     print(f"{args.model} on {args.backend} ({graph.metadata['target']}): {len(y)} samples, accuracy {acc * 100:.2f} %")
-    for name, n in res.counters.get("spikes", {}).items():
-        print(f"  {name:<20} spikes/sample {n / len(y):10.1f}")
-    for name, n in res.counters.get("synaptic_events", {}).items():
-        print(f"  {name:<20} synaptic events/sample {n / len(y):10.1f}")
+    print(f"  {'per sample':<20} {'spikes':>10} {'synops':>12} {'active updates':>15}")
+    for name, layer in res.counters.layers.items():
+        n = len(y)
+        spikes = f"{layer.spikes / n:10.1f}" if layer.kind == "lif" else f"{'':>10}"
+        active = f"{layer.updates_active / n:15.1f}" if layer.kind == "lif" else ""
+        print(f"  {name:<20} {spikes} {layer.synops / n:12.1f} {active}")
     if args.json:
         write_json(args.json, out)
     return 0

@@ -11,7 +11,8 @@ JSON written by ``--json FILE`` (atomically), read by the report::
       "model": str, "target": str, "dataset": str, "samples": int, "n_steps": int,
       "backends": {                                  # every back end that ran
         "<name>": {"accuracy": float,                # on the test samples, 0..1
-                   "counters": {...}}                # BackendResult.counters (float: spikes only)
+                   "counters": {...},                # Counters.to_dict() (tsslc.backends.counters)
+                   "info": {...}}                    # BackendResult.info (Lava: steps, seconds)
       },
       "comparisons": [                               # each back end vs the reference, and
         {"reference": "float" | "intsim",            # lava vs intsim when both ran
@@ -103,7 +104,8 @@ def verify(graph, target: str, x, y, backends=("float", "intsim"), calibration=N
             results[b] = run_backend(compiled, b, x, batch_size, progress)
     out = {"target": compiled.metadata["target"], "dataset": graph.metadata.get("dataset"), "samples": int(len(y)),
            "n_steps": int(graph.metadata.get("n_steps", 0)),
-           "backends": {b: {"accuracy": float((r.predictions() == y).mean()), "counters": r.counters}
+           "backends": {b: {"accuracy": float((r.predictions() == y).mean()), "counters": r.counters.to_dict() if r.counters else None,
+                            "info": r.info}
                         for b, r in results.items()},
            "comparisons": [compare(results["float"], results[b], y, "float", b) for b in backends if b != "float"],
            "quantization": compiled.metadata["quantization"]}

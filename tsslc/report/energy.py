@@ -1,4 +1,4 @@
-"""Energy: counts (:mod:`tsslc.report.counters`) priced with each target's labelled table.
+"""Energy: counts (:mod:`tsslc.backends.counters`) priced with each target's labelled table.
 
 Rules
 -----
@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 
 from tsslc.errors import TsslcError
-from tsslc.report.counters import Counters
+from tsslc.backends.counters import Counters
 from tsslc.targets.base import EnergyFigure, EnergyTable
 
 HOROWITZ_SOURCE = "Horowitz, ISSCC 2014, 'Computing's energy problem' (45 nm, 0.9 V)"

@@ -153,7 +153,7 @@ def render(metrics: dict | None, data: dict, figures: dict[str, bytes]) -> str:
     if cnt:
         keys = ["spikes", "synops", "macs", "acs", "dense_synops", "updates_active", "updates_idle", "spike_messages",
                 "hops_x", "hops_y"]
-        out.append("<p>Per sample (counts first; conventions in tsslc.report.counters).</p>")
+        out.append("<p>Per sample (counts first; conventions in tsslc.backends.counters).</p>")
         out.append(table(["model / back end"] + keys, [[k] + [c["per_sample"].get(x) for x in keys] for k, c in cnt.items()]))
         for label, c in cnt.items():
             out.append(f"<h3>{_e(label)}: per layer (totals over {c['n_samples']} samples × {c['n_steps']} steps)</h3>")

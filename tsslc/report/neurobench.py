@@ -1,5 +1,5 @@
 """NeuroBench's metrics (Yik et al., Nat. Commun. 2025; ``neurobench`` 2.3) computed by our own
-counters (:mod:`tsslc.report.counters`), with NeuroBench's exact conventions:
+counters (:mod:`tsslc.backends.counters`), with NeuroBench's exact conventions:
 
 * ``Effective_MACs`` / ``Effective_ACs``: per sample, Σ over synapse layers and steps of
   binarised input × binarised weights (zeros skipped, bias-free); a layer call whose inputs
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from tsslc.ir.graph import Graph
-from tsslc.report.counters import SYNAPSES, Counters
+from tsslc.backends.counters import SYNAPSES, Counters
 
 
 def static_metrics(graph: Graph) -> dict:

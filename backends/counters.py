@@ -1,5 +1,7 @@
 """Activity counters from the spikes of any back end (float interpreter, intsim, Lava).
 
+The one counting implementation: every back end's :class:`~tsslc.backends.BackendResult`
+carries the :class:`Counters` that :func:`count_run` makes, and the report prices them.
 Input: an IR graph (float or compiled), the spikes of its LIF populations
 ``{lif: (T, B, *shape)}`` (0/1, torch or numpy) and the input batch. The counters depend
 only on the spikes, the input and the graph's connectivity, so two back ends whose spikes
@@ -313,7 +315,11 @@ def count(graph: Graph, spikes: dict, x=None, *, inputs=None, n_steps: int | Non
             for core in np.unique(c):
                 core_spikes[int(core)] = core_spikes.get(int(core), 0) + int(sp[core])
 
-    events_in = {p: torch.zeros((T, B, *shapes[p]), dtype=torch.float64) for p in pops}
+    # synaptic events landing on each (step, sample, neuron), for the active/idle split: counts
+    # of 0/1 events over a fan-in, exact in float32; a static input (the same values every
+    # step) goes through its synapse once and is broadcast over the steps
+    events_in = {p: torch.zeros((T, B, *shapes[p]), dtype=torch.float32) for p in pops}
+    static_input = T > 1 and bool((values == values[:1]).all())
     for proj in projections(graph):
         syn = graph[proj.synapse]
         in_shape = shapes[graph.predecessors(proj.synapse)[0]]
@@ -328,7 +334,8 @@ def count(graph: Graph, spikes: dict, x=None, *, inputs=None, n_steps: int | Non
         src.dense_synops += int(T * B * float(fan_dense.sum()))
         if src.kind == "input":
             src.macs += int(per_step[graded_step].sum())
-        events_in[proj.target] += _forward(graph, proj, act[proj.source], mask)
+        a_in = act[proj.source][:1] if proj.source == inp and static_input else act[proj.source]
+        events_in[proj.target] += _forward(graph, proj, a_in.to(torch.float32), mask.to(torch.float32))
 
         if cores is not None and src.kind == "lif":
             neuron_spikes = a.sum((0, 1))  # (n_src,)
@@ -350,6 +357,28 @@ def count(graph: Graph, spikes: dict, x=None, *, inputs=None, n_steps: int | Non
         layers[p].updates_active = active
         layers[p].updates_idle = T * B * layers[p].n_neurons - active
     return Counters(B, T, layers, core_spikes, core_synops, mesh_width if cores is not None else None)
+
+
+def count_run(graph: Graph, spikes: dict, x=None, *, inputs=None, n_steps: int | None = None,
+              chunk: int = 256) -> Counters:
+    """:func:`count` of one back-end run: on a graph compiled for a target, per core and hops
+    from the target's core assignment (``metadata["mapping"]`` when there is one); counted
+    ``chunk`` samples at a time (the totals are sums, so the result is the same) to keep
+    the float64 working tensors small."""
+    cores = None
+    target = graph.metadata.get("target")
+    if target:
+        from tsslc.targets import get_target
+
+        cores = get_target(target).core_assignment(graph)
+    B = int(_to_tensor(next(iter(spikes.values()))).shape[1]) if spikes else 0
+    total: Counters | None = None
+    for i in range(0, max(B, 1), chunk):
+        part = {k: v[:, i:i + chunk] for k, v in spikes.items()}
+        c = count(graph, part, None if x is None else x[i:i + chunk],
+                  inputs=None if inputs is None else inputs[:, i:i + chunk], n_steps=n_steps, cores=cores)
+        total = c if total is None else total + c
+    return total
 
 
 def _messages_and_hops(graph, proj, shapes, in_shape, mask, src_core, dst_core, width):
