@@ -47,9 +47,11 @@ GRADES = ("measured", "simulated")
 
 @dataclass(frozen=True)
 class EnergyFigure:
-    """One price. ``name`` is stable (the report keys on it); ``counter`` names the
-    intsim/Lava counter it multiplies (e.g. ``"synaptic_events"``), or ``""`` when the
-    figure is context only (e.g. a chip's total power)."""
+    """One price. ``name`` is stable (the report keys on it); ``counter`` names the count
+    it multiplies — ``"synaptic_events"`` (synaptic operations), ``"spikes"``,
+    ``"neuron_updates"``, ``"active_neuron_updates"``, ``"inactive_neuron_updates"`` of
+    :class:`tsslc.backends.counters.Counters`, as :mod:`tsslc.report.energy` reads them —
+    or ``""`` when the figure is context only (e.g. a chip's total power)."""
 
     name: str
     value: float
