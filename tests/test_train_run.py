@@ -157,15 +157,38 @@ def test_cli_errors_are_one_line(tmp_path):
             train_run(DIGITS, tmp_path / "c", epochs=1, device="cuda", progress=False)
 
 
-def test_torchrun_two_cpu_processes(tmp_path):
-    out = tmp_path / "ddp"
+def torchrun(config, out, *args):
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        "-m", "tsslc", "train", str(DIGITS), "--out", str(out), "--epochs", "2",
-                        "--device", "cpu", "--no-progress"], cwd=REPO, env=ENV, capture_output=True,
-                       text=True, timeout=400)
-    assert p.returncode == 0, p.stderr[-3000:]
-    doc = json.loads((out / "metrics.json").read_text())
+                        "-m", "tsslc", "train", str(config), "--out", str(out), "--device", "cpu", "--no-progress",
+                        *map(str, args)], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=400)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
+    return p
+
+
+def dropout_config(tmp_path):
+    """digits.yaml with dropout after the hidden layer: each rank draws its own masks, so a
+    resume is exact only if every rank's RNG state comes back."""
+    raw = yaml.safe_load(DIGITS.read_text())
+    raw["Layers"] = {"hidden": raw["Layers"]["hidden"], "drop": {"type": "dropout", "p": 0.2},
+                     "output": raw["Layers"]["output"]}
+    p = tmp_path / "digits_dropout.yaml"
+    p.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return p
+
+
+def test_torchrun_two_cpu_processes_and_exact_resume(tmp_path):
+    cfg = dropout_config(tmp_path)
+    torchrun(cfg, tmp_path / "ddp", "--epochs", 2, "--seed", 2)
+    doc = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert doc["world_size"] == 2 and len(doc["epochs"]) == 2
     assert doc["final_test_acc"] > 0.6
-    net, _, ck = load_checkpoint(out / "checkpoint.pt")
-    assert ck["epoch"] == 2
+    net, _, ck = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")
+    assert ck["epoch"] == 2 and len(ck["rng_ranks"]) == 2
+    assert not torch.equal(ck["rng_ranks"][0]["torch"], ck["rng_ranks"][1]["torch"])
+    # stopped after epoch 1, resumed under torchrun: the same weights as the run above
+    torchrun(cfg, tmp_path / "part", "--epochs", 1, "--seed", 2)
+    torchrun(cfg, tmp_path / "part", "--epochs", 2, "--resume")
+    a = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)
+    assert b["epoch"] == 2 and states_equal(a["model"], b["model"])
+    assert [r["test_acc"] for r in a["metrics"]] == [r["test_acc"] for r in b["metrics"]]

@@ -3,7 +3,9 @@
 Keys: ``format`` ("tsslc-checkpoint"), ``version`` (1), ``config`` (the authors' schema as a
 plain dict), ``model`` (Network state_dict), ``optimizer`` (AdamW state_dict), ``epoch``
 (epochs completed), ``seed``, ``rng`` ({"torch": uint8 tensor, "cuda": [uint8 tensors]}),
-``metrics`` (list of per-epoch dicts). Written atomically (temp file + ``os.replace``).
+``metrics`` (list of per-epoch dicts); under torchrun also ``rng_ranks`` (every rank's
+``rng``, rank order: each rank draws its own dropout masks). Written atomically (temp file +
+``os.replace``).
 """
 
 from __future__ import annotations
@@ -34,13 +36,15 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(path, network: Network, optimizer, config: NetworkConfig, epoch: int, seed: int,
-                    metrics: list[dict]) -> None:
+                    metrics: list[dict], rng_ranks: list[dict] | None = None) -> None:
     state = {
         "format": FORMAT, "version": VERSION, "config": config.to_dict(),
         "model": {k: v.detach().cpu() for k, v in network.state_dict().items()},
         "optimizer": optimizer.state_dict(), "epoch": int(epoch), "seed": int(seed),
         "rng": rng_state(), "metrics": [dict(m) for m in metrics],
     }
+    if rng_ranks is not None:
+        state["rng_ranks"] = rng_ranks
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 

@@ -23,7 +23,7 @@ from tsslc.config import NetworkConfig, load_config, parse_config
 from tsslc.errors import TsslcError
 from tsslc.network import Network
 from tsslc.atomic import atomic_write_text
-from tsslc.train.checkpoint import read_checkpoint, save_checkpoint, set_rng_state
+from tsslc.train.checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from tsslc.train.trainer import NonFiniteLoss, Shard, evaluate, make_optimizer, train_epoch
 
 CHECKPOINT = "checkpoint.pt"
@@ -112,7 +112,7 @@ def train_run(config_path_or_config, out_dir, data_dir=None, epochs: int | None 
         if ckpt is not None:
             net.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
-            set_rng_state(ckpt["rng"])
+            _restore_rng(ckpt, rank, world, seed, start)
         elif world > 1:
             torch.manual_seed(seed * 7919 + rank)  # per-rank dropout masks
         model = net
@@ -137,17 +137,41 @@ def train_run(config_path_or_config, out_dir, data_dir=None, epochs: int | None 
             row["test_loss"], row["test_acc"] = evaluate(model, test_set, config, dev, shard)
             row["seconds"] = time.perf_counter() - t0
             history.append(row)
+            rng_ranks = None
+            if world > 1:  # every rank's RNG state, so that a resume is exact on each
+                rng_ranks = [None] * world
+                torch.distributed.all_gather_object(rng_ranks, rng_state())
             if rank == 0:
-                save_checkpoint(ckpt_path, net, opt, config, epoch, seed, history)
+                save_checkpoint(ckpt_path, net, opt, config, epoch, seed, history, rng_ranks)
                 _write_metrics(out, _metrics_doc(config, history, seed, dev, world))
                 if show:
                     tqdm.write(f"epoch {epoch}/{n_epochs}: train loss {row['train_loss']:.4f} "
                                f"acc {row['train_acc']:.4f} | test loss {row['test_loss']:.4f} "
                                f"acc {row['test_acc']:.4f} | {row['seconds']:.1f} s")
+        if world > 1:
+            # rank 0 may still be writing the last checkpoint: tearing the group down under
+            # it aborts the other ranks' communication threads
+            torch.distributed.barrier()
         return _metrics_doc(config, history, seed, dev, world)
     finally:
         if created_group:
             torch.distributed.destroy_process_group()
+
+
+def _restore_rng(ckpt: dict, rank: int, world: int, seed: int, start: int) -> None:
+    """This rank's RNG state from the checkpoint. A run resumed with another number of
+    processes than it was saved with gets fresh per-rank streams (it cannot be exact)."""
+    ranks = ckpt.get("rng_ranks")
+    if world == 1 and not ranks:
+        set_rng_state(ckpt["rng"])
+    elif ranks and len(ranks) == world:
+        set_rng_state(ranks[rank])
+    else:
+        saved = len(ranks) if ranks else 1
+        if rank == 0:
+            tqdm.write(f"resuming a run saved by {saved} process(es) with {world}: the data order is the "
+                       f"same, the dropout masks are not those of an uninterrupted run")
+        torch.manual_seed(seed * 7919 + rank + 104729 * start)
 
 
 def _load_data(config, data_dir):
