@@ -354,6 +354,9 @@ class TrueNorth(Target):
             "weight_error": lw.report["weight_error"], "weight_error_rel_rms": lw.report["weight_error"],
             "saturated_fraction": lw.report["saturated"], "weight_saturated_fraction": lw.report["saturated"],
             "axons_per_input": m, "axon_types": lw.report["axon_types"], "weight_levels": lw.report["weight_levels"],
+            # per-neuron axon-type tables are fitted weight by weight: no error-compensating
+            # rounding here (the requested one is stats.rounding)
+            "rounding": "nearest",
             "axons": lw.report["axons"], "axon_limit": AXONS_PER_CORE, "table_max": lw.report["table_max"],
             "vth": vth, "shifts_s": [params["i_shift_a"], params["i_shift_b"]],
             "shifts_m": [params["v_shift_a"], params["v_shift_b"]],

@@ -34,13 +34,65 @@ def test_digits_loihi2_agreement_and_accuracy(digits_verify):
     c = digits_verify["comparisons"][0]
     print({k: v["spike_agreement"] for k, v in c["layers"].items()}, c["classification_agreement"],
           c["accuracy_reference"], c["accuracy_backend"])
-    # the goal is >= 99.5 % / 0.3 points; 8-bit weights on this net (outputs of ~2 spikes in
-    # T=5, where one spike decides the class) reach 98.9 % / -0.8 points: asserted as measured
-    assert c["classification_agreement"] >= 0.985
-    assert abs(c["accuracy_delta_points"]) <= 1.0 + 1e-9
+    # the goal: >= 99.5 % of classes and <= 0.3 points of accuracy. With GPTQ rounding
+    # (the default) measured 99.72 % / +0.28 points (one test image); nearest rounding
+    # gave 99.44 % (test below)
+    assert c["classification_agreement"] >= 0.995
+    assert abs(c["accuracy_delta_points"]) <= 0.3
     assert c["accuracy_reference"] > 0.93
     for layer in ("hidden", "output"):
-        assert c["layers"][layer]["spike_agreement"] > 0.99
+        assert c["layers"][layer]["spike_agreement"] > 0.995
+
+
+def test_gptq_rounding_keeps_the_current_error_small():
+    from tsslc.targets.loihi2 import W_MAX, W_MIN, _current_error, _gptq_round, _round_even
+
+    rng = np.random.default_rng(0)
+    raw = rng.normal(0, 60, size=(20, 50))
+    # correlated, non-negative inputs, as PSCs are
+    a = np.abs(rng.normal(size=(4000, 8)) @ rng.normal(size=(8, 50)) + rng.normal(0, 0.3, size=(4000, 50)))
+    gram = a.T @ a
+    near = np.clip(_round_even(raw), W_MIN, W_MAX)
+    q = _gptq_round(raw, gram)
+    assert q.dtype == np.int64 and (q % 2 == 0).all() and q.min() >= W_MIN and q.max() <= W_MAX
+    e_near, e_q = _current_error(near, raw, gram), _current_error(q, raw, gram)
+    cur = lambda w: np.sqrt((((w - raw) @ a.T) ** 2).sum() / ((raw @ a.T) ** 2).sum())  # noqa: E731
+    assert e_near == pytest.approx(cur(near)) and e_q == pytest.approx(cur(q))
+    assert e_q < 0.6 * e_near, (e_q, e_near)
+    # weights already on the grid are left as they are
+    on_grid = near.astype(np.float64)
+    assert np.array_equal(_gptq_round(on_grid, gram), near)
+    with pytest.raises(TsslcError, match="unknown rounding 'best'"):
+        quantize(Graph_for_rounding(), get_target("loihi2"), np.zeros((1, 3), np.float32), rounding="best")
+
+
+def Graph_for_rounding():
+    from tsslc.ir.graph import Graph
+
+    g = Graph({"n_steps": 5})
+    g.add("input", N.Input(shape=(3,), tau_s=3.0))
+    g.add("d", N.Dense(weight=np.ones((2, 3), np.float32)), after="input")
+    g.add("l", N.LIF(shape=(2,), tau_m=5.0, tau_s=3.0, threshold=1.0), after="d")
+    g.add("out", N.Output(shape=(2,)), after="l")
+    return g
+
+
+def test_digits_gptq_rounding_beats_nearest(digits_graph, digits_test_arrays, digits_verify):
+    from tsslc.data.digits import digits_arrays
+
+    xtr = digits_arrays()[0][:256]
+    x, y = digits_test_arrays
+    near = verify(digits_graph, "loihi2", x, y, ("float", "intsim"), xtr, rounding="nearest")
+    g, n = digits_verify["comparisons"][0], near["comparisons"][0]
+    print(f"\ndigits on loihi2, hidden spikes differing: gptq {g['layers']['hidden']['mismatches']}, "
+          f"nearest {n['layers']['hidden']['mismatches']}; classes {g['classification_agreement']:.4f} vs "
+          f"{n['classification_agreement']:.4f}")
+    assert g["layers"]["hidden"]["mismatches"] < 0.6 * n["layers"]["hidden"]["mismatches"]
+    assert g["classification_agreement"] >= n["classification_agreement"]
+    for row, row_n in zip(digits_verify["quantization"]["layers"], near["quantization"]["layers"]):
+        assert row["rounding"] == "gptq" and row_n["rounding"] == "nearest"
+        assert row["current_error_rel_rms"] < 0.6 * row["current_error_rel_rms_nearest"]
+        assert row_n["current_error_rel_rms"] == pytest.approx(row["current_error_rel_rms_nearest"])
 
 
 def test_digits_quantization_report(digits_verify):

@@ -19,6 +19,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data-dir", default=None, help="folder holding the data set's files (not needed for digits)")
     parser.add_argument("--dataset", default=None, help="data set name (default: the model's metadata)")
     parser.add_argument("--calibration", type=int, default=256, help="training samples to calibrate on (default 256)")
+    parser.add_argument("--rounding", choices=("gptq", "nearest"), default="gptq",
+                        help="weight rounding: gptq (keeps each dense layer's current error small on the "
+                             "calibration data; default) or nearest")
     parser.add_argument("--json", default=None, help="also write the quantization and mapping report as JSON")
 
 
@@ -29,15 +32,23 @@ def prepare(graph):
     return fold_pooling(drop_dropout(graph))
 
 
-def compile_graph(graph, target_name: str, calibration):
+def compile_graph(graph, target_name: str, calibration, rounding: str = "gptq"):
     """Float graph → compiled, mapped graph (also the library entry point)."""
     from tsslc.mapping import attach
     from tsslc.targets import get_target
 
     target = get_target(target_name)
-    compiled = target.quantize(prepare(graph), calibration)
+    compiled = target.quantize(prepare(graph), calibration, rounding=rounding)
     attach(compiled, target)
     return compiled
+
+
+def _rounding(row: dict) -> str:
+    r = row.get("rounding", "")
+    cur, near = row.get("current_error_rel_rms"), row.get("current_error_rel_rms_nearest")
+    if r == "gptq" and cur is not None and near is not None:
+        return f"gptq ({100 * cur:.2f} %, nearest {100 * near:.2f} %)"
+    return f"{r} ({100 * cur:.2f} %)" if cur is not None else r
 
 
 def report_lines(compiled) -> list[str]:
@@ -46,7 +57,8 @@ def report_lines(compiled) -> list[str]:
     inp = q["input"]
     lines = [f"target {q['target']}; input {inp['encoding']} scale {inp['scale']:g} ({'exact' if inp['exact'] else 'max error ' + format(inp['error_max'], '.3g')}); "
              f"calibrated on {q['calibration_samples']} samples"]
-    head = f"{'layer':<14}{'kind':<12}{'neurons':>8}{'cores':>6}{'scale':>11}{'w_exp':>6}{'w err':>8}{'sat':>6}{'vth':>7}{'du':>6}{'dv':>6}"
+    head = (f"{'layer':<14}{'kind':<12}{'neurons':>8}{'cores':>6}{'scale':>11}{'w_exp':>6}{'w err':>8}{'sat':>6}{'vth':>7}"
+            f"{'du':>6}{'dv':>6}  rounding (current error)")
     lines.append(head)
     layers = m.get("layers", {})
     for row in q["layers"]:
@@ -59,7 +71,7 @@ def report_lines(compiled) -> list[str]:
             f"{row['name']:<14}{row['kind']:<12}{n:>8}{cores!s:>6}{row.get('scale', 0):>11.4g}{row.get('weight_exp', 0):>6}"
             f"{row.get('weight_error_rel_rms', 0) * 100:>7.2f}%{row.get('weight_saturated_fraction', 0) * 100:>5.1f}%"
             f"{row.get('vth', '')!s:>7}"
-            f"{row.get('du', '')!s:>6}{row.get('dv', '')!s:>6}"
+            f"{row.get('du', '')!s:>6}{row.get('dv', '')!s:>6}  {_rounding(row)}"
         )
     if m:
         lines.append(f"mapping: {m.get('cores')} cores ({m.get('neuron_cores')} neuron, {m.get('splitter_cores')} splitter), "
@@ -79,7 +91,7 @@ def run(args) -> int:
     if graph.metadata.get("target"):
         raise TsslcError(f"{args.model}: already compiled for {graph.metadata['target']}; give the float model")
     x, _ = test_arrays(graph, args.data_dir, args.calibration, args.dataset, split="train")
-    compiled = compile_graph(graph, args.target, x)
+    compiled = compile_graph(graph, args.target, x, args.rounding)
     path = save(compiled, args.out)
     for line in report_lines(compiled):
         print(line)

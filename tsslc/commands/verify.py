@@ -48,6 +48,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--samples", type=int, default=None, help="first N test samples (default: all)")
     parser.add_argument("--calibration", type=int, default=256, help="training samples to calibrate on (default 256)")
     parser.add_argument("--batch-size", type=int, default=256, help="intsim batch size (default 256)")
+    parser.add_argument("--rounding", choices=("gptq", "nearest"), default="gptq",
+                        help="weight rounding of the compile step (see tsslc compile --help)")
     parser.add_argument("--json", default=None, help="write the verification result as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -84,7 +86,7 @@ def compare(ref, res, y: np.ndarray, ref_name: str, name: str) -> dict:
 
 
 def verify(graph, target: str, x, y, backends=("float", "intsim"), calibration=None, batch_size: int = 256,
-           progress: bool = False) -> dict:
+           progress: bool = False, rounding: str = "gptq") -> dict:
     """Compile ``graph`` for ``target`` (calibrated on ``calibration``) and compare back ends."""
     from tsslc.backends import get_backend
     from tsslc.commands.compile import compile_graph
@@ -95,7 +97,7 @@ def verify(graph, target: str, x, y, backends=("float", "intsim"), calibration=N
         get_backend(b)  # unknown names: one clear error before any work
     if "float" not in backends:
         backends.insert(0, "float")
-    compiled = compile_graph(graph, target, calibration if calibration is not None else x)
+    compiled = compile_graph(graph, target, calibration if calibration is not None else x, rounding)
     results = {}
     for b in backends:
         if b == "float":
@@ -127,7 +129,7 @@ def run(args) -> int:
         raise TsslcError("--backends is empty (choose from float, intsim, lava)")
     x, y = test_arrays(graph, args.data_dir, args.samples, args.dataset)
     xc, _ = test_arrays(graph, args.data_dir, args.calibration, args.dataset, split="train")
-    out = verify(graph, args.target, x, y, backends, xc, args.batch_size, not args.no_progress)
+    out = verify(graph, args.target, x, y, backends, xc, args.batch_size, not args.no_progress, args.rounding)
     out["model"] = str(args.model)
     print(f"{args.model} → {out['target']}: {out['samples']} test samples, T={out['n_steps']}")
     for name, b in out["backends"].items():

@@ -19,7 +19,12 @@ it. ``metadata["quantization"]``::
     {"target": name, "calibration_samples": n,
      "input": {"encoding", "scale", "bits", "exact", "max_abs", "error_max"},
      "layers": [{"name", "synapse", "kind", "scale", "weight_exp", "weight_error_rel_rms",
-                 "weight_saturated_fraction", "decay_s_error", "decay_m_error", ...}, ...]}
+                 "weight_saturated_fraction", "decay_s_error", "decay_m_error",
+                 "rounding", "current_error_rel_rms", ...}, ...]}
+
+``rounding="gptq"`` (default) also calibrates each dense synapse's input Gram matrix
+(``LayerStats.input_gram``) so that the target can round the weights to keep the current
+error small (loihi2 does; ``rounding="nearest"`` rounds weight by weight).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from tsslc.ir.graph import Graph
 from tsslc.ir.interpreter import time_input
 from tsslc.layers import conv_current, dense_current
 
+#: dense synapses with at most this many inputs get their input Gram matrix calibrated
+MAX_GRAM_INPUTS = 4096
 #: scales tried (in order) for an exact graded input: pixel grids such as k/16 (digits)
 EXACT_SCALES = (1, 2, 4, 8, 16, 32, 64, 127)
 
@@ -59,6 +66,11 @@ class LayerStats:
     p999_abs_current: float = 0.0  # 99.9th percentile |x|
     spike_rate: float = 0.0
     n_samples: int = 0
+    #: dense synapses: Σ a aᵀ over the calibration steps and samples of the synapse's float
+    #: input a (n_in × n_in, float64), for rounding that minimises the current error
+    input_gram: np.ndarray | None = None
+    #: "gptq" (error-compensating rounding where the target supports it) or "nearest"
+    rounding: str = "gptq"
 
 
 @dataclass
@@ -125,6 +137,7 @@ def calibrate(graph: Graph, batches: list[torch.Tensor], n_steps: int) -> tuple[
     per-LIF maxima of |current|, |membrane|, the 99.9th percentile of |current|, the spike
     rate, and the input's values. Returns (stats per LIF, input info)."""
     stats: dict[str, dict] = {}
+    grams: dict[str, torch.Tensor] = {}
     inp_vals = []
     for xb in batches:
         values: dict[str, torch.Tensor] = {}
@@ -138,6 +151,10 @@ def calibrate(graph: Graph, batches: list[torch.Tensor], n_steps: int) -> tuple[
             v = values[graph.predecessors(name)[0]]
             if isinstance(node, N.Dense):
                 values[name] = dense_current(v, torch.as_tensor(node.weight).to(v.dtype))
+                if v.shape[-1] <= MAX_GRAM_INPUTS:
+                    flat = v.reshape(-1, v.shape[-1]).to(torch.float64)
+                    gram = grams.get(name)
+                    grams[name] = flat.T @ flat if gram is None else gram + flat.T @ flat
             elif isinstance(node, N.Conv2d):
                 values[name] = conv_current(v, torch.as_tensor(node.weight).to(v.dtype), node.stride, node.padding, node.groups)
             elif isinstance(node, N.Flatten):
@@ -157,6 +174,8 @@ def calibrate(graph: Graph, batches: list[torch.Tensor], n_steps: int) -> tuple[
                 st["samples"] += int(v.shape[1])
             else:  # Output
                 values[name] = v
+    for syn, gram in grams.items():
+        stats[graph.successors(syn)[0]]["gram"] = gram.numpy()
     return stats, {"values": torch.cat([p.flatten() for p in inp_vals])}
 
 
@@ -185,10 +204,19 @@ def choose_input(node: N.Input, values: torch.Tensor, bits: int) -> tuple[N.IntI
         "encoding": "graded", "scale": scale, "bits": bits, "exact": exact, "max_abs": max_abs, "error_max": err}
 
 
-def quantize(graph: Graph, target, calibration: np.ndarray | torch.Tensor | Iterable, *, n_steps: int | None = None) -> Graph:
+ROUNDINGS = ("gptq", "nearest")
+
+
+def quantize(graph: Graph, target, calibration: np.ndarray | torch.Tensor | Iterable, *, n_steps: int | None = None,
+             rounding: str = "gptq") -> Graph:
     """Float ``graph`` → compiled graph for ``target`` (a :class:`tsslc.targets.base.Target`),
     calibrated on ``calibration`` (one input batch, or an iterable of batches / (x, y) pairs,
-    in the float interpreter's input layout)."""
+    in the float interpreter's input layout). ``rounding``: ``"gptq"`` rounds each dense
+    layer's weights so that the current error over the calibration inputs stays small
+    (where the target supports it; the report says per layer what was used), ``"nearest"``
+    rounds every weight on its own."""
+    if rounding not in ROUNDINGS:
+        raise TsslcError(f"unknown rounding {rounding!r} (expected one of {', '.join(ROUNDINGS)})")
     pairs = layer_chain(graph)
     if not pairs:
         raise QuantizationError("the graph has no spiking layer to quantize")
@@ -212,6 +240,7 @@ def quantize(graph: Graph, target, calibration: np.ndarray | torch.Tensor | Iter
             name=lif, synapse=syn, in_scale=in_scale, in_tau_s=in_tau,
             max_abs_current=st["max_abs_current"], max_abs_membrane=st["max_abs_membrane"],
             p999_abs_current=max(st["p999"]), spike_rate=st["spikes"] / max(1, st["count"]), n_samples=st["samples"],
+            input_gram=st.get("gram"), rounding=rounding,
         )
         q = target.quantize_layer(graph[syn], graph[lif], stats)
         replaced[syn], replaced[lif] = q.synapse, q.lif
