@@ -280,12 +280,13 @@ class Loihi2(Target):
         w_int = np.clip(w_int, W_MIN, W_MAX)
         rounding = "nearest"
         current_err = {}
-        if not conv and stats.input_gram is not None:
-            current_err["nearest"] = _current_error(w_int, raw, stats.input_gram)
+        if stats.input_gram is not None:  # conv: one row per output channel, (C, kh, kw) flattened
+            raw2 = raw.reshape(raw.shape[0], -1)
+            current_err["nearest"] = _current_error(w_int.reshape(raw2.shape), raw2, stats.input_gram)
             if stats.rounding == "gptq":
-                w_int = _gptq_round(raw, stats.input_gram)
+                w_int = _gptq_round(raw2, stats.input_gram).reshape(raw.shape)
                 rounding = "gptq"
-                current_err["gptq"] = _current_error(w_int, raw, stats.input_gram)
+                current_err["gptq"] = _current_error(w_int.reshape(raw2.shape), raw2, stats.input_gram)
         w_back = w_int * unit
         err = w_back - w
         rel_rms = float(np.sqrt((err**2).mean()) / np.sqrt((w**2).mean()))

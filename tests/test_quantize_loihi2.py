@@ -139,6 +139,26 @@ def test_mnist_cnn_compiles_for_loihi2(capsys):
     res = get_backend("intsim")(cg, x[:4])
     assert res.spikes["output"].shape == (5, 4, 10)
     assert cg.metadata["mapping"]["cores"] >= 4
+    # every layer, conv ones too, rounded by GPTQ with a smaller current error than nearest
+    for row in cg.metadata["quantization"]["layers"]:
+        assert row["rounding"] == "gptq", row["name"]
+        assert row["current_error_rel_rms"] < row["current_error_rel_rms_nearest"], row["name"]
+
+
+def test_patch_gram_gives_the_conv_current_energy():
+    """wᵀ H w = Σ over steps, samples and output positions of (w ⊛ input)²: the conv's
+    Gram matrix is that of its input patches in the weight's flattening order."""
+    from tsslc.layers import conv_current
+    from tsslc.passes.quantize import _patch_gram
+
+    g = torch.Generator().manual_seed(1)
+    v = torch.rand(3, 2, 4, 9, 9, generator=g)  # T, B, C, H, W
+    w = torch.randn(1, 4, 3, 3, generator=g, dtype=torch.float64)
+    for stride, padding in ((1, 0), (2, 1)):
+        H = _patch_gram(v, (3, 3), stride, padding)
+        cur = conv_current(v.double(), w, stride, padding, 1)
+        flat = w.reshape(-1)
+        assert float(flat @ H @ flat) == pytest.approx(float((cur**2).sum()), rel=1e-9)
 
 
 def test_quantize_errors_name_the_layer(digits_graph, digits_test_arrays):

@@ -22,9 +22,10 @@ it. ``metadata["quantization"]``::
                  "weight_saturated_fraction", "decay_s_error", "decay_m_error",
                  "rounding", "current_error_rel_rms", ...}, ...]}
 
-``rounding="gptq"`` (default) also calibrates each dense synapse's input Gram matrix
-(``LayerStats.input_gram``) so that the target can round the weights to keep the current
-error small (loihi2 does; ``rounding="nearest"`` rounds weight by weight).
+``rounding="gptq"`` (default) also calibrates each synapse's input Gram matrix (dense: of
+its inputs; conv: of its input patches; ``LayerStats.input_gram``) so that the target can
+round the weights to keep the current error small (loihi2 does; ``rounding="nearest"``
+rounds weight by weight).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from tsslc.ir.graph import Graph
 from tsslc.ir.interpreter import time_input
 from tsslc.layers import conv_current, dense_current
 
-#: dense synapses with at most this many inputs get their input Gram matrix calibrated
+#: synapses with at most this many inputs per neuron get their input Gram matrix calibrated
 MAX_GRAM_INPUTS = 4096
 #: scales tried (in order) for an exact graded input: pixel grids such as k/16 (digits)
 EXACT_SCALES = (1, 2, 4, 8, 16, 32, 64, 127)
@@ -66,8 +67,9 @@ class LayerStats:
     p999_abs_current: float = 0.0  # 99.9th percentile |x|
     spike_rate: float = 0.0
     n_samples: int = 0
-    #: dense synapses: Σ a aᵀ over the calibration steps and samples of the synapse's float
-    #: input a (n_in × n_in, float64), for rounding that minimises the current error
+    #: Σ a aᵀ over the calibration steps and samples of the synapse's float input a (dense:
+    #: n_in × n_in; conv: over the input patches, C·kh·kw square), float64, for rounding that
+    #: keeps the current error small; None for grouped convs and fan-ins over MAX_GRAM_INPUTS
     input_gram: np.ndarray | None = None
     #: "gptq" (error-compensating rounding where the target supports it) or "nearest"
     rounding: str = "gptq"
@@ -131,6 +133,20 @@ def layer_chain(graph: Graph) -> list[tuple[str, str]]:
     return pairs
 
 
+def _patch_gram(v: torch.Tensor, kernel: tuple[int, int], stride: int, padding: int) -> torch.Tensor:
+    """Σ p pᵀ over every (step, sample, output position) of the conv's input patches p
+    (C·kh·kw each, in the weight's flattening order), float64."""
+    T, B = v.shape[:2]
+    x = v.reshape(T * B, *v.shape[2:])
+    gram = None
+    for i in range(0, x.shape[0], 64):  # chunks keep the unfolded patches small
+        cols = torch.nn.functional.unfold(x[i:i + 64], kernel, padding=padding, stride=stride)
+        flat = cols.transpose(1, 2).reshape(-1, cols.shape[1]).to(torch.float64)
+        g = flat.T @ flat
+        gram = g if gram is None else gram + g
+    return gram
+
+
 @torch.no_grad()
 def calibrate(graph: Graph, batches: list[torch.Tensor], n_steps: int) -> tuple[dict, dict]:
     """Run the float model (same kernels as the interpreter) on the batches and collect
@@ -156,7 +172,11 @@ def calibrate(graph: Graph, batches: list[torch.Tensor], n_steps: int) -> tuple[
                     gram = grams.get(name)
                     grams[name] = flat.T @ flat if gram is None else gram + flat.T @ flat
             elif isinstance(node, N.Conv2d):
-                values[name] = conv_current(v, torch.as_tensor(node.weight).to(v.dtype), node.stride, node.padding, node.groups)
+                w = torch.as_tensor(node.weight)
+                values[name] = conv_current(v, w.to(v.dtype), node.stride, node.padding, node.groups)
+                if int(node.groups) == 1 and w[0].numel() <= MAX_GRAM_INPUTS:
+                    gram = _patch_gram(v, tuple(w.shape[2:]), int(node.stride), int(node.padding))
+                    grams[name] = gram if name not in grams else grams[name] + gram
             elif isinstance(node, N.Flatten):
                 values[name] = v.reshape(v.shape[0], v.shape[1], -1)
             elif isinstance(node, N.LIF):
