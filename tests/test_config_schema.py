@@ -21,6 +21,8 @@ PAPER = {  # file -> (dataset input, conv/linear widths, n_steps)
     "cifar10_cnn1.yaml": ((3, 32, 32), [96, 256, 384, 384, 256, 1024, 1024, 10], 5),
     "cifar10_cnn2.yaml": ((3, 32, 32), [128, 256, 512, 1024, 512, 1024, 512, 10], 5),
     "digits.yaml": ((1, 8, 8), [100, 10], 5),
+    "digits_deep.yaml": ((1, 8, 8), [100, 100, 100, 10], 5),
+    "mnist_mlp.yaml": ((1, 28, 28), [400, 400, 10], 5),
 }
 
 

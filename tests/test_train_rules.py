@@ -28,7 +28,7 @@ def test_digits_reaches_95_percent_at_T5(digits_fit):
 
 def test_bptt_baseline_side_by_side(digits_fit):
     """Same config, seed and epochs with ``rule: bptt``. On this one-hidden-layer MLP the BPTT
-    baseline is slightly *ahead*: benchmarks/rules_digits.py over seeds 0-15 measured final
+    baseline is slightly *ahead*: benchmarks/rules.py over seeds 0-15 measured final
     accuracy TSSL-BP 96.42 ± 0.70 % vs BPTT 97.08 ± 0.57 % (paired difference -0.66 ± 0.20
     points), last five epochs 96.46 vs 97.01 % (-0.55 ± 0.13). The test therefore checks that
     both rules train and that TSSL-BP stays within 2 points of BPTT (mean of the last five
@@ -63,7 +63,7 @@ def test_rules_share_the_forward_but_not_the_gradient():
 
 def test_tsslbp_keeps_up_with_bptt_on_the_deeper_digits_mlp():
     """64-100-100-100-10 at T=5, same seed and epochs. Over seeds 0-15
-    (benchmarks/rules_digits.py) the two rules tie: final accuracy TSSL-BP 96.37 ± 0.48 % vs
+    (benchmarks/rules.py) the two rules tie: final accuracy TSSL-BP 96.37 ± 0.48 % vs
     BPTT 95.94 ± 1.15 % (+0.43 ± 0.34 points; TSSL-BP ahead or equal on 9 of 16 seeds, and
     steadier), last five epochs 96.06 vs 96.19 % (-0.13 ± 0.14). Seed 0 (96.7 vs 96.0 % over
     the last five epochs) is checked exactly: CPU training is deterministic."""

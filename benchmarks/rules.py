@@ -1,4 +1,4 @@
-"""TSSL-BP against the BPTT baseline on a digits config, over many seeds.
+"""TSSL-BP against the BPTT baseline on one config, over many seeds.
 
 For each seed, the config is trained twice from the same initial weights and the same batch
 order, once with ``rule: tsslbp`` and once with ``rule: bptt``, for the config's epochs.
@@ -8,7 +8,11 @@ with its standard error, and the ratio of the mean accuracies, all measured in t
 The two rules share the forward pass bit for bit (same spikes for the same weights), so the
 difference is the learning rule alone.
 
-    python benchmarks/rules_digits.py [--config examples/digits.yaml] [--seeds 16] [--jobs 2]
+    python benchmarks/rules.py [--config examples/digits.yaml] [--seeds 16] [--jobs 2]
+    python benchmarks/rules.py --config examples/mnist_mlp.yaml --data-dir ../shared/data/mnist \
+        --epochs 5 --seeds 3 --jobs 1 --threads 2
+
+``--train-samples N`` trains on the first N training samples (the whole test set is used).
 """
 
 from __future__ import annotations
@@ -26,16 +30,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def one_seed(config: str, seed: int) -> dict:
+def one_seed(config: str, seed: int, data_dir=None, epochs=None, train_samples=None, threads=1) -> dict:
     import torch
+    from torch.utils.data import Subset
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     from tsslc.config import load_config
-    from tsslc.data.digits import load_digits_datasets
+    from tsslc.data import load_dataset
     from tsslc.train.trainer import fit
 
     cfg = load_config(config)
-    train, test = load_digits_datasets()
+    if epochs:
+        cfg.epochs = int(epochs)
+    train, test = load_dataset(cfg, data_dir)
+    if train_samples:
+        train = Subset(train, range(min(int(train_samples), len(train))))
     row = {"seed": seed}
     for rule in ("tsslbp", "bptt"):
         c = copy.deepcopy(cfg)
@@ -63,14 +72,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(REPO / "examples" / "digits.yaml"))
     ap.add_argument("--seeds", type=int, default=16, help="seeds 0..N-1")
-    ap.add_argument("--jobs", type=int, default=2, help="processes (one thread each)")
+    ap.add_argument("--jobs", type=int, default=2, help="processes")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    ap.add_argument("--data-dir", default=None, help="data folder (not needed for digits)")
+    ap.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    ap.add_argument("--train-samples", type=int, default=None, help="first N training samples only")
     ap.add_argument("--json", help="write the rows and the summary here")
     args = ap.parse_args()
     rows = []
-    print(f"{args.config}: TSSL-BP vs BPTT, same seed, same epochs, seeds 0..{args.seeds - 1}")
+    print(f"{args.config}: TSSL-BP vs BPTT, same seed, same epochs{f' ({args.epochs})' if args.epochs else ''}, "
+          f"seeds 0..{args.seeds - 1}")
     print(f"{'seed':>4s} {'TSSL-BP final':>14s} {'BPTT final':>11s} {'TSSL-BP last5':>14s} {'BPTT last5':>11s}")
     with ProcessPoolExecutor(args.jobs) as pool:
-        for r in pool.map(one_seed, [args.config] * args.seeds, range(args.seeds)):
+        n = args.seeds
+        for r in pool.map(one_seed, [args.config] * n, range(n), [args.data_dir] * n, [args.epochs] * n,
+                          [args.train_samples] * n, [args.threads] * n):
             rows.append(r)
             print(f"{r['seed']:4d} {100 * r['tsslbp']['final']:13.2f}% {100 * r['bptt']['final']:10.2f}% "
                   f"{100 * r['tsslbp']['last5']:13.2f}% {100 * r['bptt']['last5']:10.2f}%", flush=True)
