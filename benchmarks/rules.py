@@ -71,7 +71,8 @@ def summary(rows: list[dict], key: str) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(REPO / "examples" / "digits.yaml"))
-    ap.add_argument("--seeds", type=int, default=16, help="seeds 0..N-1")
+    ap.add_argument("--seeds", type=int, default=16, help="how many seeds")
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds FIRST..FIRST+N-1")
     ap.add_argument("--jobs", type=int, default=2, help="processes")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
     ap.add_argument("--data-dir", default=None, help="data folder (not needed for digits)")
@@ -81,11 +82,12 @@ def main() -> int:
     args = ap.parse_args()
     rows = []
     print(f"{args.config}: TSSL-BP vs BPTT, same seed, same epochs{f' ({args.epochs})' if args.epochs else ''}, "
-          f"seeds 0..{args.seeds - 1}")
+          f"seeds {args.first_seed}..{args.first_seed + args.seeds - 1}")
     print(f"{'seed':>4s} {'TSSL-BP final':>14s} {'BPTT final':>11s} {'TSSL-BP last5':>14s} {'BPTT last5':>11s}")
     with ProcessPoolExecutor(args.jobs) as pool:
         n = args.seeds
-        for r in pool.map(one_seed, [args.config] * n, range(n), [args.data_dir] * n, [args.epochs] * n,
+        seeds = range(args.first_seed, args.first_seed + n)
+        for r in pool.map(one_seed, [args.config] * n, seeds, [args.data_dir] * n, [args.epochs] * n,
                           [args.train_samples] * n, [args.threads] * n):
             rows.append(r)
             print(f"{r['seed']:4d} {100 * r['tsslbp']['final']:13.2f}% {100 * r['bptt']['final']:10.2f}% "

@@ -98,7 +98,8 @@ def render(metrics: dict | None, data: dict, figures: dict[str, bytes]) -> str:
     for tgt, q in (data.get("quantization") or {}).items():
         layers = q.get("layers", [])
         keys = [k for k in ("name", "kind", "scale", "weight_exp", "weight_error_rel_rms", "weight_saturated_fraction",
-                            "decay_s_error", "decay_m_error") if any(k in l for l in layers)]
+                            "rounding", "current_error_rel_rms", "current_error_rel_rms_nearest",
+                            "decay_s_error", "decay_m_error") if any(l.get(k) is not None for l in layers)]
         out.append(f"<h3>{_e(tgt)}</h3>")
         inp = q.get("input", {})
         if inp:
