@@ -106,8 +106,8 @@ def _current_error(w_int: np.ndarray, raw: np.ndarray, gram: np.ndarray) -> floa
     """RMS of the current error (W_int - W)·a over the calibration inputs, relative to the
     RMS of the current W·a itself (from the Gram matrix Σ a aᵀ)."""
     e = w_int - raw
-    num = float(np.einsum("ij,jk,ik->", e, gram, e))
-    den = float(np.einsum("ij,jk,ik->", raw, gram, raw))
+    num = float(np.sum((e @ gram) * e))
+    den = float(np.sum((raw @ gram) * raw))
     return float(np.sqrt(max(num, 0.0) / den)) if den > 0 else 0.0
 
 

@@ -139,8 +139,11 @@ def _patch_gram(v: torch.Tensor, kernel: tuple[int, int], stride: int, padding: 
     T, B = v.shape[:2]
     x = v.reshape(T * B, *v.shape[2:])
     gram = None
-    for i in range(0, x.shape[0], 64):  # chunks keep the unfolded patches small
-        cols = torch.nn.functional.unfold(x[i:i + 64], kernel, padding=padding, stride=stride)
+    # chunks keep the unfolded patches (rows × C·kh·kw × positions) near 2^24 values
+    per_row = x.shape[1] * kernel[0] * kernel[1] * (x.shape[2] + 2 * padding) * (x.shape[3] + 2 * padding)
+    step = max(1, (1 << 24) // max(per_row, 1))
+    for i in range(0, x.shape[0], step):
+        cols = torch.nn.functional.unfold(x[i:i + step], kernel, padding=padding, stride=stride)
         flat = cols.transpose(1, 2).reshape(-1, cols.shape[1]).to(torch.float64)
         g = flat.T @ flat
         gram = g if gram is None else gram + g
