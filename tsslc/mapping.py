@@ -108,7 +108,8 @@ def _source(graph: Graph, name: str) -> str:
 
 
 def _input_sets(node, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[np.ndarray]:
-    """For every output neuron (flat C,H,W), the flat indices of the inputs it sees."""
+    """For every output neuron (flat C,H,W), the flat indices of the inputs it sees (a conv's
+    output channels of one group share their window's array)."""
     w = np.asarray(node.weight)
     if isinstance(node, N.IntDense):
         return [np.flatnonzero(row) for row in w]
@@ -116,18 +117,19 @@ def _input_sets(node, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> 
     _, h_in, w_in = in_shape
     _, h_out, w_out = out_shape
     per_group_out = c_out // node.groups
-    sets = []
-    for o in range(c_out):
-        g = o // per_group_out
+    windows = []  # per group: the h_out * w_out windows
+    for g in range(int(node.groups)):
         chans = np.arange(g * c_in_g, (g + 1) * c_in_g)
+        per_pos = []
         for y in range(h_out):
             iy = np.arange(kh) + y * node.stride - node.padding
             iy = iy[(iy >= 0) & (iy < h_in)]
             for x in range(w_out):
                 ix = np.arange(kw) + x * node.stride - node.padding
                 ix = ix[(ix >= 0) & (ix < w_in)]
-                sets.append((chans[:, None, None] * h_in * w_in + iy[None, :, None] * w_in + ix[None, None, :]).ravel())
-    return sets
+                per_pos.append((chans[:, None, None] * h_in * w_in + iy[None, :, None] * w_in + ix[None, None, :]).ravel())
+        windows.append(per_pos)
+    return [p for o in range(c_out) for p in windows[o // per_group_out]]
 
 
 def _conv_order(node, out_shape, npc: int, apc: int | None, m: int) -> np.ndarray:
@@ -198,25 +200,31 @@ def map_graph(graph: Graph, target) -> Mapping:
                  else np.arange(len(sets)))
         core_of = np.empty(len(sets), np.int64)
         first = len(cores)
-        cur: set[int] = set()
-        count = 0
-        core_inputs: list[set[int]] = []
+        # next fit in ``order``: a core takes neurons while it has room for one more neuron
+        # and for the axons of the inputs they see together (a boolean mask of those inputs)
+        n_in = int(np.prod(shapes[_pred(graph, syns[0])]))
+        cur = np.zeros(n_in, bool)
+        cur_n = count = 0
+        core_inputs: list[np.ndarray] = []
         for j in order:
             inputs = sets[j]
-            new = cur.union(inputs.tolist())
-            if count and (count + 1 > npc or (apc is not None and len(new) * m > apc)):
-                core_inputs.append(cur)
-                cur, count = set(inputs.tolist()), 0
+            extra = int(np.count_nonzero(~cur[inputs]))
+            if count and (count + 1 > npc or (apc is not None and (cur_n + extra) * m > apc)):
+                core_inputs.append(np.flatnonzero(cur))
+                cur = np.zeros(n_in, bool)
+                cur[inputs] = True
+                cur_n, count = int(np.count_nonzero(cur)), 0
             else:
-                cur = new
+                cur[inputs] = True
+                cur_n += extra
             core_of[j] = first + len(core_inputs)
             count += 1
-        core_inputs.append(cur)
+        core_inputs.append(np.flatnonzero(cur))
         for k, used in enumerate(core_inputs):
             ci = first + k
             cores.append(Core(ci, "neuron", lif, int((core_of == ci).sum()), len(used) * m))
             cg.add_node(ci, kind="neuron", population=lif)
-            idx = np.fromiter(used, np.int64, len(used))
+            idx = used
             routes.setdefault(src, []).append((idx, ci, m))
             if isinstance(graph[src], N.IntLIF):
                 u = uses.setdefault(src, {})
