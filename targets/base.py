@@ -124,6 +124,9 @@ class Target(ABC):
     lif_params: tuple[str, ...] = ()
     #: input payload bits of a graded IntInput
     input_bits: int = 8
+    #: whether quantize_layer reads ``LayerStats.input_gram`` (the quantize pass calibrates
+    #: the Gram matrices only for targets that use them)
+    uses_input_gram: bool = False
 
     @property
     def doc_path(self) -> Path:

@@ -112,7 +112,8 @@ def _current_error(w_int: np.ndarray, raw: np.ndarray, gram: np.ndarray) -> floa
 
 
 def _gptq_round(raw: np.ndarray, gram: np.ndarray, damp: float = 0.01) -> np.ndarray:
-    """Round the dense weights ``raw`` (out × in, in integer steps) to the even 8-bit grid
+    """Round the weights ``raw`` (out × in, in integer steps; a conv's kernels flattened to
+    one row per output channel) to the even 8-bit grid
     one input column at a time, pushing each column's rounding error onto the columns not
     yet rounded so that the current error ``(W_int - W)·a`` stays small over the
     calibration inputs (Gram matrix ``Σ a aᵀ``): GPTQ (Frantar et al., ICLR 2023) /
@@ -149,6 +150,7 @@ class Loihi2(Target):
     latency_per_hop = 1
     lif_params = ("du", "dv", "vth", "bias_mant", "bias_exp")
     input_bits = 8
+    uses_input_gram = True  # GPTQ rounding and the current-error report
     #: calibrated |u|, |v| must stay below 2^23 / headroom
     headroom = 2.0
     energy = EnergyTable(
@@ -308,8 +310,8 @@ class Loihi2(Target):
             "weight_unit": unit,
             "weight_error_rel_rms": rel_rms,
             "weight_error_max": float(np.abs(err).max()),
-            # rounding: "gptq" (dense layers with a calibrated input Gram matrix) or
-            # "nearest"; the current error (W_int - W)·a relative to W·a over the calibration
+            # rounding: "gptq" (layers with a calibrated input Gram matrix) or "nearest";
+            # the current error (W_int - W)·a relative to W·a over the calibration
             # inputs is what the rounding minimises (GPTQ trades weight error for it)
             "rounding": rounding,
             "current_error_rel_rms": current_err.get(rounding),

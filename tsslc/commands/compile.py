@@ -19,10 +19,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data-dir", default=None, help="folder holding the data set's files (not needed for digits)")
     parser.add_argument("--dataset", default=None, help="data set name (default: the model's metadata)")
     parser.add_argument("--calibration", type=int, default=256, help="training samples to calibrate on (default 256)")
-    parser.add_argument("--rounding", choices=("gptq", "nearest"), default="gptq",
-                        help="weight rounding: gptq (keeps each dense layer's current error small on the "
-                             "calibration data; default) or nearest")
+    add_rounding_argument(parser)
     parser.add_argument("--json", default=None, help="also write the quantization and mapping report as JSON")
+
+
+def add_rounding_argument(parser) -> None:
+    """``--rounding`` (also used by ``tsslc verify``); the names are those of
+    :data:`tsslc.passes.quantize.ROUNDINGS`, kept literal so the CLI starts without torch."""
+    parser.add_argument("--rounding", choices=("gptq", "nearest"), default="gptq",
+                        help="weight rounding: gptq (keeps each layer's current error small on the "
+                             "calibration data; default) or nearest")
 
 
 def prepare(graph):

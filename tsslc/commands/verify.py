@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tsslc.commands.compile import add_rounding_argument
 from tsslc.errors import TsslcError
 
 
@@ -48,8 +49,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--samples", type=int, default=None, help="first N test samples (default: all)")
     parser.add_argument("--calibration", type=int, default=256, help="training samples to calibrate on (default 256)")
     parser.add_argument("--batch-size", type=int, default=256, help="intsim batch size (default 256)")
-    parser.add_argument("--rounding", choices=("gptq", "nearest"), default="gptq",
-                        help="weight rounding of the compile step (see tsslc compile --help)")
+    add_rounding_argument(parser)
     parser.add_argument("--json", default=None, help="write the verification result as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

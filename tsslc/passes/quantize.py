@@ -22,10 +22,11 @@ it. ``metadata["quantization"]``::
                  "weight_saturated_fraction", "decay_s_error", "decay_m_error",
                  "rounding", "current_error_rel_rms", ...}, ...]}
 
-``rounding="gptq"`` (default) also calibrates each synapse's input Gram matrix (dense: of
-its inputs; conv: of its input patches; ``LayerStats.input_gram``) so that the target can
-round the weights to keep the current error small (loihi2 does; ``rounding="nearest"``
-rounds weight by weight).
+For targets that use it (``Target.uses_input_gram``: loihi2) the pass also calibrates each
+synapse's input Gram matrix (dense: of its inputs; conv: of its input patches;
+``LayerStats.input_gram``), so that ``rounding="gptq"`` (default) can round the weights to
+keep the current error small and the report can give that error; ``rounding="nearest"``
+rounds weight by weight.
 """
 
 from __future__ import annotations
@@ -151,10 +152,11 @@ def _patch_gram(v: torch.Tensor, kernel: tuple[int, int], stride: int, padding: 
 
 
 @torch.no_grad()
-def calibrate(graph: Graph, batches: list[torch.Tensor], n_steps: int) -> tuple[dict, dict]:
+def calibrate(graph: Graph, batches: list[torch.Tensor], n_steps: int, with_gram: bool = False) -> tuple[dict, dict]:
     """Run the float model (same kernels as the interpreter) on the batches and collect
     per-LIF maxima of |current|, |membrane|, the 99.9th percentile of |current|, the spike
-    rate, and the input's values. Returns (stats per LIF, input info)."""
+    rate, with ``with_gram`` the Gram matrix of each synapse's input (``"gram"``), and the
+    input's values. Returns (stats per LIF, input info)."""
     stats: dict[str, dict] = {}
     grams: dict[str, torch.Tensor] = {}
     inp_vals = []
@@ -168,18 +170,17 @@ def calibrate(graph: Graph, batches: list[torch.Tensor], n_steps: int) -> tuple[
                 values[name] = input_psc(p, node.tau_s) if node.tau_s is not None else p
                 continue
             v = values[graph.predecessors(name)[0]]
+            gram = None
             if isinstance(node, N.Dense):
                 values[name] = dense_current(v, torch.as_tensor(node.weight).to(v.dtype))
-                if v.shape[-1] <= MAX_GRAM_INPUTS:
+                if with_gram and v.shape[-1] <= MAX_GRAM_INPUTS:
                     flat = v.reshape(-1, v.shape[-1]).to(torch.float64)
-                    gram = grams.get(name)
-                    grams[name] = flat.T @ flat if gram is None else gram + flat.T @ flat
+                    gram = flat.T @ flat
             elif isinstance(node, N.Conv2d):
                 w = torch.as_tensor(node.weight)
                 values[name] = conv_current(v, w.to(v.dtype), node.stride, node.padding, node.groups)
-                if int(node.groups) == 1 and w[0].numel() <= MAX_GRAM_INPUTS:
+                if with_gram and int(node.groups) == 1 and w[0].numel() <= MAX_GRAM_INPUTS:
                     gram = _patch_gram(v, tuple(w.shape[2:]), int(node.stride), int(node.padding))
-                    grams[name] = gram if name not in grams else grams[name] + gram
             elif isinstance(node, N.Flatten):
                 values[name] = v.reshape(v.shape[0], v.shape[1], -1)
             elif isinstance(node, N.LIF):
@@ -197,6 +198,8 @@ def calibrate(graph: Graph, batches: list[torch.Tensor], n_steps: int) -> tuple[
                 st["samples"] += int(v.shape[1])
             else:  # Output
                 values[name] = v
+            if gram is not None:
+                grams[name] = gram if name not in grams else grams[name] + gram
     for syn, gram in grams.items():
         stats[graph.successors(syn)[0]]["gram"] = gram.numpy()
     return stats, {"values": torch.cat([p.flatten() for p in inp_vals])}
@@ -234,8 +237,8 @@ def quantize(graph: Graph, target, calibration: np.ndarray | torch.Tensor | Iter
              rounding: str = "gptq") -> Graph:
     """Float ``graph`` → compiled graph for ``target`` (a :class:`tsslc.targets.base.Target`),
     calibrated on ``calibration`` (one input batch, or an iterable of batches / (x, y) pairs,
-    in the float interpreter's input layout). ``rounding``: ``"gptq"`` rounds each dense
-    layer's weights so that the current error over the calibration inputs stays small
+    in the float interpreter's input layout). ``rounding``: ``"gptq"`` rounds each layer's
+    weights so that the current error over the calibration inputs stays small
     (where the target supports it; the report says per layer what was used), ``"nearest"``
     rounds every weight on its own."""
     if rounding not in ROUNDINGS:
@@ -247,7 +250,7 @@ def quantize(graph: Graph, target, calibration: np.ndarray | torch.Tensor | Iter
     if T < 1:
         raise TsslcError("n_steps is not given and not in the graph's metadata")
     batches = _batches(calibration)
-    raw, inp = calibrate(graph, batches, T)
+    raw, inp = calibrate(graph, batches, T, with_gram=bool(getattr(target, "uses_input_gram", False)))
     in_name = graph.input_name
     int_input, input_report = choose_input(graph[in_name], inp["values"], int(target.input_bits))
 
