@@ -173,12 +173,12 @@ def finetune(network: Network, target, train_set, test_set, epochs: int = 3, cal
 
 
 def target_accuracy(network: Network, target, calibration, x, y, backend: str = "intsim"):
-    """(accuracy, compiled graph, back-end result) of ``network`` compiled for ``target`` and
-    run on ``backend`` over the samples ``x`` with labels ``y``."""
+    """(accuracy, compiled graph, back-end result without counters) of ``network`` compiled
+    for ``target`` and run on ``backend`` over the samples ``x`` with labels ``y``."""
     from tsslc.backends import get_backend
 
     compiled = quantize(fold_pooling(graph_from_network(network)), target, calibration)
-    res = get_backend(backend)(compiled, x)
+    res = get_backend(backend)(compiled, x, counters=False)
     acc = float((res.predictions() == np.asarray(y)).mean())
     return acc, compiled, res
 

@@ -148,8 +148,8 @@ def stage_finetune(out: Path, net, calibration: np.ndarray, x: np.ndarray, y: np
         graph = graph_from_network(res.network)
         compiled = compile_graph(graph, t, calibration)
         io.save(compiled, out / f"{t}-finetuned.tsslc")
-        ref = get_backend("float")(graph, x)
-        got = get_backend("intsim")(compiled, x, batch_size=256)
+        ref = get_backend("float")(graph, x, counters=False)  # spikes only: agreement, accuracy
+        got = get_backend("intsim")(compiled, x, batch_size=256, counters=False)
         c = compare(ref, got, y, "float", "intsim")
         summary[t] = {
             "epochs": epochs,
