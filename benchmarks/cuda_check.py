@@ -95,7 +95,7 @@ def check_mnist_cnn_gradients(dev) -> dict:
 def check_digits_training(dev) -> dict:
     from tsslc.config import load_config
     from tsslc.data.digits import load_digits_datasets
-    from tsslc.train.trainer import fit
+    from tsslc.training.trainer import fit
 
     train, test = load_digits_datasets()
     t0 = time.perf_counter()

@@ -31,7 +31,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     from tsslc.config import load_config
-    from tsslc.train.run import train_run
+    from tsslc.training.run import train_run
 
     cfg = load_config(REPO / "examples" / "mnist_cnn.yaml")
     cfg.rule = args.rule

@@ -37,7 +37,7 @@ def one_seed(config: str, seed: int, data_dir=None, epochs=None, train_samples=N
     torch.set_num_threads(threads)
     from tsslc.config import load_config
     from tsslc.data import load_dataset
-    from tsslc.train.trainer import fit
+    from tsslc.training.trainer import fit
 
     cfg = load_config(config)
     if epochs:

@@ -239,7 +239,7 @@ def peak_rss_mb(reset: bool = False) -> float:
 
 def measure(net_name, method, steps, device):
     from tsslc.network import Network
-    from tsslc.train.trainer import make_optimizer, train_step
+    from tsslc.training.trainer import make_optimizer, train_step
 
     dev = torch.device(device)
     cfg = load_config_any(NETS[net_name])

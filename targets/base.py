@@ -19,7 +19,7 @@ A :class:`Target` holds
   - :meth:`Target.core_assignment` (which core each neuron sits on, for counters);
 
 * its **quantization hook** :meth:`Target.quantize_layer`, driven by the generic pass
-  :func:`tsslc.passes.quantize.quantize` (calibration, structure checks and the per-layer
+  :func:`tsslc.targets.quantize.quantize` (calibration, structure checks and the per-layer
   report live there; the target only decides its integer parameters).
 
 The prose + equations of each target (bit widths, order of updates) are in
@@ -33,13 +33,55 @@ Shapes: tensors are time-first ``(T, B, *shape)``; ``neuron_step`` works on one 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
 import numpy as np
 import torch
 
 from tsslc.errors import TsslcError
-from tsslc.passes.quantize import LayerStats, QuantizedLayer  # noqa: F401 - part of the interface
+
+@dataclass
+class LayerStats:
+    """Calibration of one spiking layer (float graph, measured by the quantize pass).
+
+    ``in_scale`` is the integer input unit: the integer value that stands for 1.0 of the
+    float quantity flowing into the synapse (graded input scale S for the first layer,
+    1 for binary spikes). Currents/membranes are maxima of |·| over the calibration set.
+    """
+
+    name: str  # LIF node
+    synapse: str  # synapse node
+    in_scale: float
+    in_tau_s: float | None  # PSC time constant of the synapse's input (None: unfiltered)
+    max_abs_current: float  # max |x[t]| into the LIF (float model units)
+    max_abs_membrane: float  # max |u[t]| (pre-reset) of the LIF
+    p999_abs_current: float = 0.0  # 99.9th percentile |x|
+    spike_rate: float = 0.0
+    n_samples: int = 0
+    #: Σ a aᵀ over the calibration steps and samples of the synapse's float input a (dense:
+    #: n_in × n_in; conv: over the input patches, C·kh·kw square), float64, for rounding that
+    #: keeps the current error small; None for grouped convs and fan-ins over MAX_GRAM_INPUTS
+    input_gram: np.ndarray | None = None
+    #: "gptq" (error-compensating rounding where the target supports it) or "nearest"
+    rounding: str = "gptq"
+
+
+@dataclass
+class QuantizedLayer:
+    """What :meth:`Target.quantize_layer` returns: the integer synapse and population and a
+    report row (JSON-serialisable dict: scale, weight_exp, weight_error, saturated_fraction,
+    decay errors, ... — the pass adds the name and the common fields)."""
+
+    synapse: Any  # IntDense | IntConv2d
+    lif: Any  # IntLIF
+    report: dict = field(default_factory=dict)
+
+
+class QuantizationError(TsslcError):
+    """A layer a target cannot represent; the message names the layer, the limit, the remedy."""
+
 
 SCOPES = ("per-term", "all-in")
 GRADES = ("measured", "simulated")
@@ -140,8 +182,8 @@ class Target(ABC):
         when the layer cannot be represented."""
 
     def quantize(self, graph, calibration, **kw):
-        """Float graph → compiled graph for this target (see :mod:`tsslc.passes.quantize`)."""
-        from tsslc.passes.quantize import quantize
+        """Float graph → compiled graph for this target (see :mod:`tsslc.targets.quantize`)."""
+        from tsslc.targets.quantize import quantize
 
         return quantize(graph, self, calibration, **kw)
 
@@ -175,7 +217,7 @@ class Target(ABC):
         """Core index of every neuron of every IntLIF (flattened C,H,W order). Default:
         populations in graph order, each split into consecutive blocks of
         ``neurons_per_core`` on fresh cores; when the graph carries a core mapping
-        (``graph.metadata["mapping"]["assignment"]``, tsslc.mapping) that one is used."""
+        (``graph.metadata["mapping"]["assignment"]``, tsslc.targets.mapping) that one is used."""
         from tsslc.ir.nodes import IntLIF
 
         mapping = graph.metadata.get("mapping") or {}

@@ -16,7 +16,7 @@ def digits_fit():
     """FitResult of examples/digits.yaml, seed 0 (network in eval mode, history)."""
     from tsslc.config import load_config
     from tsslc.data.digits import load_digits_datasets
-    from tsslc.train.trainer import fit
+    from tsslc.training.trainer import fit
 
     train_set, test_set = load_digits_datasets()
     return fit(load_config(EXAMPLES / "digits.yaml"), train_set, test_set, seed=0)

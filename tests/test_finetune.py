@@ -43,7 +43,7 @@ def test_finetune_recovers_truenorth_accuracy(digits_fit, digits_test_arrays, ca
 
 
 def test_fan_in_limited_training_fits_truenorth_with_more_levels(calib, digits_test_arrays):
-    from tsslc.train.trainer import fit
+    from tsslc.training.trainer import fit
 
     raw = load_config(EXAMPLES / "digits.yaml").to_dict()
     raw["Layers"]["output"]["fan_in"] = 64
@@ -65,8 +65,8 @@ def test_fan_in_limited_training_fits_truenorth_with_more_levels(calib, digits_t
 
 
 def test_finetune_command_writes_a_run(tmp_path, digits_fit, capsys):
-    from tsslc.train.checkpoint import load_checkpoint, save_checkpoint
-    from tsslc.train.trainer import make_optimizer
+    from tsslc.training.checkpoint import load_checkpoint, save_checkpoint
+    from tsslc.training.trainer import make_optimizer
 
     run = tmp_path / "run"
     run.mkdir()

@@ -10,8 +10,8 @@ from tsslc.ir import io
 from tsslc.ir.export import graph_from_network
 from tsslc.network import Network
 from tsslc.passes.structural import drop_dropout
-from tsslc.train.checkpoint import save_checkpoint
-from tsslc.train.trainer import make_optimizer
+from tsslc.training.checkpoint import save_checkpoint
+from tsslc.training.trainer import make_optimizer
 
 from conftest import EXAMPLES
 

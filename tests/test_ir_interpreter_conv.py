@@ -34,7 +34,7 @@ def trained_conv_net():
     """(FitResult, graph, x_test, y_test) of the conv net above, trained with seed 0."""
     from tsslc.data.digits import digits_arrays, load_digits_datasets
     from tsslc.ir.export import graph_from_network
-    from tsslc.train.trainer import fit
+    from tsslc.training.trainer import fit
 
     train_set, test_set = load_digits_datasets()
     threads = torch.get_num_threads()

@@ -1,4 +1,4 @@
-"""Core mapping (tsslc.mapping) on real compiled graphs of both targets: every neuron on a
+"""Core mapping (tsslc.targets.mapping) on real compiled graphs of both targets: every neuron on a
 core within the limits, splitters for truenorth's one destination per neuron, hops, the
 core graph, and the fan-in error of the paper's MNIST CNN."""
 
@@ -13,9 +13,9 @@ from tsslc.config import load_config, parse_config
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.export import graph_from_network
-from tsslc.mapping import HOST, OUTPUT, attach, map_graph
+from tsslc.targets.mapping import HOST, OUTPUT, attach, map_graph
 from tsslc.network import Network
-from tsslc.passes.quantize import quantize
+from tsslc.targets.quantize import quantize
 from tsslc.passes.structural import fold_pooling
 from tsslc.targets import get_target
 

@@ -15,7 +15,7 @@ from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.export import graph_from_network
 from tsslc.network import Network
-from tsslc.passes.quantize import quantize
+from tsslc.targets.quantize import quantize
 from tsslc.targets import get_target
 
 from conftest import EXAMPLES
@@ -149,7 +149,7 @@ def test_patch_gram_gives_the_conv_current_energy():
     """wᵀ H w = Σ over steps, samples and output positions of (w ⊛ input)²: the conv's
     Gram matrix is that of its input patches in the weight's flattening order."""
     from tsslc.layers import conv_current
-    from tsslc.passes.quantize import _patch_gram
+    from tsslc.targets.quantize import _patch_gram
 
     g = torch.Generator().manual_seed(1)
     v = torch.rand(3, 2, 4, 9, 9, generator=g)  # T, B, C, H, W

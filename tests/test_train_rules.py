@@ -11,7 +11,7 @@ from tsslc.config import load_config
 from tsslc.data.digits import load_digits_datasets
 from tsslc.losses import compute_loss
 from tsslc.network import Network
-from tsslc.train.trainer import fit
+from tsslc.training.trainer import fit
 
 
 def last5(history):

@@ -19,8 +19,8 @@ from tsslc.config import load_config
 from tsslc.data.digits import load_digits_datasets
 from tsslc.errors import TsslcError
 from tsslc.network import Network
-from tsslc.train.checkpoint import load_checkpoint
-from tsslc.train.run import train_run
+from tsslc.training.checkpoint import load_checkpoint
+from tsslc.training.run import train_run
 
 DIGITS = EXAMPLES / "digits.yaml"
 

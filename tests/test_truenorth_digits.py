@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from tsslc.backends import get_backend
-from tsslc.mapping import attach
-from tsslc.passes.quantize import quantize
+from tsslc.targets.mapping import attach
+from tsslc.targets.quantize import quantize
 from tsslc.targets import get_target
 
 

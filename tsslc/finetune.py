@@ -36,9 +36,10 @@ from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.export import graph_from_network
 from tsslc.network import Network
-from tsslc.passes.quantize import LayerStats, quantize
+from tsslc.targets.base import LayerStats
+from tsslc.targets.quantize import quantize
 from tsslc.passes.structural import drop_dropout, fold_pooling
-from tsslc.train.trainer import WEIGHT_LIMIT, evaluate, make_optimizer, train_epoch
+from tsslc.training.trainer import WEIGHT_LIMIT, evaluate, make_optimizer, train_epoch
 
 
 @dataclass

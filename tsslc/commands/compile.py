@@ -2,8 +2,8 @@
 
 Steps: load the model file; drop dropout and fold pooling into the next synapse
 (:mod:`tsslc.passes.structural`); calibrate on the first ``--calibration`` training samples
-of the model's data set and quantize (:mod:`tsslc.passes.quantize` with the target's
-rounding); map the neurons to cores (:mod:`tsslc.mapping`); save the compiled graph
+of the model's data set and quantize (:mod:`tsslc.targets.quantize` with the target's
+rounding); map the neurons to cores (:mod:`tsslc.targets.mapping`); save the compiled graph
 (atomically). Prints the per-layer quantization and mapping report.
 """
 
@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
 
 def add_rounding_argument(parser) -> None:
     """``--rounding`` (also used by ``tsslc verify``); the names are those of
-    :data:`tsslc.passes.quantize.ROUNDINGS`, kept literal so the CLI starts without torch."""
+    :data:`tsslc.targets.quantize.ROUNDINGS`, kept literal so the CLI starts without torch."""
     parser.add_argument("--rounding", choices=("gptq", "nearest"), default="gptq",
                         help="weight rounding: gptq (keeps each layer's current error small on the "
                              "calibration data; default) or nearest")
@@ -40,7 +40,7 @@ def prepare(graph):
 
 def compile_graph(graph, target_name: str, calibration, rounding: str = "gptq"):
     """Float graph → compiled, mapped graph (also the library entry point)."""
-    from tsslc.mapping import attach
+    from tsslc.targets.mapping import attach
     from tsslc.targets import get_target
 
     target = get_target(target_name)

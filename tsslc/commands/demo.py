@@ -55,7 +55,7 @@ def say(msg: str) -> None:
 
 def stage_train(out: Path, epochs, progress: bool, config=CONFIG, datasets=None) -> dict:
     from tsslc.data.digits import load_digits_datasets
-    from tsslc.train.run import train_run
+    from tsslc.training.run import train_run
 
     metrics = train_run(config, out, epochs=epochs, progress=progress, datasets=datasets or load_digits_datasets())
     say(f"trained: test accuracy {100 * metrics['final_test_acc']:.2f} % in {metrics['train_seconds']:.1f} s")
@@ -65,7 +65,7 @@ def stage_train(out: Path, epochs, progress: bool, config=CONFIG, datasets=None)
 def stage_export(out: Path):
     from tsslc.ir import io
     from tsslc.ir.export import graph_from_network
-    from tsslc.train.checkpoint import load_checkpoint
+    from tsslc.training.checkpoint import load_checkpoint
 
     net, _, _ = load_checkpoint(out / "checkpoint.pt")
     graph = graph_from_network(net)
@@ -176,7 +176,7 @@ def stage_mnist_activity(mnist_dir: Path, train_samples: int, test_samples: int 
     from tsslc.data import load_dataset
     from tsslc.backends import get_backend
     from tsslc.ir.export import graph_from_network
-    from tsslc.train.trainer import fit
+    from tsslc.training.trainer import fit
 
     cfg = load_config(MNIST_CONFIG)
     train_set, test_set = load_dataset(cfg, mnist_dir)
@@ -305,7 +305,7 @@ def run(args) -> int:
     equivalence = stage_verify(results, yte)
     finetuned = {}
     if args.finetune_epochs > 0:
-        from tsslc.train.checkpoint import load_checkpoint
+        from tsslc.training.checkpoint import load_checkpoint
 
         net, _, _ = load_checkpoint(out / "checkpoint.pt")
         finetuned = stage_finetune(out, net, xtr[: args.calibration], xte, yte, args.finetune_epochs)

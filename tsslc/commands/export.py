@@ -19,7 +19,7 @@ def run(args) -> int:
     from tsslc.ir import io
     from tsslc.ir.export import graph_from_network
     from tsslc.ir.nodes import LIF
-    from tsslc.train.checkpoint import load_checkpoint
+    from tsslc.training.checkpoint import load_checkpoint
 
     src = Path(args.checkpoint)
     if src.is_dir():

@@ -46,8 +46,8 @@ def run(args) -> int:
     from tsslc.finetune import finetune, target_accuracy
     from tsslc.targets import get_target
     from tsslc.atomic import atomic_write_text
-    from tsslc.train.checkpoint import load_checkpoint, save_checkpoint
-    from tsslc.train.run import CHECKPOINT, CONFIG, METRICS
+    from tsslc.training.checkpoint import load_checkpoint, save_checkpoint
+    from tsslc.training.run import CHECKPOINT, CONFIG, METRICS
 
     src = Path(args.run)
     ckpt_path = src / CHECKPOINT if src.is_dir() else src

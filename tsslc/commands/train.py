@@ -28,7 +28,7 @@ def run(args) -> int:
     import torch
 
     from tsslc.errors import TsslcError
-    from tsslc.train.run import train_run
+    from tsslc.training.run import train_run
 
     if args.threads is not None:
         if args.threads < 1:

@@ -1,7 +1,7 @@
 """The training engine (TSSLBP_SPEC.md §6): AdamW, gradient-norm clipping to 1, weights
 clamped to ±4 after every step, prediction by spike count.
 
-The same epoch loop serves :func:`fit` (in memory) and :func:`tsslc.train.run.train_run`
+The same epoch loop serves :func:`fit` (in memory) and :func:`tsslc.training.run.train_run`
 (files, checkpoints, DistributedDataParallel). Shuffling is derived from ``(seed, epoch)``
 alone, so a run resumed from a checkpoint sees exactly the batches it would have seen.
 """

@@ -31,8 +31,7 @@ rounds weight by weight.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -43,52 +42,12 @@ from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
 from tsslc.ir.interpreter import time_input
 from tsslc.layers import conv_current, dense_current
+from tsslc.targets.base import LayerStats, QuantizationError
 
 #: synapses with at most this many inputs per neuron get their input Gram matrix calibrated
 MAX_GRAM_INPUTS = 4096
 #: scales tried (in order) for an exact graded input: pixel grids such as k/16 (digits)
 EXACT_SCALES = (1, 2, 4, 8, 16, 32, 64, 127)
-
-
-@dataclass
-class LayerStats:
-    """Calibration of one spiking layer (float graph, measured by the quantize pass).
-
-    ``in_scale`` is the integer input unit: the integer value that stands for 1.0 of the
-    float quantity flowing into the synapse (graded input scale S for the first layer,
-    1 for binary spikes). Currents/membranes are maxima of |·| over the calibration set.
-    """
-
-    name: str  # LIF node
-    synapse: str  # synapse node
-    in_scale: float
-    in_tau_s: float | None  # PSC time constant of the synapse's input (None: unfiltered)
-    max_abs_current: float  # max |x[t]| into the LIF (float model units)
-    max_abs_membrane: float  # max |u[t]| (pre-reset) of the LIF
-    p999_abs_current: float = 0.0  # 99.9th percentile |x|
-    spike_rate: float = 0.0
-    n_samples: int = 0
-    #: Σ a aᵀ over the calibration steps and samples of the synapse's float input a (dense:
-    #: n_in × n_in; conv: over the input patches, C·kh·kw square), float64, for rounding that
-    #: keeps the current error small; None for grouped convs and fan-ins over MAX_GRAM_INPUTS
-    input_gram: np.ndarray | None = None
-    #: "gptq" (error-compensating rounding where the target supports it) or "nearest"
-    rounding: str = "gptq"
-
-
-@dataclass
-class QuantizedLayer:
-    """What :meth:`Target.quantize_layer` returns: the integer synapse and population and a
-    report row (JSON-serialisable dict: scale, weight_exp, weight_error, saturated_fraction,
-    decay errors, ... — the pass adds the name and the common fields)."""
-
-    synapse: Any  # IntDense | IntConv2d
-    lif: Any  # IntLIF
-    report: dict = field(default_factory=dict)
-
-
-class QuantizationError(TsslcError):
-    """A layer a target cannot represent; the message names the layer, the limit, the remedy."""
 
 
 def _batches(calibration) -> list[torch.Tensor]:

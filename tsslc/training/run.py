@@ -23,8 +23,8 @@ from tsslc.config import NetworkConfig, load_config, parse_config
 from tsslc.errors import TsslcError
 from tsslc.network import Network
 from tsslc.atomic import atomic_write_text
-from tsslc.train.checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_state
-from tsslc.train.trainer import NonFiniteLoss, Shard, evaluate, make_optimizer, train_epoch
+from tsslc.training.checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from tsslc.training.trainer import NonFiniteLoss, Shard, evaluate, make_optimizer, train_epoch
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
