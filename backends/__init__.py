@@ -38,13 +38,15 @@ class BackendResult:
       ends whose spikes agree report identical counters; ``None`` when counting was turned
       off (``counters=False``);
     * ``info``: what the back end adds about the run itself (Lava: select_tag, Lava steps,
-      processes, depth, seconds to build, run and read)."""
+      processes, depth, seconds to build, run and read);
+    * ``target``: the target of the compiled graph that ran ("" for the float model)."""
 
     spikes: dict[str, np.ndarray]
     counters: Counters | None = None
     output_population: str = ""
     backend: str = ""
     info: dict = field(default_factory=dict)
+    target: str = ""  # the target a compiled graph was run for ("" for the float model)
 
     @property
     def output_spikes(self) -> np.ndarray:

@@ -46,7 +46,7 @@ import torch
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
-from tsslc.ir.interpreter import time_input
+from tsslc.ir.layout import batch_slice, time_input
 from tsslc.layers import conv_current, dense_current, sum_pool
 
 SOURCES = (N.Input, N.IntInput, N.LIF, N.IntLIF)
@@ -86,7 +86,7 @@ def projections(graph: Graph) -> list[Projection]:
 
 
 def _mask(node, all_ones: bool) -> torch.Tensor:
-    w = torch.as_tensor(np.asarray(node.weight))
+    w = torch.tensor(node.weight)
     return torch.ones(w.shape, dtype=torch.float64) if all_ones else (w != 0).to(torch.float64)
 
 
@@ -375,7 +375,7 @@ def count_run(graph: Graph, spikes: dict, x=None, *, inputs=None, n_steps: int |
     total: Counters | None = None
     for i in range(0, max(B, 1), chunk):
         part = {k: v[:, i:i + chunk] for k, v in spikes.items()}
-        c = count(graph, part, None if x is None else x[i:i + chunk],
+        c = count(graph, part, None if x is None else batch_slice(graph, torch.as_tensor(x), i, i + chunk),
                   inputs=None if inputs is None else inputs[:, i:i + chunk], n_steps=n_steps, cores=cores)
         total = c if total is None else total + c
     return total

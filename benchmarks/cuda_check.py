@@ -106,7 +106,7 @@ def check_digits_training(dev) -> dict:
 
 def check_intsim(network, dev) -> dict:
     from tsslc.backends.intsim import run
-    from tsslc.commands.compile import compile_graph
+    from tsslc.api import compile as compile_graph
     from tsslc.data.digits import digits_arrays
     from tsslc.ir.export import graph_from_network
 

@@ -26,7 +26,7 @@ import torch
 
 from tsslc.backends import get_backend
 from tsslc.backends.intsim import run as intsim_run
-from tsslc.commands.compile import compile_graph
+from tsslc.api import compile as compile_graph
 from tsslc.config import load_config, parse_config
 from tsslc.ir import nodes as N
 from tsslc.ir.export import graph_from_network

@@ -39,7 +39,7 @@ def main(argv=None) -> int:
 
     from torch.utils.data import Subset
 
-    from tsslc.commands import demo
+    from tsslc import pipeline as demo
     from tsslc.config import load_config
     from tsslc.data import load_dataset
     from tsslc.errors import TsslcError

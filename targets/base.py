@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from tsslc.errors import TsslcError
+from tsslc.ir.neurons import IntNeuron
 
 @dataclass
 class LayerStats:
@@ -162,8 +163,8 @@ class Target(ABC):
     formats: NumberFormat
     latency_per_hop: int = 1
     energy: EnergyTable
-    #: names of the integer IntLIF parameters this target uses
-    lif_params: tuple[str, ...] = ()
+    #: the typed integer neuron model of this target's IntLIF populations (tsslc.ir.neurons)
+    neuron_type: type = IntNeuron
     #: input payload bits of a graded IntInput
     input_bits: int = 8
     #: whether quantize_layer reads ``LayerStats.input_gram`` (the quantize pass calibrates
@@ -187,6 +188,16 @@ class Target(ABC):
 
         return quantize(graph, self, calibration, **kw)
 
+    def check_params(self, params, where: str = "IntLIF") -> None:
+        """One clear error when ``params`` is not this target's neuron model or out of range."""
+        if not isinstance(params, self.neuron_type):
+            raise TsslcError(f"{where}: target {self.name} runs {self.neuron_type.__name__} populations, got "
+                             f"{type(params).__name__} parameters")
+        try:
+            params.check(where)
+        except ValueError as e:
+            raise TsslcError(str(e)) from None
+
     # --- arithmetic (vectorised, torch int64, any device) ---------------------------------
     def input_spikes(self, node, x: torch.Tensor) -> torch.Tensor:
         """IntInput payloads (T, B, *shape) int64 from time-first float input ``x``:
@@ -205,11 +216,11 @@ class Target(ABC):
         s_in (T, B, *in_shape) int64 → (T, B, *out_shape) int64, exactly as the chip."""
 
     @abstractmethod
-    def init_state(self, params: dict, shape: tuple, batch: int, device) -> dict[str, torch.Tensor]:
+    def init_state(self, params: IntNeuron, shape: tuple, batch: int, device) -> dict[str, torch.Tensor]:
         """Zero state of an IntLIF population: {var: (B, *shape) int64}."""
 
     @abstractmethod
-    def neuron_step(self, state: dict, current: torch.Tensor, params: dict) -> tuple[dict, torch.Tensor]:
+    def neuron_step(self, state: dict, current: torch.Tensor, params: IntNeuron) -> tuple[dict, torch.Tensor]:
         """One step of the chip's neuron: (state, current (B, *shape) int64) →
         (new state, spikes (B, *shape) int64 0/1). The ONE implementation of the neuron."""
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
+from tsslc.ir.neurons import LOIHI2_DU_MAX, LOIHI2_DV_MAX, LOIHI2_VTH_MAX, Loihi2LIF
 from tsslc.targets.base import CoreGeometry, EnergyFigure, EnergyTable, LayerStats, NumberFormat, QuantizedLayer, Target
 
 # --- constants of the arithmetic (loihi2.md §1) --------------------------------------------
@@ -27,9 +28,8 @@ VTH_SHIFT = 6  # threshold vth << 6
 UV_BITS = 24
 UV_MAX = 1 << (UV_BITS - 1)  # 2^23
 V_LIMIT = UV_MAX - 1  # v clipped to ±(2^23 − 1)
-VTH_MAX = (1 << 17) - 1  # 17-bit unsigned
-DU_MAX = DV_MAX = DECAY_UNITY - 1  # 12-bit unsigned
-BIAS_MANT_RANGE = (-(1 << 12), (1 << 12) - 1)  # 13-bit signed
+VTH_MAX = LOIHI2_VTH_MAX  # 17-bit unsigned (the ranges of the neuron's fields: tsslc.ir.neurons.Loihi2LIF)
+DU_MAX, DV_MAX = LOIHI2_DU_MAX, LOIHI2_DV_MAX  # 12-bit unsigned
 WEIGHT_EXP_RANGE = (-8, 7)  # the Dense weight exponent tsslc emits
 W_MIN, W_MAX = -256, 254  # 8-bit mixed-sign weights as Dense keeps them (even)
 _I32 = 1 << 32
@@ -38,11 +38,6 @@ _I32 = 1 << 32
 def wrap32(x: torch.Tensor) -> torch.Tensor:
     """Two's-complement wrap of an int64 tensor to int32 (Lava's int32 storage)."""
     return ((x + (1 << 31)) & (_I32 - 1)) - (1 << 31)
-
-
-def rz_shift12(p: torch.Tensor) -> torch.Tensor:
-    """sign(p)·(|p| >> 12): division by 4096 rounding toward zero."""
-    return torch.sign(p) * (p.abs() >> DECAY_BITS)
 
 
 def dense_weights(w) -> np.ndarray:
@@ -148,7 +143,7 @@ class Loihi2(Target):
         decay="12-bit: u·(4096-(du+1)) and v·(4096-dv), then >>12 rounding toward zero",
     )
     latency_per_hop = 1
-    lif_params = ("du", "dv", "vth", "bias_mant", "bias_exp")
+    neuron_type = Loihi2LIF
     input_bits = 8
     uses_input_gram = True  # GPTQ rounding and the current-error report
     #: calibrated |u|, |v| must stay below 2^23 / headroom
@@ -188,7 +183,7 @@ class Loihi2(Target):
                     f"loihi2 conv with weight_exp={node.weight_exp}: Lava's Conv ignores weight_exp; "
                     "fold the exponent into the integer weights (tsslc's quantizer emits weight_exp=0)"
                 )
-            w = torch.as_tensor(np.asarray(node.weight, dtype=np.int64), device=s_in.device)
+            w = torch.tensor(node.weight, dtype=torch.int64, device=s_in.device)
             return wrap24(exact_conv(s_in, w, node.stride, node.padding, node.groups))
         raise TsslcError(f"loihi2 has no synapse of kind {getattr(node, 'kind', type(node).__name__)!r}")
 
@@ -196,23 +191,11 @@ class Loihi2(Target):
         z = torch.zeros((batch, *shape), dtype=torch.int64, device=device)
         return {"u": z, "v": z.clone()}
 
-    @staticmethod
-    def check_params(params: dict, where: str = "IntLIF") -> None:
-        missing = [k for k in Loihi2.lif_params if k not in params]
-        if missing:
-            raise TsslcError(f"{where}: loihi2 LIF parameters missing: {', '.join(missing)}")
-        for key, lo, hi in (("du", 0, DU_MAX), ("dv", 0, DV_MAX), ("vth", 0, VTH_MAX),
-                            ("bias_mant", *BIAS_MANT_RANGE), ("bias_exp", -7, 7)):
-            if not lo <= int(params[key]) <= hi:
-                raise TsslcError(f"{where}: loihi2 {key}={params[key]} outside [{lo}, {hi}]")
-
     def neuron_step(self, state, current, params):
         """loihi2.md §1. While |a| ≤ 2^17 and |u| ≤ 2^23 (always, for calibrated graphs) none
         of Lava's int32 wraps can occur (|u·| ≤ 2^24, |v·| < 2^25), so they are skipped;
         otherwise every int32 wrap is applied as Lava's storage does."""
-        du, dv, vth = int(params["du"]), int(params["dv"]), int(params["vth"])
-        bm, be = int(params["bias_mant"]), int(params["bias_exp"])
-        bias = bm << be if be >= 0 else bm >> (-be)
+        du, dv, vth, bias = params.du, params.dv, params.vth, params.bias
         fast = state.get("bounded", True) and (current.numel() == 0 or int(current.abs().max()) <= 1 << 17)
         act = current << ACT_SHIFT
         uc = torch.div(state["u"] * (DECAY_UNITY - (du + 1)), DECAY_UNITY, rounding_mode="trunc")  # rz12
@@ -292,13 +275,13 @@ class Loihi2(Target):
         w_back = w_int * unit
         err = w_back - w
         rel_rms = float(np.sqrt((err**2).mean()) / np.sqrt((w**2).mean()))
-        params = {"du": du, "dv": dv, "vth": vth, "bias_mant": 0, "bias_exp": 0}
+        params = Loihi2LIF(du=du, dv=dv, vth=vth, bias_mant=0, bias_exp=0)
         if conv:
             int_syn = N.IntConv2d(weight=w_int.astype(np.int32), stride=synapse.stride, padding=synapse.padding,
                                   groups=synapse.groups, weight_exp=0)
         else:
             int_syn = N.IntDense(weight=w_int.astype(np.int32), weight_exp=exp)
-        int_lif = N.IntLIF(shape=tuple(lif.shape), target=self.name, params=params)
+        int_lif = N.IntLIF(shape=tuple(lif.shape), params=params)
         tau_s_eff = 1.0 / d_u
         tau_m_eff = DECAY_UNITY / dv if dv else None  # None: no leak
         report = {

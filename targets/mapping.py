@@ -1,6 +1,6 @@
 """Core mapping of a compiled graph, for any target: assign every neuron to a core within
 the target's limits, build the core graph (networkx) and report cores, utilisation,
-splitters and hops.
+splitters and latency.
 
 Model (targets/truenorth.md §4 for the truenorth specifics):
 
@@ -12,10 +12,11 @@ Model (targets/truenorth.md §4 for the truenorth specifics):
   axon-type decomposition), 1 otherwise;
 * ``geometry.max_fan_out == 1`` (one destination per neuron): a neuron whose spikes must
   reach k > 1 axons feeds one axon of a splitter core whose k splitter neurons copy it
-  (a tree when k > neurons_per_core); each splitter level adds a hop. Inputs come from the
-  host, which injects each event on every axon that needs it (no splitters);
-* one tick per hop; delay balancing pads the shorter paths into a layer, so each layer's
-  latency is 1 + the splitter levels of its inputs.
+  (a tree when k > neurons_per_core); each splitter level adds a routing stage. Inputs come
+  from the host, which injects each event on every axon that needs it (no splitters);
+* one tick per routing stage; delay balancing pads the shorter paths into a layer, so each
+  layer's latency is 1 + the splitter levels of its inputs. ("Hops" in tsslc always means
+  mesh hops of spike messages between cores, counted by :mod:`tsslc.backends.counters`.)
 
 Neurons are packed greedily in an order that keeps shared inputs together: dense layers in
 neuron order (block-sparse nets trained with a fan-in limit pack block by block), convs in
@@ -70,7 +71,6 @@ class Mapping:
             "neurons": int(sum(c.neurons for c in neuron_cores)),
             "splitter_neurons": int(sum(c.neurons for c in splitter_cores)),
             "neuron_utilisation": used / n_slots if n_slots else 0.0,
-            "hops": int(sum(l["hops"] for l in self.layers.values())),
             "latency_ticks": int(sum(l["latency"] for l in self.layers.values())),
             "layers": self.layers,
         }
@@ -279,8 +279,7 @@ def map_graph(graph: Graph, target) -> Mapping:
     for lif in lifs:
         src = layer_info[lif]["source"]
         lv = levels_of.get(src, 0) if isinstance(graph[src], N.IntLIF) else 0
-        layer_info[lif]["hops"] = 1 + lv
-        layer_info[lif]["latency"] = 1 + lv
+        layer_info[lif]["latency"] = 1 + lv  # ticks: one per routing stage (the synapse, each splitter level)
     if geo.n_cores is not None and len(cores) > geo.n_cores:
         raise TsslcError(f"mapping: the graph needs {len(cores)} cores > {geo.n_cores} on one {target.name} chip; "
                          f"remedy: a smaller network")
@@ -316,8 +315,10 @@ def _pack_splitters(groups: list[int], npc: int, apc: int | None, cores: list[Co
     return where
 
 
-def attach(graph: Graph, target) -> Mapping:
-    """Map ``graph`` and store the result in ``graph.metadata["mapping"]``."""
+def attach(graph: Graph, target) -> Graph:
+    """A new graph: ``graph`` with its mapping onto ``target``'s cores in
+    ``metadata["mapping"]`` (the argument is left unchanged)."""
     mapping = map_graph(graph, target)
-    graph.metadata["mapping"] = mapping.to_metadata()
-    return mapping
+    out = graph.copy()
+    out.metadata["mapping"] = mapping.to_metadata()
+    return out

@@ -31,17 +31,18 @@ rounds weight by weight.
 
 from __future__ import annotations
 
+import copy
 from typing import Iterable
 
 import numpy as np
 import torch
 
 from tsslc.errors import TsslcError
-from tsslc.functional import input_psc, lif_forward
+from tsslc.functional import lif_forward
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
-from tsslc.ir.interpreter import time_input
-from tsslc.layers import conv_current, dense_current
+from tsslc.ir.interpreter import FloatInterpreter, n_steps_of
+from tsslc.ir.layout import time_input
 from tsslc.targets.base import LayerStats, QuantizationError
 
 #: synapses with at most this many inputs per neuron get their input Gram matrix calibrated
@@ -110,55 +111,65 @@ def _patch_gram(v: torch.Tensor, kernel: tuple[int, int], stride: int, padding: 
     return gram
 
 
+class Calibrator(FloatInterpreter):
+    """The float interpreter, recording per LIF the maxima of |current| and |membrane|, the
+    99.9th percentile of |current|, the spike rate, the input's values and (``with_gram``)
+    each synapse's input Gram matrix."""
+
+    what = "calibration"
+
+    def __init__(self, graph: Graph, x, n_steps: int, stats: dict, grams: dict, with_gram: bool):
+        super().__init__(graph, x, n_steps)
+        self.stats, self.grams, self.with_gram = stats, grams, with_gram
+        self.input_values: torch.Tensor | None = None
+
+    def input(self, name, node, x):
+        self.input_values = time_input(self.graph, self.x, self.n_steps).to(torch.float32)
+        return super().input(name, node, x)
+
+    def _add_gram(self, name, gram):
+        self.grams[name] = gram if name not in self.grams else self.grams[name] + gram
+
+    def dense(self, name, node: N.Dense, x):
+        if self.with_gram and x.shape[-1] <= MAX_GRAM_INPUTS:
+            flat = x.reshape(-1, x.shape[-1]).to(torch.float64)
+            self._add_gram(name, flat.T @ flat)
+        return super().dense(name, node, x)
+
+    def conv2d(self, name, node: N.Conv2d, x):
+        w = node.weight
+        if self.with_gram and int(node.groups) == 1 and w[0].size <= MAX_GRAM_INPUTS:
+            self._add_gram(name, _patch_gram(x, tuple(w.shape[2:]), int(node.stride), int(node.padding)))
+        return super().conv2d(name, node, x)
+
+    def lif_forward(self, name, node: N.LIF, x):
+        a, s, u, _ = lif_forward(x, node.tau_m, node.tau_s, node.threshold)
+        st = self.stats.setdefault(name, {"max_abs_current": 0.0, "max_abs_membrane": 0.0, "p999": [], "spikes": 0.0,
+                                          "count": 0, "samples": 0})
+        st["max_abs_current"] = max(st["max_abs_current"], float(x.abs().max()))
+        st["max_abs_membrane"] = max(st["max_abs_membrane"], float(u.abs().max()))
+        flat = x.abs().flatten()
+        k = max(1, int(round(0.999 * flat.numel())))
+        st["p999"].append(float(flat.kthvalue(k).values))
+        st["spikes"] += float(s.sum())
+        st["count"] += s.numel()
+        st["samples"] += int(x.shape[1])
+        return a, s
+
+
 @torch.no_grad()
 def calibrate(graph: Graph, batches: list[torch.Tensor], n_steps: int, with_gram: bool = False) -> tuple[dict, dict]:
-    """Run the float model (same kernels as the interpreter) on the batches and collect
-    per-LIF maxima of |current|, |membrane|, the 99.9th percentile of |current|, the spike
-    rate, with ``with_gram`` the Gram matrix of each synapse's input (``"gram"``), and the
-    input's values. Returns (stats per LIF, input info)."""
+    """Run the float model (the interpreter's kernels) on the batches and collect per-LIF
+    maxima of |current|, |membrane|, the 99.9th percentile of |current|, the spike rate,
+    with ``with_gram`` the Gram matrix of each synapse's input (``"gram"``), and the input's
+    values. Returns (stats per LIF, input info)."""
     stats: dict[str, dict] = {}
     grams: dict[str, torch.Tensor] = {}
     inp_vals = []
     for xb in batches:
-        values: dict[str, torch.Tensor] = {}
-        for name in graph.order():
-            node = graph[name]
-            if isinstance(node, N.Input):
-                p = time_input(graph, xb, n_steps).to(torch.float32)
-                inp_vals.append(p)
-                values[name] = input_psc(p, node.tau_s) if node.tau_s is not None else p
-                continue
-            v = values[graph.predecessors(name)[0]]
-            gram = None
-            if isinstance(node, N.Dense):
-                values[name] = dense_current(v, torch.as_tensor(node.weight).to(v.dtype))
-                if with_gram and v.shape[-1] <= MAX_GRAM_INPUTS:
-                    flat = v.reshape(-1, v.shape[-1]).to(torch.float64)
-                    gram = flat.T @ flat
-            elif isinstance(node, N.Conv2d):
-                w = torch.as_tensor(node.weight)
-                values[name] = conv_current(v, w.to(v.dtype), node.stride, node.padding, node.groups)
-                if with_gram and int(node.groups) == 1 and w[0].numel() <= MAX_GRAM_INPUTS:
-                    gram = _patch_gram(v, tuple(w.shape[2:]), int(node.stride), int(node.padding))
-            elif isinstance(node, N.Flatten):
-                values[name] = v.reshape(v.shape[0], v.shape[1], -1)
-            elif isinstance(node, N.LIF):
-                a, s, u, _ = lif_forward(v, node.tau_m, node.tau_s, node.threshold)
-                values[name] = a
-                st = stats.setdefault(name, {"max_abs_current": 0.0, "max_abs_membrane": 0.0, "p999": [], "spikes": 0.0,
-                                             "count": 0, "samples": 0})
-                st["max_abs_current"] = max(st["max_abs_current"], float(v.abs().max()))
-                st["max_abs_membrane"] = max(st["max_abs_membrane"], float(u.abs().max()))
-                flat = v.abs().flatten()
-                k = max(1, int(round(0.999 * flat.numel())))
-                st["p999"].append(float(flat.kthvalue(k).values))
-                st["spikes"] += float(s.sum())
-                st["count"] += s.numel()
-                st["samples"] += int(v.shape[1])
-            else:  # Output
-                values[name] = v
-            if gram is not None:
-                grams[name] = gram if name not in grams else grams[name] + gram
+        walker = Calibrator(graph, xb, n_steps, stats, grams, with_gram)
+        walker.run()
+        inp_vals.append(walker.input_values)
     for syn, gram in grams.items():
         stats[graph.successors(syn)[0]]["gram"] = gram.numpy()
     return stats, {"values": torch.cat([p.flatten() for p in inp_vals])}
@@ -205,15 +216,13 @@ def quantize(graph: Graph, target, calibration: np.ndarray | torch.Tensor | Iter
     pairs = layer_chain(graph)
     if not pairs:
         raise QuantizationError("the graph has no spiking layer to quantize")
-    T = int(n_steps or graph.metadata.get("n_steps", 0))
-    if T < 1:
-        raise TsslcError("n_steps is not given and not in the graph's metadata")
+    T = n_steps_of(graph, n_steps)
     batches = _batches(calibration)
     raw, inp = calibrate(graph, batches, T, with_gram=bool(getattr(target, "uses_input_gram", False)))
     in_name = graph.input_name
     int_input, input_report = choose_input(graph[in_name], inp["values"], int(target.input_bits))
 
-    out = Graph(dict(graph.metadata))
+    out = Graph(copy.deepcopy(graph.metadata))
     out.metadata["target"] = target.name
     layers = []
     replaced: dict[str, N.Node] = {in_name: int_input}

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from tsslc.errors import TsslcError
+from tsslc.ir.neurons import TRUENORTH_MAX_SHIFT, TRUENORTH_SHIFT_OFF, TRUENORTH_VTH_MAX, TrueNorthLIF, decay_fraction
 from tsslc.ir.nodes import Conv2d, Dense, IntConv2d, IntDense, IntLIF
 from tsslc.targets.base import (CoreGeometry, EnergyFigure, EnergyTable, LayerStats, NumberFormat,
                                 QuantizedLayer, Target)
@@ -41,17 +42,14 @@ WEIGHT_MAX = 2 ** (WEIGHT_BITS - 1) - 1
 I_BITS = 20
 V_BITS = 20
 VTH_BITS = 18
-VTH_MAX = 2 ** (VTH_BITS - 1) - 1
+VTH_MAX = TRUENORTH_VTH_MAX  # 2^(VTH_BITS-1) - 1
 #: decay shifts: 0..MAX_SHIFT; SHIFT_OFF disables a term
-MAX_SHIFT = 15
-SHIFT_OFF = -1
+MAX_SHIFT = TRUENORTH_MAX_SHIFT
+SHIFT_OFF = TRUENORTH_SHIFT_OFF
 #: routing: each neuron has one destination; a spike takes one tick per hop
 DESTINATIONS_PER_NEURON = 1
-MAX_AXON_DELAY = 15
 #: IntInput of this target: binary spikes (TrueNorth axons carry 1-bit events)
 INPUT_BITS = 2  # signed 2-bit payload -> values 0/1 after round(p * 1) for p in [0, 1]
-
-PARAM_KEYS = ("i_shift_a", "i_shift_b", "v_shift_a", "v_shift_b", "vth")
 
 
 def state_limits(bits: int) -> tuple[int, int]:
@@ -63,19 +61,6 @@ V_MIN, V_MAX = state_limits(V_BITS)
 
 
 # --- decays by shifts ------------------------------------------------------------------------
-
-
-def decay_fraction(a: int, b: int) -> float:
-    """The fraction 2^-a + 2^-b (a term with shift SHIFT_OFF contributes 0)."""
-    return sum(2.0 ** -k for k in (a, b) if k != SHIFT_OFF)
-
-
-def check_shifts(a: int, b: int, where: str) -> None:
-    for k in (a, b):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not (k == SHIFT_OFF or 0 <= k <= MAX_SHIFT):
-            raise TsslcError(f"{where}: decay shift {k!r} must be an integer in 0..{MAX_SHIFT} or {SHIFT_OFF} (off)")
-    if decay_fraction(a, b) > 1.0:
-        raise TsslcError(f"{where}: decay shifts ({a}, {b}) remove more than the whole state (2^-a + 2^-b > 1)")
 
 
 def best_shifts(tau: float) -> tuple[int, int]:
@@ -106,32 +91,21 @@ def shift_decay(x: torch.Tensor, a: int, b: int) -> torch.Tensor:
 # --- the neuron --------------------------------------------------------------------------------
 
 
-def neuron_params(tau_m: float, tau_s: float | None, vth: int) -> dict[str, int]:
+def neuron_params(tau_m: float, tau_s: float | None, vth: int) -> TrueNorthLIF:
     """Integer parameters of an IntLIF population for the float time constants (tau_s of
     the synapse's input PSC; None = unfiltered input, the current state decays fully)."""
     ia, ib = best_shifts(tau_s) if tau_s is not None else (0, SHIFT_OFF)
     va, vb = best_shifts(tau_m)
-    p = {"i_shift_a": ia, "i_shift_b": ib, "v_shift_a": va, "v_shift_b": vb, "vth": int(vth)}
-    check_params(p, "truenorth neuron")
-    return p
+    try:
+        return TrueNorthLIF(i_shift_a=ia, i_shift_b=ib, v_shift_a=va, v_shift_b=vb, vth=int(vth))
+    except ValueError as e:
+        raise TsslcError(str(e)) from None
 
 
-def check_params(params: dict, where: str) -> None:
-    missing = [k for k in PARAM_KEYS if k not in params]
-    if missing:
-        raise TsslcError(f"{where}: truenorth neuron parameters lack {', '.join(missing)}")
-    check_shifts(params["i_shift_a"], params["i_shift_b"], where)
-    check_shifts(params["v_shift_a"], params["v_shift_b"], where)
-    vth = params["vth"]
-    if not 0 <= int(vth) <= VTH_MAX:
-        raise TsslcError(f"{where}: threshold {vth} does not fit {VTH_BITS - 1} bits (0..{VTH_MAX}); "
-                         f"lower the layer's scale")
-
-
-def effective_taus(params: dict) -> tuple[float, float]:
+def effective_taus(params: TrueNorthLIF) -> tuple[float, float]:
     """(tau_m, tau_s) the integer decays realise: 1 / decay fraction."""
-    fm = decay_fraction(params["v_shift_a"], params["v_shift_b"])
-    fs = decay_fraction(params["i_shift_a"], params["i_shift_b"])
+    fm = decay_fraction(params.v_shift_a, params.v_shift_b)
+    fs = decay_fraction(params.i_shift_a, params.i_shift_b)
     return (1.0 / fm if fm else math.inf), (1.0 / fs if fs else math.inf)
 
 
@@ -140,7 +114,7 @@ def init_state(shape, device=None) -> dict[str, torch.Tensor]:
             "V": torch.zeros(shape, dtype=torch.int64, device=device)}
 
 
-def neuron_step(state: dict[str, torch.Tensor], acc: torch.Tensor, params: dict):
+def neuron_step(state: dict[str, torch.Tensor], acc: torch.Tensor, params: TrueNorthLIF):
     """One tick of a population; ``acc`` is the integer synaptic input Σ c·s_j[G] of this
     tick (int64). Returns ``(new state, spikes int64 0/1)``; ``state`` is not modified.
 
@@ -151,10 +125,10 @@ def neuron_step(state: dict[str, torch.Tensor], acc: torch.Tensor, params: dict)
     """
     acc = torch.as_tensor(acc, dtype=torch.int64)
     i = state["I"]
-    i = (i - shift_decay(i, params["i_shift_a"], params["i_shift_b"]) + acc).clamp(I_MIN, I_MAX)
+    i = (i - shift_decay(i, params.i_shift_a, params.i_shift_b) + acc).clamp(I_MIN, I_MAX)
     v = state["V"]
-    v = (v - shift_decay(v, params["v_shift_a"], params["v_shift_b"]) + i).clamp(V_MIN, V_MAX)
-    s = v > int(params["vth"])
+    v = (v - shift_decay(v, params.v_shift_a, params.v_shift_b) + i).clamp(V_MIN, V_MAX)
+    s = v > params.vth
     v = torch.where(s, torch.zeros_like(v), v)
     return {"I": i, "V": v}, s.to(torch.int64)
 
@@ -311,9 +285,8 @@ class TrueNorth(Target):
                      "all-in", "measured", "28 nm", note="context: whole chip, 4,096 cores, real time"),
     ), note="TrueNorth publishes one all-in figure per synaptic event; tsslc's TrueNorth-like neuron (I state, "
             "shift decays) is not TrueNorth's, so the figure is an order of magnitude, not a prediction.")
-    lif_params = PARAM_KEYS
+    neuron_type = TrueNorthLIF
     input_bits = INPUT_BITS
-    check_params = staticmethod(check_params)
 
     # --- quantization ---------------------------------------------------------------------
     def quantize_layer(self, synapse, lif, stats: LayerStats) -> QuantizedLayer:
@@ -358,14 +331,14 @@ class TrueNorth(Target):
             # rounding here (the requested one is stats.rounding)
             "rounding": "nearest",
             "axons": lw.report["axons"], "axon_limit": AXONS_PER_CORE, "table_max": lw.report["table_max"],
-            "vth": vth, "shifts_s": [params["i_shift_a"], params["i_shift_b"]],
-            "shifts_m": [params["v_shift_a"], params["v_shift_b"]],
+            "vth": vth, "shifts_s": [params.i_shift_a, params.i_shift_b],
+            "shifts_m": [params.v_shift_a, params.v_shift_b],
             "tau_s": stats.in_tau_s, "tau_s_effective": tau_s_eff,
             "decay_error_s": (abs(1 / tau_s_eff - theta_in) / theta_in) if stats.in_tau_s is not None else 0.0,
             "tau_m": float(lif.tau_m), "tau_m_effective": tau_m_eff,
             "decay_error_m": abs(1 / tau_m_eff - 1 / float(lif.tau_m)) * float(lif.tau_m),
         }
-        return QuantizedLayer(syn, IntLIF(shape=tuple(lif.shape), target=NAME, params=params), report)
+        return QuantizedLayer(syn, IntLIF(shape=tuple(lif.shape), params=params), report)
 
     # --- arithmetic -------------------------------------------------------------------------
     def synapse(self, node, s_in: torch.Tensor) -> torch.Tensor:
@@ -373,7 +346,7 @@ class TrueNorth(Target):
         computed in float64, exact for |acc| < 2^53."""
         T, B = s_in.shape[:2]
         x = s_in.reshape(T * B, *s_in.shape[2:]).to(torch.float64)
-        w = torch.as_tensor(np.asarray(node.weight), device=s_in.device).to(torch.float64)
+        w = torch.tensor(node.weight, device=s_in.device, dtype=torch.float64)
         if isinstance(node, IntDense):
             y = x @ w.T
         elif isinstance(node, IntConv2d):
@@ -387,10 +360,10 @@ class TrueNorth(Target):
             y = y >> int(-node.weight_exp)
         return y.reshape(T, B, *y.shape[1:])
 
-    def init_state(self, params: dict, shape: tuple, batch: int, device) -> dict[str, torch.Tensor]:
+    def init_state(self, params: TrueNorthLIF, shape: tuple, batch: int, device) -> dict[str, torch.Tensor]:
         return init_state((int(batch), *tuple(shape)), device)
 
-    def neuron_step(self, state: dict, current: torch.Tensor, params: dict):
+    def neuron_step(self, state: dict, current: torch.Tensor, params: TrueNorthLIF):
         return neuron_step(state, current, params)
 
     def core_assignment(self, graph) -> dict[str, np.ndarray]:

@@ -37,3 +37,12 @@ def digits_test_arrays():
 
     _, _, xte, yte = digits_arrays()
     return xte, yte
+
+
+@pytest.fixture(scope="session")
+def digits_loihi2(digits_graph):
+    """The trained digits graph compiled for loihi2 (calibrated on 256 training images)."""
+    import tsslc
+    from tsslc.data.digits import digits_arrays
+
+    return tsslc.compile(digits_graph, "loihi2", digits_arrays()[0][:256])

@@ -27,6 +27,17 @@ def test_compile_run_verify_cli(digits_graph, tmp_path, capsys):
     assert (c["reference"], c["backend"]) == ("float", "intsim")
     assert set(c["layers"]) == {"hidden", "output"} and c["spike_agreement"] > 0.98
     assert v["backends"]["float"]["accuracy"] == c["accuracy_reference"]
+    # the deployment form: the compiled file against the float model it came from
+    vj2 = tmp_path / "verify2.json"
+    assert main(["verify", str(out), "--against", str(model), "--samples", "60", "--json", str(vj2),
+                 "--no-progress"]) == 0
+    v2 = json.loads(vj2.read_text())
+    assert v2["comparisons"][0]["backend"] == "intsim" and v2["samples"] == 60
+    assert v2["quantization"] == cg.metadata["quantization"]
+    # run takes the float model too (float back end)
+    assert main(["run", str(model), "--samples", "50", "--json", str(tmp_path / "float.json"), "--no-progress"]) == 0
+    fl = json.loads((tmp_path / "float.json").read_text())
+    assert fl["backend"] == "float" and fl["target"] is None and fl["accuracy"] > 0.85
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave nothing behind
 
 
@@ -36,7 +47,9 @@ def test_cli_errors(digits_graph, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown target 'spinnaker'" in err and "loihi2" in err and "Traceback" not in err
     assert not (tmp_path / "x.tsslc").exists()
-    assert main(["run", str(model)]) == 1
-    assert "not a compiled model" in capsys.readouterr().err
+    assert main(["run", str(model), "--backend", "intsim"]) == 1
+    assert "runs compiled graphs" in capsys.readouterr().err
+    assert main(["verify", str(model)]) == 1
+    assert "give --target" in capsys.readouterr().err
     assert main(["verify", str(model), "--target", "loihi2", "--backends", "float,tpu"]) == 1
     assert "unknown back end 'tpu'" in capsys.readouterr().err

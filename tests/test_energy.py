@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tsslc.backends import get_backend
-from tsslc.commands.compile import compile_graph
+from tsslc.api import compile as compile_graph
 from tsslc.backends.counters import count
 from tsslc.report.energy import HOROWITZ, energy_report, format_table, price, write_json
 from tsslc.targets import get_target

@@ -113,7 +113,7 @@ def test_fan_in_key_is_validated():
 def test_loihi2_finetuned_net_agrees_with_its_float_model(digits_fit, digits_test_arrays, calib):
     """Hardware-aware training for loihi2 puts the weights on the chip's 8-bit grid: the float
     model is then the one the chip runs, and the compiled net classifies as it does."""
-    from tsslc.commands.compile import compile_graph
+    from tsslc.api import compile as compile_graph
     from tsslc.backends import get_backend
     from tsslc.ir import interpreter
     from tsslc.ir.export import graph_from_network

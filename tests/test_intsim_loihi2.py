@@ -9,6 +9,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tsslc.ir.neurons import Loihi2LIF, TrueNorthLIF
 from tsslc.backends import get_backend
 from tsslc.backends.intsim import run as intsim_run
 from tsslc.backends.intsim import simulate
@@ -125,7 +126,7 @@ def ref_run(graph: Graph, p_int: np.ndarray) -> dict[str, np.ndarray]:
             s = np.zeros(flat.shape, dtype=np.uint8)
             for b in range(B):
                 for k in range(flat.shape[2]):
-                    s[:, b, k] = ref_neuron([int(a) for a in flat[:, b, k]], node.params)
+                    s[:, b, k] = ref_neuron([int(a) for a in flat[:, b, k]], node.params.to_dict())
             spikes[name] = s.reshape(cur.shape)
             cur = spikes[name].astype(object)
     return spikes, currents
@@ -178,7 +179,7 @@ def nets(draw):
         w = weights(draw, (co, shape[0], K, K), big)
         syn = g.add("c1.synapse", N.IntConv2d(weight=w, stride=stride, padding=padding), after=prev)
         oh = (shape[1] + 2 * padding - K) // stride + 1
-        prev = g.add("c1", N.IntLIF(shape=(co, oh, oh), target="loihi2", params=draw(lif_params())), after=syn)
+        prev = g.add("c1", N.IntLIF(shape=(co, oh, oh), params=Loihi2LIF(**draw(lif_params()))), after=syn)
         prev = g.add("flat", N.Flatten(), after=prev)
         n_in = co * oh * oh
     else:
@@ -188,15 +189,15 @@ def nets(draw):
         w = weights(draw, (n_out, n_in), big)
         e = draw(st.integers(-8, 7))
         syn = g.add(f"d{i}.synapse", N.IntDense(weight=w, weight_exp=e), after=prev)
-        prev = g.add(f"d{i}", N.IntLIF(shape=(n_out,), target="loihi2", params=draw(lif_params())), after=syn)
+        prev = g.add(f"d{i}", N.IntLIF(shape=(n_out,), params=Loihi2LIF(**draw(lif_params()))), after=syn)
         n_in = n_out
     g.add("out", N.Output(shape=(n_in,)), after=prev)
     seed = draw(st.integers(0, 2**31 - 1))
     rng = np.random.default_rng(seed)
     if graded:
-        x = rng.integers(-127, 128, size=(B, T, *shape)).astype(np.float32)
+        x = rng.integers(-127, 128, size=(T, B, *shape)).astype(np.float32)  # time first
     else:
-        x = (rng.random((B, T, *shape)) < draw(st.floats(0.1, 0.9))).astype(np.float32)
+        x = (rng.random((T, B, *shape)) < draw(st.floats(0.1, 0.9))).astype(np.float32)
     return g, x
 
 
@@ -206,14 +207,14 @@ def test_intsim_bit_exact_to_scalar_reference(case):
     g, x = case
     T = g.metadata["n_steps"]
     res = intsim_run(g, x)
-    p_int = np.transpose(x, (1, 0, *range(2, x.ndim))).astype(np.int64)  # scale 1: payload = value
+    p_int = x.astype(np.int64)  # scale 1: payload = value
     ref, ref_cur = ref_run(g, p_int)
     _, values = simulate(g, x)
     for name, cur in ref_cur.items():  # synaptic currents, exactly
         np.testing.assert_array_equal(values[name].numpy(), cur.astype(np.int64), err_msg=name)
     assert set(res.spikes) == set(ref)
     for name in ref:
-        assert res.spikes[name].shape == (T, x.shape[0], *g[name].shape)
+        assert res.spikes[name].shape == (T, x.shape[1], *g[name].shape)
         np.testing.assert_array_equal(res.spikes[name], ref[name], err_msg=name)
 
 
@@ -225,9 +226,10 @@ def test_neuron_step_states_match_reference(params, a_seq):
     tgt = get_target("loihi2")
     trace: list = []
     ref_s = ref_neuron(a_seq, params, trace)
-    state = tgt.init_state(params, (1,), 1, "cpu")
+    typed = Loihi2LIF(**params)
+    state = tgt.init_state(typed, (1,), 1, "cpu")
     for t, a in enumerate(a_seq):
-        state, s = tgt.neuron_step(state, torch.tensor([[a]]), params)
+        state, s = tgt.neuron_step(state, torch.tensor([[a]]), typed)
         assert (int(state["u"]), int(state["v"]), int(s)) == (*trace[t], ref_s[t]), f"step {t}"
 
 
@@ -243,22 +245,22 @@ def test_reference_arithmetic_corners():
     np.testing.assert_array_equal(dense_weights(np.array([[101, -33], [300, -300]])), [[100, -34], [254, -256]])
     # u wraps: 2^23 stays, 2^23 + 64 folds to -2^23 + 64 (a = 2^17 + 1 → act = 2^23 + 64)
     tgt = get_target("loihi2")
-    state = tgt.init_state({}, (2,), 1, "cpu")
+    params = Loihi2LIF(**{"du": 4095, "dv": 4095, "vth": 131071, "bias_mant": 0, "bias_exp": 0})
+    state = tgt.init_state(params, (2,), 1, "cpu")
     cur = torch.tensor([[2**17, 2**17 + 1]])
-    params = {"du": 4095, "dv": 4095, "vth": 131071, "bias_mant": 0, "bias_exp": 0}
     state, s = tgt.neuron_step(state, cur, params)
     assert state["u"].tolist() == [[2**23, -(2**23) + 64]]
     # v saturates at 2^23 - 1 > 131071 << 6 = 2^23 - 64: a spike, and v resets to 0
     assert s.tolist() == [[1, 0]]
     assert state["v"].tolist() == [[0, -(2**23) + 64]]
-    assert ref_neuron([2**17], params) == [1] and ref_neuron([2**17 + 1], params) == [0]
+    assert ref_neuron([2**17], params.to_dict()) == [1] and ref_neuron([2**17 + 1], params.to_dict()) == [0]
 
 
 def test_intsim_errors_are_clear():
     g = Graph({"n_steps": 2})
     g.add("input", N.IntInput(shape=(2,), encoding="binary", bits=1))
     g.add("d.synapse", N.IntDense(weight=np.ones((1, 2), np.int32)), after="input")
-    g.add("d", N.IntLIF(shape=(1,), target="loihi2", params={"du": 0, "dv": 0, "vth": 1, "bias_mant": 0, "bias_exp": 0}),
+    g.add("d", N.IntLIF(shape=(1,), params=Loihi2LIF(**{"du": 0, "dv": 0, "vth": 1, "bias_mant": 0, "bias_exp": 0})),
           after="d.synapse")
     g.add("out", N.Output(shape=(1,)), after="d")
     with pytest.raises(TsslcError, match="not compiled for a target"):
@@ -267,9 +269,15 @@ def test_intsim_errors_are_clear():
     with pytest.raises(TsslcError, match="unknown target 'loihi3'.*loihi2"):
         intsim_run(g, np.ones((1, 2), np.float32))
     g.metadata["target"] = "loihi2"
-    g["d"].params["du"] = 5000
-    with pytest.raises(TsslcError, match="node 'd'.*du=5000 outside"):
-        intsim_run(g, np.ones((1, 2), np.float32))
+    with pytest.raises(ValueError, match="du=5000 outside"):  # typed parameters: out of range is refused at once
+        Loihi2LIF(du=5000, dv=0, vth=1)
+    tn = Graph({"n_steps": 2, "target": "loihi2"})
+    for name, node in g.items():
+        tn.add(name, N.IntLIF(shape=(1,), params=TrueNorthLIF(vth=1)) if name == "d" else node)
+    for s, d in g.edges():
+        tn.connect(s, d)
+    with pytest.raises(TsslcError, match="node 'd'.*population of target 'truenorth' in a loihi2 graph"):
+        intsim_run(tn, np.ones((1, 2), np.float32))
     with pytest.raises(TsslcError, match="unknown back end 'spinnaker'.*intsim"):
         get_backend("spinnaker")
 
@@ -278,7 +286,7 @@ def test_conv_weight_exp_refused():
     g = Graph({"n_steps": 1, "target": "loihi2"})
     g.add("input", N.IntInput(shape=(1, 3, 3), encoding="binary", bits=1))
     g.add("c.synapse", N.IntConv2d(weight=np.ones((1, 1, 3, 3), np.int32), weight_exp=2), after="input")
-    g.add("c", N.IntLIF(shape=(1, 1, 1), target="loihi2", params={"du": 0, "dv": 0, "vth": 1, "bias_mant": 0, "bias_exp": 0}),
+    g.add("c", N.IntLIF(shape=(1, 1, 1), params=Loihi2LIF(**{"du": 0, "dv": 0, "vth": 1, "bias_mant": 0, "bias_exp": 0})),
           after="c.synapse")
     g.add("out", N.Output(shape=(1, 1, 1)), after="c")
     with pytest.raises(TsslcError, match="Lava's Conv ignores weight_exp"):
@@ -293,15 +301,15 @@ def test_batching_and_counters_consistent():
     w = rng.integers(-100, 100, size=(5, 6)).astype(np.int32)
     w[0, :3] = 0
     g.add("d.synapse", N.IntDense(weight=w, weight_exp=2), after="input")
-    g.add("d", N.IntLIF(shape=(5,), target="loihi2", params={"du": 1364, "dv": 819, "vth": 50, "bias_mant": 0, "bias_exp": 0}),
+    g.add("d", N.IntLIF(shape=(5,), params=Loihi2LIF(**{"du": 1364, "dv": 819, "vth": 50, "bias_mant": 0, "bias_exp": 0})),
           after="d.synapse")
     g.add("out", N.Output(shape=(5,)), after="d")
-    x = (rng.random((7, 4, 6)) < 0.5).astype(np.float32)
+    x = (rng.random((4, 7, 6)) < 0.5).astype(np.float32)  # (T, B, 6)
     a = intsim_run(g, x)
     b = intsim_run(g, x, batch_size=3)
     np.testing.assert_array_equal(a.spikes["d"], b.spikes["d"])
     assert a.counters == b.counters
-    events = int(sum((x[s, t] != 0).astype(int) @ (w != 0).sum(0) for s in range(7) for t in range(4)))
+    events = int(sum((x[t, s] != 0).astype(int) @ (w != 0).sum(0) for s in range(7) for t in range(4)))
     assert a.counters.layers["input"].synops == events
     assert a.counters.layers["d"].events_in == events
     assert a.counters.layers["d"].spikes == int(a.spikes["d"].sum())

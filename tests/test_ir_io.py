@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
+from tsslc.ir.neurons import Loihi2LIF
 from tsslc.errors import TsslcError
 from tsslc.ir import io
 from tsslc.ir import nodes as N
@@ -28,10 +29,10 @@ def integer_graph() -> Graph:
     )
     g.add("input", N.IntInput(shape=(1, 8, 8), scale=3.5, bits=8))
     g.add("c.synapse", N.IntConv2d(weight=rng.integers(-128, 128, (4, 1, 3, 3)).astype(np.int8), padding=1, weight_exp=-3), after="input")
-    g.add("c", N.IntLIF(shape=(4, 8, 8), target="loihi2", params={"du": 4095, "dv": 100, "vth": 77}), after="c.synapse")
+    g.add("c", N.IntLIF(shape=(4, 8, 8), params=Loihi2LIF(**{"du": 4095, "dv": 100, "vth": 77})), after="c.synapse")
     g.add("flat", N.Flatten(), after="c")
     g.add("fc.synapse", N.IntDense(weight=rng.integers(-2**20, 2**20, (10, 256)).astype(np.int32), weight_exp=2), after="flat")
-    g.add("fc", N.IntLIF(shape=(10,), target="loihi2", params={"du": 1, "dv": 0, "vth": -5}), after="fc.synapse")
+    g.add("fc", N.IntLIF(shape=(10,), params=Loihi2LIF(**{"du": 1, "dv": 0, "vth": 5, "bias_mant": -7, "bias_exp": -2})), after="fc.synapse")
     g.add("output_psc", N.Output(shape=(10,)), after="fc")
     g.validate()
     return g
@@ -67,7 +68,7 @@ def test_round_trip_is_exact(make, tmp_path):
     if make is integer_graph:
         assert h.metadata["quantization"]["c"]["bits"] == (8, 8)  # tuples stay tuples
         assert 0 in h.metadata["mapping"]  # non-string keys survive
-        assert all(type(v) is int for v in h["c"].params.values())
+        assert type(h["c"].params) is Loihi2LIF and all(type(v) is int for v in h["c"].params.to_dict().values())
     # saving the loaded graph gives the same bytes of description
     io.save(h, tmp_path / "m2.tsslc")
     with h5py.File(tmp_path / "m.tsslc") as a, h5py.File(tmp_path / "m2.tsslc") as b:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from tsslc.ir.neurons import Loihi2LIF
 from tsslc.backends import get_backend
 from conftest import EXAMPLES
 from tsslc.config import load_config
@@ -111,7 +112,7 @@ def test_conv_net_with_pooling_fixed_pt_equals_intsim():
 # --- hand-built compiled graphs: layouts, exponents, events ----------------------------------
 
 def _lif(shape, vth, du=1364, dv=819):
-    return N.IntLIF(shape=shape, target="loihi2", params=dict(du=du, dv=dv, vth=vth, bias_mant=0, bias_exp=0))
+    return N.IntLIF(shape=shape, params=Loihi2LIF(du=du, dv=dv, vth=vth, bias_mant=0, bias_exp=0))
 
 
 def _even(rng, lo, hi, shape):
@@ -172,7 +173,7 @@ def test_conv_weight_exp_is_accounted_for(weight_exp):
 
 
 def test_event_input_as_binary_spikes():
-    """Event frames (B, T, *shape) enter as binary spikes (Dense without message bits)."""
+    """Event frames (T, B, *shape) enter as binary spikes (Dense without message bits)."""
     rng = np.random.default_rng(5)
     g = Graph({"target": "loihi2", "n_steps": 6})
     g.add("in", N.IntInput(shape=(2, 5, 5), encoding="binary", scale=1.0, bits=1))
@@ -182,7 +183,7 @@ def test_event_input_as_binary_spikes():
     g.add("o.synapse", N.IntDense(weight=_even(rng, -80, 160, (3, 16)), weight_exp=1), "h")
     g.add("o", _lif((3,), 60), "o.synapse")
     g.add("out", N.Output(shape=(3,)), "o")
-    events = (rng.random((9, 6, 2, 5, 5)) < 0.3).astype(np.float32)
+    events = (rng.random((6, 9, 2, 5, 5)) < 0.3).astype(np.float32)  # time first
     ref = get_backend("intsim")(g, events)
     res = lava_backend.run(g, events)
     for name in ("h", "o"):

@@ -27,11 +27,12 @@ GRAPH = """
 import numpy as np
 from tsslc.ir.graph import Graph
 from tsslc.ir import nodes as N
+from tsslc.ir.neurons import Loihi2LIF
 rng = np.random.default_rng(1)
 g = Graph({"target": "loihi2", "n_steps": 5})
 g.add("in", N.IntInput(shape=(64,), encoding="graded", scale=16.0, bits=8))
 g.add("h.synapse", N.IntDense(weight=(rng.integers(-20, 20, (30, 64)) * 2).astype(np.int32), weight_exp=0), "in")
-g.add("h", N.IntLIF(shape=(30,), target="loihi2", params=dict(du=1364, dv=819, vth=40, bias_mant=0, bias_exp=0)), "h.synapse")
+g.add("h", N.IntLIF(shape=(30,), params=Loihi2LIF(du=1364, dv=819, vth=40, bias_mant=0, bias_exp=0)), "h.synapse")
 g.add("out", N.Output(shape=(30,)), "h")
 """
 

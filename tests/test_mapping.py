@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tsslc.ir.neurons import TrueNorthLIF
 from tsslc.config import load_config, parse_config
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
@@ -48,8 +49,8 @@ def _check_limits(graph, mapping, target):
 
 def test_truenorth_digits_mapping(tn_digits):
     tn = get_target("truenorth")
-    g = tn_digits.copy()
-    mp = attach(g, tn)
+    mp = map_graph(tn_digits, tn)
+    g = attach(tn_digits, tn)
     rep = mp.report()
     _check_limits(g, mp, tn)
     # hidden: 64 pixels x 4 axons = 256 axons, one core of 100 neurons; output: 100 inputs x 2 axons
@@ -59,7 +60,7 @@ def test_truenorth_digits_mapping(tn_digits):
     used = int((np.asarray(g["output.synapse"].weight) != 0).any(0).sum())
     assert rep["layers"]["hidden"]["splitter_neurons"] == 2 * used
     assert rep["splitter_cores"] == 1 and rep["neuron_cores"] == 2 and rep["cores"] == 3
-    assert rep["layers"]["output"]["hops"] == 2 and rep["latency_ticks"] == 3
+    assert rep["layers"]["output"]["latency"] == 2 and rep["latency_ticks"] == 3
     assert 0 < rep["neuron_utilisation"] <= 1 and 0 < rep["axon_utilisation"] <= 1
     # the core graph: host -> hidden core -> splitter core -> output core -> output port
     cg = mp.core_graph
@@ -77,8 +78,7 @@ def test_mapping_survives_the_model_file(tn_digits, tmp_path):
     from tsslc.ir import io
 
     tn = get_target("truenorth")
-    g = tn_digits.copy()
-    attach(g, tn)
+    g = attach(tn_digits, tn)
     back = io.load(io.save(g, tmp_path / "tn.h5"))
     for pop, cores in g.metadata["mapping"]["assignment"].items():
         assert np.array_equal(tn.core_assignment(back)[pop], cores)
@@ -158,14 +158,14 @@ def test_wide_fan_out_takes_a_splitter_tree():
     g = Graph({"n_steps": 2, "target": "truenorth"})
     g.add("input", N.IntInput(shape=(64,), encoding="graded", scale=1.0, bits=2))
     g.add("h.synapse", N.IntDense(weight=rng.integers(1, 8, (64, 64)).astype(np.int32)), after="input")
-    g.add("h", N.IntLIF(shape=(64,), target="truenorth", params=params), after="h.synapse")
+    g.add("h", N.IntLIF(shape=(64,), params=TrueNorthLIF(**params)), after="h.synapse")
     g.add("big.synapse", N.IntDense(weight=rng.integers(1, 8, (20000, 64)).astype(np.int32)), after="h")
-    g.add("big", N.IntLIF(shape=(20000,), target="truenorth", params=params), after="big.synapse")
+    g.add("big", N.IntLIF(shape=(20000,), params=TrueNorthLIF(**params)), after="big.synapse")
     g.add("out", N.Output(shape=(20000,)), after="big")
     g.metadata["quantization"] = {"layers": [{"name": "h", "axons_per_input": 4}, {"name": "big", "axons_per_input": 4}]}
     rep = map_graph(g, get_target("truenorth")).report()
     big, h = rep["layers"]["big"], rep["layers"]["h"]
     assert big["cores"] == 79 and h["cores"] == 1
     assert h["splitter_levels"] == 2 and h["splitter_neurons"] == 64 * (316 + 2)
-    assert big["hops"] == 3 and rep["latency_ticks"] == 4
+    assert big["latency"] == 3 and rep["latency_ticks"] == 4
     assert h["delay_padded_neurons"] == 0

@@ -135,7 +135,7 @@ def test_hand_built_nir_graph_simulates_as_its_equations_say(tmp_path):
     assert g["cuba"].tau_m == 4.0 and g["if"].tau_m == float("inf") and g["if"].tau_s == 3.0  # CubaLIF's tau_syn
     x = np.random.default_rng(1).uniform(0, 1.5, (16, 12, 1, 6, 6))
     ref = nir_reference(ng, x, 0.5, 12)
-    res = interpreter.run(g, x, dtype=torch.float64)
+    res = interpreter.run(g, x.swapaxes(0, 1), dtype=torch.float64)  # tsslc takes time-first input
     for name in ("if", "cuba", "lif"):
         got = res.spikes[name].numpy()
         assert ref[name].sum() > 0 and got.sum() > 0, name
@@ -202,7 +202,7 @@ def test_graph_written_by_snntorch_imports_and_matches_snntorch():
     with torch.no_grad():
         theirs = torch.stack([net(x[:, t])[0] for t in range(20)])
     ref = nir_reference(ng, x.numpy(), nir_io.CONVENTIONS["snntorch"], 20)
-    ours = interpreter.run(g, x.numpy(), dtype=torch.float64)
+    ours = interpreter.run(g, x.transpose(0, 1).numpy(), dtype=torch.float64)  # time first
     out = g.output_population
     assert theirs.sum() > 100 and ours.spikes["1"].sum() > 100
     assert np.array_equal(ours.spikes[out].numpy(), ref[out])  # the NIR equations, exactly

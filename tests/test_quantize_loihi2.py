@@ -3,13 +3,15 @@ CNN (random weights) compiles; constraints that cannot be met are one clear erro
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from tsslc.backends import get_backend
-from tsslc.commands.compile import compile_graph, report_lines
-from tsslc.commands.verify import verify
+import tsslc
+from tsslc.report.text import compile_lines
 from tsslc.config import load_config
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
@@ -27,7 +29,7 @@ def digits_verify(digits_graph, digits_test_arrays):
 
     xtr = digits_arrays()[0][:256]
     x, y = digits_test_arrays
-    return verify(digits_graph, "loihi2", x, y, ("float", "intsim"), xtr)
+    return tsslc.verify(digits_graph, tsslc.compile(digits_graph, "loihi2", xtr), x, y).to_dict()
 
 
 def test_digits_loihi2_agreement_and_accuracy(digits_verify):
@@ -82,7 +84,7 @@ def test_digits_gptq_rounding_beats_nearest(digits_graph, digits_test_arrays, di
 
     xtr = digits_arrays()[0][:256]
     x, y = digits_test_arrays
-    near = verify(digits_graph, "loihi2", x, y, ("float", "intsim"), xtr, rounding="nearest")
+    near = tsslc.verify(digits_graph, tsslc.compile(digits_graph, "loihi2", xtr, rounding="nearest"), x, y).to_dict()
     g, n = digits_verify["comparisons"][0], near["comparisons"][0]
     print(f"\ndigits on loihi2, hidden spikes differing: gptq {g['layers']['hidden']['mismatches']}, "
           f"nearest {n['layers']['hidden']['mismatches']}; classes {g['classification_agreement']:.4f} vs "
@@ -127,8 +129,8 @@ def test_mnist_cnn_compiles_for_loihi2(capsys):
     g = graph_from_network(net)
     x = torch.rand(16, 1, 28, 28).numpy()
     x = ((x - 0.1307) / 0.3081).astype(np.float32)
-    cg = compile_graph(g, "loihi2", x)
-    for line in report_lines(cg):
+    cg = tsslc.compile(g, "loihi2", x)
+    for line in compile_lines(cg):
         print(line)
     out = capsys.readouterr().out
     assert "conv_1" in out and "FC_1" in out and "mapping:" in out
@@ -167,16 +169,13 @@ def test_quantize_errors_name_the_layer(digits_graph, digits_test_arrays):
     cnn = graph_from_network(Network(load_config(EXAMPLES / "mnist_cnn.yaml")))
     with pytest.raises(TsslcError, match="node 'pooling_1' \\(sumpool2d\\).*fold_pooling"):
         quantize(cnn, tgt, np.zeros((2, 1, 28, 28), np.float32))
-    bad = digits_graph.copy()
-    bad["hidden"].threshold = -1.0
+    bad = digits_graph.with_node("hidden", replace(digits_graph["hidden"], threshold=-1.0))
     with pytest.raises(TsslcError, match="layer 'hidden': threshold -1.0 must be > 0"):
         quantize(bad, tgt, x[:8])
-    bad = digits_graph.copy()
-    bad["output.synapse"].weight = np.zeros_like(bad["output.synapse"].weight)
+    bad = digits_graph.with_node("output.synapse", N.Dense(weight=np.zeros_like(digits_graph["output.synapse"].weight)))
     with pytest.raises(TsslcError, match="layer 'output': all weights of 'output.synapse' are zero"):
         quantize(bad, tgt, x[:8])
-    bad = digits_graph.copy()
-    bad["hidden"].threshold = 1e-9  # vth would round to 0
+    bad = digits_graph.with_node("hidden", replace(digits_graph["hidden"], threshold=1e-9))  # vth would round to 0
     with pytest.raises(TsslcError, match="layer 'hidden': threshold rounds to vth=0.*remedy"):
         quantize(bad, tgt, x[:8])
     cg = tgt.quantize(digits_graph, x[:8])

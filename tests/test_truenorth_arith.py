@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tsslc.ir.neurons import TrueNorthLIF
 from tsslc.errors import TsslcError
 from tsslc.targets import truenorth as tn
 
@@ -91,7 +92,7 @@ def test_vectorised_step_is_bit_exact_against_the_scalar_reference(net):
     state = tn.init_state((n_out,))
     ref = [(0, 0)] * n_out
     for t in range(spikes.shape[0]):
-        state, out = tn.neuron_step(state, torch.from_numpy(w @ spikes[t].astype(np.int64)), params)
+        state, out = tn.neuron_step(state, torch.from_numpy(w @ spikes[t].astype(np.int64)), TrueNorthLIF(**params))
         for j in range(n_out):
             xin = [int(spikes[t, k // m]) * int(bits[j, k // m, k % m]) for k in range(n_in * m)]
             i, v, s = ref_tick(*ref[j], xin, axon_type, [int(x) for x in table[j]], params)
@@ -119,13 +120,13 @@ def test_saturation_and_no_sign_flip():
     p = {"i_shift_a": -1, "i_shift_b": -1, "v_shift_a": -1, "v_shift_b": -1, "vth": tn.VTH_MAX}
     state = tn.init_state((2,))
     for _ in range(4):
-        state, s = tn.neuron_step(state, torch.tensor([200_000, -200_000]), p)
+        state, s = tn.neuron_step(state, torch.tensor([200_000, -200_000]), TrueNorthLIF(**p))
     assert state["I"].tolist() == [tn.I_MAX, tn.I_MIN]
     assert state["V"][1] == tn.V_MIN and s.tolist() == [1, 0]  # the positive one spiked and reset
     p = {**p, "i_shift_a": 1, "i_shift_b": 1}
     # negative states decay toward zero and never change sign
     st_ = {"I": torch.tensor([-1, -3, 5]), "V": torch.zeros(3, dtype=torch.int64)}
-    st_, _ = tn.neuron_step(st_, torch.zeros(3, dtype=torch.int64), {**p, "vth": 0})
+    st_, _ = tn.neuron_step(st_, torch.zeros(3, dtype=torch.int64), TrueNorthLIF(**{**p, "vth": 0}))
     assert st_["I"].tolist() == [-1, -1, 1]
 
 
@@ -224,7 +225,7 @@ def test_intsim_runs_truenorth_nets_bit_exactly(case):
     for k, (levels, steps, m, params) in enumerate(layers):
         w = (np.array(levels) * np.array(steps)[:, None]).astype(np.int32)
         syn = g.add(f"l{k}.synapse", N.IntDense(weight=w, weight_exp=0), after=prev)
-        prev = g.add(f"l{k}", N.IntLIF(shape=(w.shape[0],), target="truenorth", params=params), after=syn)
+        prev = g.add(f"l{k}", N.IntLIF(shape=(w.shape[0],), params=TrueNorthLIF(**params)), after=syn)
     g.add("output", N.Output(shape=(len(layers[-1][0]),)), after=prev)
     res = get_backend("intsim")(g, x.astype(np.float32))
     ref = ref_net(layers, x, T)

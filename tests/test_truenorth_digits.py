@@ -20,8 +20,7 @@ def compiled(digits_graph, digits_test_arrays):
 
     xtr = digits_arrays()[0]
     g = quantize(digits_graph, get_target("truenorth"), torch.from_numpy(xtr[:256]))
-    attach(g, get_target("truenorth"))
-    return g
+    return attach(g, get_target("truenorth"))
 
 
 def test_digits_on_truenorth_figures(compiled, digits_graph, digits_test_arrays):

@@ -26,6 +26,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's default in its help line (unless the text already states it, or there
+    is nothing to state: no default, a flag that is off)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tsslc",
@@ -47,14 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     name = argv[0]
     module_name, help_ = COMMANDS[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name == module_name:
-            print(f"tsslc: command '{name}' is not available in this version", file=sys.stderr)
-            return 2
-        raise
-    sub = argparse.ArgumentParser(prog=f"tsslc {name}", description=help_)
+    module = importlib.import_module(module_name)
+    sub = argparse.ArgumentParser(prog=f"tsslc {name}", description=help_, formatter_class=HelpFormatter)
     module.add_arguments(sub)
     args = sub.parse_args(argv[1:])
     try:

@@ -13,7 +13,9 @@ A static input (an image presented as the same graded payload at every step) is 
 and sent through the first synapse once and broadcast over the T steps: the synapses are
 time-invariant maps, so this is the same integer current T times cheaper.
 
-``run(graph, x, n_steps=None, progress=False, device="cpu", batch_size=None, counters=True)``
+The walk is :class:`IntSim`, a :class:`~tsslc.ir.walker.GraphWalker` (one method per node
+kind). ``run(graph, x, n_steps=None, progress=False, device="cpu", batch_size=None,
+counters=True)``
 → :class:`tsslc.backends.BackendResult` with every IntLIF's spikes ``(T, B, *shape)`` uint8
 and the counters of :func:`tsslc.backends.counters.count_run` (per core from
 ``target.core_assignment(graph)``).
@@ -30,7 +32,9 @@ from tsslc.backends.counters import Counters, count_run
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
-from tsslc.ir.interpreter import time_input
+from tsslc.ir.interpreter import n_steps_of
+from tsslc.ir.layout import batch_size as batch_of, batch_slice, time_input
+from tsslc.ir.walker import GraphWalker
 from tsslc.targets import get_target
 
 
@@ -51,68 +55,76 @@ def _population(target, node: N.IntLIF, current: torch.Tensor) -> torch.Tensor:
     return out
 
 
+class IntSim(GraphWalker):
+    """A compiled graph executed with its target's integer arithmetic; ``env`` holds every
+    node's integer output (time-first) and :attr:`spikes` every IntLIF's spikes. A float
+    node is one error (compile the model first)."""
+
+    what = "intsim"
+
+    def __init__(self, graph: Graph, target, x, n_steps: int, device="cpu"):
+        super().__init__(graph)
+        self.target, self.x, self.n_steps, self.device = target, x, n_steps, device
+        self.spikes: dict[str, torch.Tensor] = {}
+
+    def unsupported(self, name, node):
+        if node.kind in ("input", "dense", "conv2d", "lif", "sumpool2d", "dropout"):
+            raise TsslcError(f"node '{name}' ({node.kind}): intsim runs compiled graphs only; compile the model first")
+        return super().unsupported(name, node)
+
+    def int_input(self, name, node: N.IntInput, x):
+        p = time_input(self.graph, self.x, self.n_steps).to(self.device)
+        if p.stride(0) == 0:  # static: the same payload at every step
+            return self.target.input_spikes(node, p[:1]).expand(p.shape)
+        return self.target.input_spikes(node, p)
+
+    def _synapse(self, name, node, v):
+        if v.stride(0) == 0:  # the same input at every step: one synaptic pass, broadcast
+            out = self.target.synapse(node, v[:1])
+            return out.expand(self.n_steps, *out.shape[1:])
+        return self.target.synapse(node, v)
+
+    int_dense = _synapse
+    int_conv2d = _synapse
+
+    def flatten(self, name, node, x):
+        return x.reshape(x.shape[0], x.shape[1], -1)
+
+    def output(self, name, node, x):
+        return x
+
+    def int_lif(self, name, node: N.IntLIF, x):
+        if node.target != self.target.name:
+            raise TsslcError(f"node '{name}': population of target '{node.target}' in a {self.target.name} graph")
+        self.target.check_params(node.params, f"node '{name}'")
+        self.spikes[name] = _population(self.target, node, x)
+        return self.spikes[name]
+
+
 @torch.no_grad()
 def simulate(graph: Graph, x, n_steps: int | None = None, device="cpu") -> tuple[dict, dict]:
     """One batch: (spikes {lif: (T,B,*) int64 tensor}, currents-and-inputs {node: tensor})."""
     target = compiled_target(graph)
     graph.validate()
-    T = int(n_steps or graph.metadata.get("n_steps", 0))
-    if T < 1:
-        raise TsslcError("n_steps is not given and not in the graph's metadata")
-    check = getattr(target, "check_params", None)
-    values: dict[str, torch.Tensor] = {}
-    spikes: dict[str, torch.Tensor] = {}
-    for name in graph.order():
-        node = graph[name]
-        if isinstance(node, N.IntInput):
-            p = time_input(graph, x, T).to(device)
-            if p.stride(0) == 0:  # static: the same payload at every step
-                values[name] = target.input_spikes(node, p[:1]).expand(p.shape)
-            else:
-                values[name] = target.input_spikes(node, p)
-            continue
-        if isinstance(node, (N.Input, N.Dense, N.Conv2d, N.LIF, N.SumPool2d, N.Dropout)):
-            raise TsslcError(f"node '{name}' ({node.kind}): intsim runs compiled graphs only; compile the model first")
-        preds = graph.predecessors(name)
-        v = values[preds[0]]
-        for extra in preds[1:]:
-            v = v + values[extra]
-        if isinstance(node, (N.IntDense, N.IntConv2d)):
-            if v.stride(0) == 0:  # the same input at every step: one synaptic pass, broadcast
-                out = target.synapse(node, v[:1])
-                values[name] = out.expand(T, *out.shape[1:])
-            else:
-                values[name] = target.synapse(node, v)
-        elif isinstance(node, N.Flatten):
-            values[name] = v.reshape(v.shape[0], v.shape[1], -1)
-        elif isinstance(node, N.IntLIF):
-            if node.target != target.name:
-                raise TsslcError(f"node '{name}': population of target '{node.target}' in a {target.name} graph")
-            if check is not None:
-                check(node.params, f"node '{name}'")
-            values[name] = _population(target, node, v)
-            spikes[name] = values[name]
-        elif isinstance(node, N.Output):
-            values[name] = v
-        else:
-            raise TsslcError(f"node '{name}': intsim cannot run {node.kind!r} nodes")
-    return spikes, values
+    walker = IntSim(graph, target, x, n_steps_of(graph, n_steps), device)
+    values = walker.run()
+    return walker.spikes, values
 
 
 def run(graph: Graph, x, n_steps: int | None = None, progress: bool = False, device="cpu",
         batch_size: int | None = None, counters: bool = True) -> BackendResult:
-    """Simulate ``graph`` on inputs ``x`` (static (B, *shape) or events (B, T, *shape));
+    """Simulate ``graph`` on inputs ``x`` (static (B, *shape) or time-first (T, B, *shape));
     ``batch_size`` splits long inputs into chunks (results identical); ``counters=False``
     leaves out the activity counts (:func:`tsslc.backends.counters.count_run`)."""
     compiled_target(graph)
     x = torch.as_tensor(x)
-    B = int(x.shape[0])
+    B = batch_of(graph, x)
     step = int(batch_size or B) or 1
     chunks = range(0, B, step)
     spikes_all: dict[str, list[np.ndarray]] = {}
     total: Counters | None = None
     for i in tqdm(chunks, desc="intsim", unit="batch", disable=not progress or len(chunks) < 2):
-        spikes, values = simulate(graph, x[i:i + step], n_steps, device)
+        spikes, values = simulate(graph, batch_slice(graph, x, i, i + step), n_steps, device)
         spikes = {k: v.to(torch.uint8).cpu().numpy() for k, v in spikes.items()}
         if counters:
             c = count_run(graph, spikes, inputs=values[graph.input_name].cpu())
@@ -120,4 +132,4 @@ def run(graph: Graph, x, n_steps: int | None = None, progress: bool = False, dev
         for k, v in spikes.items():
             spikes_all.setdefault(k, []).append(v)
     out = {k: np.concatenate(v, axis=1) for k, v in spikes_all.items()}
-    return BackendResult(out, total, graph.output_population, "intsim")
+    return BackendResult(out, total, graph.output_population, "intsim", target=graph.metadata["target"])

@@ -45,6 +45,8 @@ import numpy as np
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
+from tsslc.ir.neurons import Loihi2LIF
+from tsslc.ir.walker import GraphWalker
 from tsslc.lava_compat import import_lava
 
 import_lava()
@@ -177,6 +179,78 @@ def input_message_bits(node: N.IntInput) -> int:
     return int(node.bits) if node.encoding == "graded" else 0
 
 
+class LavaLowering(GraphWalker):
+    """Builds the Lava processes of a loihi2-compiled graph, one method per node kind; each
+    method returns the :class:`_Out` its successors connect to."""
+
+    what = "the Lava back end (it takes graphs compiled for loihi2: IntInput, Flatten, IntDense, IntConv2d, IntLIF, Output)"
+
+    def __init__(self, graph: Graph, source_data: np.ndarray, period: int, record_dir: str, select_tag: str):
+        super().__init__(graph)
+        self.shapes = graph.validate()
+        self.source_data, self.period, self.record_dir = source_data, period, record_dir
+        self.fixed = select_tag == "fixed_pt"
+        self.process_models = MODELS[select_tag]
+        self.lowered = Lowered(source=None, populations={}, select_tag=select_tag)  # type: ignore[arg-type]
+
+    def add(self, proc):
+        self.lowered.models[proc] = self.process_models[type(proc)]
+        return proc
+
+    def combine(self, name, node, values):
+        return list(values)  # several synapses into one population: each connects to it
+
+    def int_input(self, name, node: N.IntInput, x):
+        src = self.add(Source(data=self.source_data))
+        self.lowered.source = src
+        return _Out(src.s_out, self.shapes[name], 0, input_message_bits(node))
+
+    def flatten(self, name, node, up: _Out):
+        flat = (math.prod(up.ir_shape),)
+        port = up.port.flatten() if len(up.ir_shape) != 1 else up.port
+        return _Out(port, flat, up.depth, up.message_bits, flat_of=up.ir_shape if up.flat_of is None else up.flat_of)
+
+    def int_dense(self, name, node: N.IntDense, up: _Out):
+        w = dense_weight_for_lava(np.asarray(node.weight), up.flat_of).astype(np.int64)
+        if self.fixed:  # Lava clips / evens the weights itself, as targets/loihi2.md §2 states
+            proc = self.add(Dense(weights=w.astype(np.int32), weight_exp=int(node.weight_exp),
+                                  num_message_bits=up.message_bits, name=name))
+        else:
+            proc = self.add(Dense(weights=w.astype(np.float64) * 2.0 ** (6 + int(node.weight_exp)),
+                                  num_message_bits=up.message_bits, name=name))
+        up.port.connect(proc.s_in)
+        return _Out(proc.a_out, self.shapes[name], up.depth + 1, 0)
+
+    def int_conv2d(self, name, node: N.IntConv2d, up: _Out):
+        return _lower_conv(name, node, up, self.shapes[name], self.fixed, self.add)
+
+    def int_lif(self, name, node: N.IntLIF, x):
+        ups = x if isinstance(x, list) else [x]
+        preds = self.graph.predecessors(name)
+        depths = {u.depth for u in ups}
+        if len(depths) != 1:
+            raise TsslcError(
+                f"population '{name}': its inputs {preds} arrive through different numbers of "
+                f"synapse layers {sorted(depths)}; the Lava back end needs equal latencies"
+            )
+        depth = depths.pop()
+        if node.target != "loihi2":
+            raise TsslcError(f"population '{name}': integer LIF for target {node.target!r}, expected loihi2")
+        shape = lava_shape(self.shapes[name])
+        proc = self.add(_lif(name, shape, node.params, self.fixed, self.period, depth))
+        for u in ups:
+            port = u.port if tuple(u.port.shape) == shape else u.port.reshape(shape)
+            port.connect(proc.a_in)
+        record = os.path.join(self.record_dir, f"{len(self.lowered.populations)}.npy")
+        sink = self.add(SpikeSink(shape=shape, path=record, name=f"{name}.sink"))
+        proc.s_out.connect(sink.a_in)
+        self.lowered.populations[name] = Population(name, self.shapes[name], depth, proc, sink, record)
+        return _Out(proc.s_out, self.shapes[name], depth, 0)
+
+    def output(self, name, node, x):
+        return None  # the output population's sink is read
+
+
 def lower(graph: Graph, source_data: np.ndarray, period: int, record_dir: str,
           select_tag: str = "fixed_pt") -> Lowered:
     """Build the Lava processes of ``graph``.
@@ -188,79 +262,16 @@ def lower(graph: Graph, source_data: np.ndarray, period: int, record_dir: str,
     running.
     """
     check_runnable(graph, select_tag)
-    shapes = graph.validate()
-    fixed = select_tag == "fixed_pt"
-    models = MODELS[select_tag]
-    lowered = Lowered(source=None, populations={}, select_tag=select_tag)  # type: ignore[arg-type]
-
-    def add(proc):
-        lowered.models[proc] = models[type(proc)]
-        return proc
-
-    outs: dict[str, _Out] = {}
-    for name in graph.order():
-        node = graph[name]
-        preds = graph.predecessors(name)
-        if isinstance(node, N.IntInput):
-            src = add(Source(data=source_data))
-            lowered.source = src
-            outs[name] = _Out(src.s_out, shapes[name], 0, input_message_bits(node))
-        elif isinstance(node, N.Flatten):
-            up = outs[preds[0]]
-            flat = (math.prod(up.ir_shape),)
-            port = up.port.flatten() if len(up.ir_shape) != 1 else up.port
-            outs[name] = _Out(port, flat, up.depth, up.message_bits,
-                              flat_of=up.ir_shape if up.flat_of is None else up.flat_of)
-        elif isinstance(node, N.IntDense):
-            up = outs[preds[0]]
-            w = dense_weight_for_lava(np.asarray(node.weight), up.flat_of).astype(np.int64)
-            if fixed:  # Lava clips / evens the weights itself, as targets/loihi2.md §2 states
-                proc = add(Dense(weights=w.astype(np.int32), weight_exp=int(node.weight_exp),
-                                 num_message_bits=up.message_bits, name=name))
-            else:
-                proc = add(Dense(weights=w.astype(np.float64) * 2.0 ** (6 + int(node.weight_exp)),
-                                 num_message_bits=up.message_bits, name=name))
-            up.port.connect(proc.s_in)
-            outs[name] = _Out(proc.a_out, shapes[name], up.depth + 1, 0)
-        elif isinstance(node, N.IntConv2d):
-            outs[name] = _lower_conv(name, node, outs[preds[0]], shapes[name], fixed, add)
-        elif isinstance(node, N.IntLIF):
-            ups = [outs[p] for p in preds]
-            depths = {u.depth for u in ups}
-            if len(depths) != 1:
-                raise TsslcError(
-                    f"population '{name}': its inputs {preds} arrive through different numbers of "
-                    f"synapse layers {sorted(depths)}; the Lava back end needs equal latencies"
-                )
-            depth = depths.pop()
-            if node.target != "loihi2":
-                raise TsslcError(f"population '{name}': integer LIF for target {node.target!r}, expected loihi2")
-            shape = lava_shape(shapes[name])
-            proc = add(_lif(name, shape, node.params, fixed, period, depth))
-            for u in ups:
-                port = u.port if tuple(u.port.shape) == shape else u.port.reshape(shape)
-                port.connect(proc.a_in)
-            record = os.path.join(record_dir, f"{len(lowered.populations)}.npy")
-            sink = add(SpikeSink(shape=shape, path=record, name=f"{name}.sink"))
-            proc.s_out.connect(sink.a_in)
-            lowered.populations[name] = Population(name, shapes[name], depth, proc, sink, record)
-            outs[name] = _Out(proc.s_out, shapes[name], depth, 0)
-        elif isinstance(node, N.Output):
-            continue
-        else:
-            raise TsslcError(
-                f"node '{name}' ({node.kind}) cannot run on Lava: the back end takes graphs compiled "
-                "for loihi2 (IntInput, Flatten, IntDense, IntConv2d, IntLIF, Output)"
-            )
-    return lowered
+    walker = LavaLowering(graph, source_data, period, record_dir, select_tag)
+    walker.run()
+    return walker.lowered
 
 
-def _lif(name, shape, params, fixed, period, depth) -> LIFReset:
-    missing = [k for k in ("du", "dv", "vth") if k not in params]
-    if missing:
-        raise TsslcError(f"population '{name}': loihi2 parameters {missing} are missing")
-    du, dv, vth = int(params["du"]), int(params["dv"]), int(params["vth"])
-    bias_mant, bias_exp = int(params.get("bias_mant", 0)), int(params.get("bias_exp", 0))
+def _lif(name, shape, params: Loihi2LIF, fixed, period, depth) -> LIFReset:
+    if not isinstance(params, Loihi2LIF):
+        raise TsslcError(f"population '{name}': loihi2 populations need Loihi2LIF parameters, got {type(params).__name__}")
+    du, dv, vth = params.du, params.dv, params.vth
+    bias_mant, bias_exp = params.bias_mant, params.bias_exp
     timing = dict(reset_interval=int(period), reset_offset=(1 + depth) % int(period))
     if fixed:
         return LIFReset(shape=shape, du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp,

@@ -30,7 +30,8 @@ from tsslc.backends.counters import count_run
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
-from tsslc.ir.interpreter import time_input
+from tsslc.ir.interpreter import n_steps_of
+from tsslc.ir.layout import time_input
 from tsslc.lava_compat import import_lava
 from tsslc.targets import get_target
 
@@ -83,7 +84,7 @@ def source_data(payloads: np.ndarray, ir_shape: tuple[int, ...], period: int, fi
 def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = "fixed_pt",
         progress: bool = False, counters: bool = True) -> BackendResult:
     """Run ``compiled_graph`` (target loihi2) on Lava for the batch ``x`` (static
-    ``(B, *shape)`` or events ``(B, T, *shape)``, raw floats as the float model sees them).
+    ``(B, *shape)`` or time-first ``(T, B, *shape)``, raw floats as the float model sees them).
 
     Returns every IntLIF's spikes as uint8 ``(T, B, *shape)`` on the float model's time
     axis, the counters of :func:`tsslc.backends.counters.count_run` (``counters=False``:
@@ -92,9 +93,7 @@ def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = 
     """
     graph = compiled_graph
     check_runnable(graph, select_tag)
-    T = int(n_steps or graph.metadata.get("n_steps", 0))
-    if T < 1:
-        raise TsslcError("n_steps is not given and not in the graph's metadata")
+    T = n_steps_of(graph, n_steps)
     graph.validate()
     fixed = select_tag == "fixed_pt"
     payloads = input_payloads(graph, x, T, select_tag)
@@ -128,7 +127,7 @@ def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = 
     info = {"lava": {"select_tag": select_tag, "lava_steps": n_rows, "processes": lowered.n_processes,
                      "depth": depth, **{k: round(v, 6) for k, v in timing.items()}}}
     c = count_run(graph, spikes, x, n_steps=T) if counters else None
-    return BackendResult(spikes, c, graph.output_population, "lava", info)
+    return BackendResult(spikes, c, graph.output_population, "lava", info, target="loihi2")
 
 
 def _start(lowered: Lowered) -> None:

@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--calibration", type=int, default=256, help="training samples to calibrate on (default 256)")
     parser.add_argument("--eval-samples", type=int, default=1000,
                         help="test samples for the on-target accuracy before/after (default 1000; 0 = all)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

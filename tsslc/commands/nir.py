@@ -13,14 +13,16 @@ from __future__ import annotations
 def add_arguments(parser) -> None:
     from tsslc.ir.nir_io import CONVENTIONS, DEFAULT_DT
 
+    from tsslc.cli import HelpFormatter
+
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    exp = sub.add_parser("export", help="tsslc model file -> NIR file")
+    exp = sub.add_parser("export", help="tsslc model file -> NIR file", formatter_class=HelpFormatter)
     exp.add_argument("model", help="float tsslc model file")
-    exp.add_argument("-o", "--output", required=True, help="NIR file to write (e.g. model.nir)")
+    exp.add_argument("-o", "--out", "--output", dest="output", required=True, help="NIR file to write (e.g. model.nir)")
     exp.add_argument("--dt", type=float, default=DEFAULT_DT, help=f"seconds per time step (default {DEFAULT_DT})")
-    imp = sub.add_parser("import", help="NIR file -> tsslc model file")
+    imp = sub.add_parser("import", help="NIR file -> tsslc model file", formatter_class=HelpFormatter)
     imp.add_argument("nir_file", help="NIR file (HDF5, nir 1.0)")
-    imp.add_argument("-o", "--output", required=True, help="tsslc model file to write")
+    imp.add_argument("-o", "--out", "--output", dest="output", required=True, help="tsslc model file to write")
     how = imp.add_mutually_exclusive_group()
     how.add_argument("--dt", type=float, default=None, help="seconds per time step the graph was made for")
     how.add_argument("--convention", choices=sorted(CONVENTIONS), default=None,

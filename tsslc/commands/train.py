@@ -14,7 +14,7 @@ from pathlib import Path
 def add_arguments(parser) -> None:
     parser.add_argument("config", help="network config in the TSSL-BP authors' YAML schema (see examples/)")
     parser.add_argument("--data-dir", default=None, help="folder holding the data set's files (not needed for digits)")
-    parser.add_argument("--out", default=None, help="run folder (default: runs/<config name>)")
+    parser.add_argument("-o", "--out", default=None, help="run folder to write (default: runs/<config name>)")
     parser.add_argument("--epochs", type=int, default=None, help="number of epochs (default: the config's)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

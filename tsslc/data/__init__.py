@@ -58,3 +58,31 @@ def load_dataset(config_or_name, data_dir=None, n_steps: int | None = None):
     if window_ms is not None and (isinstance(window_ms, bool) or not isinstance(window_ms, (int, float))):
         raise TsslcError(f"Network: 'nmnist_window_ms' must be a number of milliseconds, got {window_ms!r}")
     return load_nmnist_datasets(data_dir, int(n_steps), float(window_ms or DEFAULT_WINDOW_MS))
+
+
+def arrays(dataset="digits", split: str = "test", samples: int | None = None, data_dir=None,
+           n_steps: int | None = None, seed: int = 0):
+    """``(x, y)`` numpy arrays of a data set's ``split`` ("train" | "test") in the back ends'
+    layout (:mod:`tsslc.ir.layout`): static items ``(B, *shape)`` float32, event items time
+    first ``(T, B, *shape)``; labels ``(B,)`` int64. ``samples``: how many (default all).
+    ``dataset`` is a name or a :class:`NetworkConfig`."""
+    import numpy as np
+
+    if split not in ("train", "test"):
+        raise TsslcError(f"split must be 'train' or 'test', got {split!r}")
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+        raise TsslcError(f"samples must be a positive integer, got {samples!r}")
+    train_set, test_set = load_dataset(dataset, data_dir, n_steps=n_steps)
+    ds = train_set if split == "train" else test_set
+    n = len(ds) if samples is None else min(int(samples), len(ds))
+    idx = range(n)
+    if hasattr(ds, "tensors"):
+        x = ds.tensors[0][:n].numpy().astype(np.float32, copy=False)
+        y = ds.tensors[1][:n].numpy().astype(np.int64)
+    else:
+        items = [ds[i] for i in idx]
+        x = np.stack([np.asarray(a, dtype=np.float32) for a, _ in items]) if items else np.zeros((0,), np.float32)
+        y = np.asarray([int(b) for _, b in items], dtype=np.int64)
+    if canonical_dataset(dataset.dataset if isinstance(dataset, NetworkConfig) else dataset) == "nmnist":
+        x = np.ascontiguousarray(x.swapaxes(0, 1))  # items are (T, *shape): time first
+    return x, y

@@ -3,6 +3,11 @@
 Edges carry PSCs/currents; a node with several predecessors receives their sum (only
 meaningful for currents into a LIF population, as in NIR). Node order is the insertion
 order wherever the topology leaves a choice, so iteration is deterministic.
+
+The networkx object is private: other modules use the methods here (``order``, ``items``,
+``predecessors``, ``successors``, ``edges``, ``has_edge``, ``shapes``; ``to_networkx`` for
+a copy to draw). A graph is built with ``add``/``connect``; nodes are immutable, so a pass
+builds a new graph (sharing unchanged nodes is safe) instead of changing its argument.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ class IRError(TsslcError):
 
 class Graph:
     def __init__(self, metadata: dict | None = None):
-        self.g = nx.DiGraph()
+        self._g = nx.DiGraph()
         self.metadata: dict = dict(metadata or {})
         self._counter = 0
         self._order: list[str] | None = None  # cached topological order (structure edits reset it)
@@ -30,11 +35,11 @@ class Graph:
     def add(self, name: str, node: Node, after: str | list[str] | None = None) -> str:
         if not isinstance(name, str) or not name:
             raise IRError(f"node names must be non-empty strings, got {name!r}")
-        if name in self.g:
+        if name in self._g:
             raise IRError(f"node '{name}' already exists")
         if not isinstance(node, Node):
             raise IRError(f"node '{name}': {type(node).__name__} is not an IR node")
-        self.g.add_node(name, node=node, order=self._counter)
+        self._g.add_node(name, node=node, order=self._counter)
         self._counter += 1
         self._order = None
         for src in [after] if isinstance(after, str) else (after or []):
@@ -43,35 +48,39 @@ class Graph:
 
     def connect(self, src: str, dst: str) -> None:
         for n in (src, dst):
-            if n not in self.g:
+            if n not in self._g:
                 raise IRError(f"edge {src} -> {dst}: unknown node '{n}'")
-        if self.g.has_edge(src, dst):
+        if self._g.has_edge(src, dst):
             raise IRError(f"duplicate edge {src} -> {dst}")
-        self.g.add_edge(src, dst)
+        self._g.add_edge(src, dst)
         self._order = None
 
     def remove(self, name: str) -> None:
-        self.g.remove_node(name)
+        self._g.remove_node(name)
         self._order = None
 
     # access ------------------------------------------------------------------------------
     def __getitem__(self, name: str) -> Node:
-        return self.g.nodes[name]["node"]
-
-    def __setitem__(self, name: str, node: Node) -> None:
-        self.g.nodes[name]["node"] = node
+        return self._g.nodes[name]["node"]
 
     def __contains__(self, name) -> bool:
-        return name in self.g
+        return name in self._g
 
     def __len__(self) -> int:
-        return self.g.number_of_nodes()
+        return self._g.number_of_nodes()
+
+    def topological_order(self, key=str) -> list[str]:
+        """Topological order with ties broken by ``key(name)`` (not by insertion order)."""
+        try:
+            return list(nx.lexicographical_topological_sort(self._g, key=key))
+        except nx.NetworkXUnfeasible:
+            raise IRError("the graph has a cycle") from None
 
     def order(self) -> list[str]:
         """Topological order, ties broken by insertion order."""
         if self._order is None:
             try:
-                self._order = list(nx.lexicographical_topological_sort(self.g, key=lambda n: self.g.nodes[n]["order"]))
+                self._order = list(nx.lexicographical_topological_sort(self._g, key=lambda n: self._g.nodes[n]["order"]))
             except nx.NetworkXUnfeasible:
                 raise IRError("the graph has a cycle") from None
         return list(self._order)
@@ -79,14 +88,21 @@ class Graph:
     def items(self):
         return [(n, self[n]) for n in self.order()]
 
+    def has_edge(self, src: str, dst: str) -> bool:
+        return self._g.has_edge(src, dst)
+
+    def to_networkx(self) -> nx.DiGraph:
+        """A copy of the structure as a networkx DiGraph (nodes carry ``node`` and ``order``)."""
+        return self._g.copy()
+
     def edges(self) -> list[tuple[str, str]]:
-        return sorted(self.g.edges, key=lambda e: (self.g.nodes[e[0]]["order"], self.g.nodes[e[1]]["order"]))
+        return sorted(self._g.edges, key=lambda e: (self._g.nodes[e[0]]["order"], self._g.nodes[e[1]]["order"]))
 
     def predecessors(self, name: str) -> list[str]:
-        return sorted(self.g.predecessors(name), key=lambda n: self.g.nodes[n]["order"])
+        return sorted(self._g.predecessors(name), key=lambda n: self._g.nodes[n]["order"])
 
     def successors(self, name: str) -> list[str]:
-        return sorted(self.g.successors(name), key=lambda n: self.g.nodes[n]["order"])
+        return sorted(self._g.successors(name), key=lambda n: self._g.nodes[n]["order"])
 
     def of_type(self, cls) -> list[str]:
         return [n for n in self.order() if isinstance(self[n], cls)]
@@ -149,16 +165,31 @@ class Graph:
         for name in self.order():
             if name != out and not self.successors(name):
                 raise IRError(f"node '{name}' ({self[name].kind}): its output goes nowhere")
-            if not nx.has_path(self.g, self.input_name, name):
+            if not nx.has_path(self._g, self.input_name, name):
                 raise IRError(f"node '{name}' ({self[name].kind}): not reachable from the input")
         self.output_population  # noqa: B018
         return shapes
 
     # value semantics ---------------------------------------------------------------------
     def copy(self) -> "Graph":
+        """A new graph with the same (immutable) nodes and edges and a deep copy of the metadata."""
         new = Graph(copy.deepcopy(self.metadata))
         for name, node in self.items():
-            new.add(name, copy.deepcopy(node))
+            new.add(name, node)
+        for s, d in self.edges():
+            new.connect(s, d)
+        return new
+
+    def with_node(self, name: str, node: Node) -> "Graph":
+        """A new graph in which node ``name`` is ``node`` (same edges, metadata copied); this
+        graph is unchanged. E.g. ``g.with_node("l1", dataclasses.replace(g["l1"], threshold=2.0))``."""
+        if name not in self._g:
+            raise IRError(f"with_node: unknown node '{name}'")
+        if not isinstance(node, Node):
+            raise IRError(f"node '{name}': {type(node).__name__} is not an IR node")
+        new = Graph(copy.deepcopy(self.metadata))
+        for n, old in self.items():
+            new.add(n, node if n == name else old)
         for s, d in self.edges():
             new.connect(s, d)
         return new
@@ -169,7 +200,7 @@ class Graph:
         return (
             self.order() == other.order()
             and all(self[n] == other[n] for n in self.order())
-            and set(self.g.edges) == set(other.g.edges)
+            and set(self._g.edges) == set(other._g.edges)
             and self.metadata == other.metadata
         )
 

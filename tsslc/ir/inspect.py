@@ -175,8 +175,9 @@ def draw(graph: Graph, path) -> Path:
     colors = ["#f4a261" if isinstance(graph[n], POPULATIONS) else "#8ecae6" if isinstance(graph[n], SYNAPSES)
               else "#e9ecef" for n in order]
     fig, ax = plt.subplots(figsize=(4 + 3 * max(lanes.values()), 1.0 + 1.2 * len(lanes)))
-    nx.draw_networkx_nodes(graph.g, pos, ax=ax, nodelist=order, node_color=colors, node_shape="o", node_size=900)
-    nx.draw_networkx_edges(graph.g, pos, ax=ax, arrows=True, arrowsize=14, node_size=900)
+    structure = graph.to_networkx()
+    nx.draw_networkx_nodes(structure, pos, ax=ax, nodelist=order, node_color=colors, node_shape="o", node_size=900)
+    nx.draw_networkx_edges(structure, pos, ax=ax, arrows=True, arrowsize=14, node_size=900)
     for n, (x, y) in pos.items():
         ax.annotate(labels[n], (x, y), xytext=(24, 0), textcoords="offset points", va="center", fontsize=8)
     ax.set_axis_off()

@@ -2,20 +2,22 @@
 
 It executes every node with the same kernels the trained torch model uses
 (:mod:`tsslc.layers`, :func:`tsslc.functional.lif_forward`), so on the same batch it
-reproduces the model's spikes bit for bit.
+reproduces the model's spikes bit for bit. It is a :class:`~tsslc.ir.walker.GraphWalker`
+(one method per node kind); calibration subclasses it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from tsslc.errors import TsslcError
 from tsslc.functional import input_psc, lif_forward
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
+from tsslc.ir.layout import time_input
+from tsslc.ir.walker import GraphWalker
 from tsslc.layers import conv_current, dense_current, sum_pool
 
 
@@ -34,27 +36,59 @@ class Result:
         return self.output_spikes.sum(0).argmax(-1)
 
 
-def time_input(graph: Graph, x, n_steps: int) -> torch.Tensor:
-    """(T, B, *shape) raw input p[t] from static (B, *shape) or event (B, T, *shape) data."""
-    shape = tuple(graph[graph.input_name].shape)
-    x = torch.as_tensor(x)
-    if not torch.is_floating_point(x):
-        x = x.to(torch.float32)
-    if x.dim() == len(shape) + 1 and tuple(x.shape[1:]) == shape:
-        return x.unsqueeze(0).expand(n_steps, *x.shape)
-    if x.dim() == len(shape) + 2 and tuple(x.shape[2:]) == shape and x.shape[1] == n_steps:
-        return x.transpose(0, 1)
-    raise TsslcError(f"input of shape {tuple(x.shape)} does not fit the graph's input {shape} with T={n_steps}")
+def _param(arr, like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(arr, device=like.device, dtype=like.dtype)
 
 
-def _param(arr: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(arr).to(device=like.device, dtype=like.dtype)
+class FloatInterpreter(GraphWalker):
+    """The float graph executed with the trained model's kernels; ``env`` holds every node's
+    output (PSCs and currents, time-first) and :attr:`spikes` every LIF's spikes."""
+
+    what = "the float interpreter"
+
+    def __init__(self, graph: Graph, x, n_steps: int, device="cpu", dtype: torch.dtype = torch.float32):
+        super().__init__(graph)
+        self.x, self.n_steps, self.device, self.dtype = x, n_steps, device, dtype
+        self.spikes: dict[str, torch.Tensor] = {}
+
+    def input(self, name, node: N.Input, x):
+        p = time_input(self.graph, self.x, self.n_steps).to(device=self.device, dtype=self.dtype)
+        return input_psc(p, node.tau_s) if node.tau_s is not None else p
+
+    def dense(self, name, node: N.Dense, x):
+        return dense_current(x, _param(node.weight, x))
+
+    def conv2d(self, name, node: N.Conv2d, x):
+        return conv_current(x, _param(node.weight, x), node.stride, node.padding, node.groups)
+
+    def sumpool2d(self, name, node: N.SumPool2d, x):
+        return sum_pool(x, node.kernel, node.theta)
+
+    def flatten(self, name, node, x):
+        return x.reshape(x.shape[0], x.shape[1], -1)
+
+    def dropout(self, name, node, x):
+        return x
+
+    def output(self, name, node, x):
+        return x
+
+    def lif(self, name, node: N.LIF, x):
+        a, s = self.lif_forward(name, node, x)
+        self.spikes[name] = s
+        return a
+
+    def lif_forward(self, name, node: N.LIF, x):
+        """(PSC, spikes) of a population for its input current (subclasses record more)."""
+        a, s, _, _ = lif_forward(x, node.tau_m, node.tau_s, node.threshold)
+        return a, s
 
 
 @torch.no_grad()
 def run(graph: Graph, x, n_steps: int | None = None, device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32) -> Result:
-    """Simulate ``graph`` on a batch ``x``; returns every LIF's spikes and the output PSC.
+    """Simulate ``graph`` on a batch ``x`` (static ``(B, *shape)`` or time-first
+    ``(T, B, *shape)``, :mod:`tsslc.ir.layout`); returns every LIF's spikes and the output PSC.
 
     ``dtype`` is the arithmetic of the whole simulation (input, parameters and state are cast
     to it): float32 reproduces the trained model bit for bit; float64 shows that a pass which
@@ -62,34 +96,15 @@ def run(graph: Graph, x, n_steps: int | None = None, device: str | torch.device 
     if dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         raise TsslcError(f"the interpreter runs in a float dtype, got {dtype}")
     graph.validate()
-    T = int(n_steps or graph.metadata.get("n_steps", 0))
-    if T < 1:
-        raise TsslcError("n_steps is not given and not in the graph's metadata")
-    values: dict[str, torch.Tensor] = {}
-    spikes: dict[str, torch.Tensor] = {}
-    for name in graph.order():
-        node = graph[name]
-        preds = graph.predecessors(name)
-        if isinstance(node, N.Input):
-            p = time_input(graph, x, T).to(device=device, dtype=dtype)
-            values[name] = input_psc(p, node.tau_s) if node.tau_s is not None else p
-            continue
-        v = values[preds[0]]
-        for extra in preds[1:]:
-            v = v + values[extra]
-        if isinstance(node, N.Dense):
-            values[name] = dense_current(v, _param(node.weight, v))
-        elif isinstance(node, N.Conv2d):
-            values[name] = conv_current(v, _param(node.weight, v), node.stride, node.padding, node.groups)
-        elif isinstance(node, N.SumPool2d):
-            values[name] = sum_pool(v, node.kernel, node.theta)
-        elif isinstance(node, N.Flatten):
-            values[name] = v.reshape(v.shape[0], v.shape[1], -1)
-        elif isinstance(node, (N.Dropout, N.Output)):
-            values[name] = v
-        elif isinstance(node, N.LIF):
-            a, s, _, _ = lif_forward(v, node.tau_m, node.tau_s, node.threshold)
-            values[name], spikes[name] = a, s
-        else:
-            raise TsslcError(f"node '{name}': the interpreter cannot run {node.kind!r} nodes")
-    return Result(spikes, values[graph.output_name], graph.output_population)
+    T = n_steps_of(graph, n_steps)
+    walker = FloatInterpreter(graph, x, T, device, dtype)
+    env = walker.run()
+    return Result(walker.spikes, env[graph.output_name], graph.output_population)
+
+
+def n_steps_of(graph: Graph, n_steps: int | None = None) -> int:
+    """The number of steps to run: ``n_steps`` if given, else the graph's metadata."""
+    T = n_steps if n_steps is not None else graph.metadata.get("n_steps")
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        raise TsslcError(f"n_steps must be a positive integer (given, or in the graph's metadata), got {T!r:.40}")
+    return T

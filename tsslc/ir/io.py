@@ -1,8 +1,8 @@
 """The tsslc model file: one HDF5 file per graph, loaded without executing code.
 
-Layout (format version 1)::
+Layout (format version 2; version 1 files still load)::
 
-    /                      attrs: format = "tsslc-graph", format_version = 1, tsslc_version
+    /                      attrs: format = "tsslc-graph", format_version = 2, tsslc_version
     /graph.json            uint8 dataset: UTF-8 JSON document (below)
     /arrays/<i>/<field>    one dataset per array parameter of node i, dtype kept exactly
 
@@ -13,7 +13,10 @@ The JSON document is ``{"nodes": [{"name", "kind", "attrs", "arrays"}], "edges":
 [[src, dst], ...], "metadata": {...}}`` with nodes in the graph's canonical order. Values
 that JSON cannot tell apart are tagged: a tuple is ``{"__tuple__": [...]}``, a dict with a
 non-string or reserved key ``{"__items__": [[k, v], ...]}``, a numpy array inside metadata
-``{"__ndarray__": {"dtype", "shape", "data"}}``; floats are written with ``repr`` precision,
+``{"__ndarray__": {"dtype", "shape", "data"}}``, an integer neuron model (an IntLIF's
+``params``, :mod:`tsslc.ir.neurons`) ``{"__neuron__": kind, "fields": {name: int}}`` —
+checked against the model's field ranges on load (format 1 stored a target name and an
+untyped dict, converted on load); floats are written with ``repr`` precision,
 so every value comes back equal and every array bit-identical.
 
 Loading checks everything (format tag, version, node kinds and field types, array dtypes,
@@ -37,13 +40,15 @@ import tsslc
 from tsslc.atomic import atomic_write
 from tsslc.errors import TsslcError
 from tsslc.ir.graph import Graph
-from tsslc.ir.nodes import NODE_TYPES, Node
+from tsslc.ir.neurons import NEURON_TYPES, IntNeuron, neuron_from_dict
+from tsslc.ir.nodes import NODE_TYPES, IntLIF, Node
 
 FORMAT = "tsslc-graph"
-FORMAT_VERSION = 1
-SUFFIX = ".tsslc"
+#: 2: an IntLIF's parameters are a typed neuron model ({"__neuron__": kind, "fields": {...}},
+#: tsslc.ir.neurons) instead of a target name and an untyped dict (format 1, still read)
+FORMAT_VERSION = 2
 
-_TAGS = ("__tuple__", "__items__", "__ndarray__")
+_TAGS = ("__tuple__", "__items__", "__ndarray__", "__neuron__")
 
 
 class ModelFileError(TsslcError):
@@ -70,6 +75,8 @@ def _encode(v):
         if all(isinstance(k, str) and k not in _TAGS for k in v):
             return {k: _encode(x) for k, x in v.items()}
         return {"__items__": [[_encode(k), _encode(x)] for k, x in v.items()]}
+    if isinstance(v, IntNeuron):
+        return {"__neuron__": v.kind, "fields": {k: int(x) for k, x in v.to_dict().items()}}
     if isinstance(v, np.ndarray):
         if v.dtype.kind not in "biuf":
             raise TsslcError(f"cannot store an array of dtype {v.dtype} in a model file")
@@ -96,6 +103,15 @@ def _decode(v):
             if not isinstance(items, list) or not all(isinstance(p, list) and len(p) == 2 for p in items):
                 raise ValueError("malformed dict items")
             return {_hashable(_decode(k)): _decode(x) for k, x in items}
+        if set(v) == {"__neuron__", "fields"}:
+            kind, values = v["__neuron__"], v["fields"]
+            if not isinstance(kind, str) or kind not in NEURON_TYPES:
+                raise ValueError(f"unknown integer neuron model {kind!r:.40} (known: {', '.join(NEURON_TYPES)})")
+            cls = NEURON_TYPES[kind]
+            names = {f.name for f in fields(cls)}
+            if not isinstance(values, dict) or set(values) != names:
+                raise ValueError(f"{kind} parameters {values!r:.80} instead of {sorted(names)}")
+            return cls(**values)  # types and ranges checked by the model (ValueError)
         if len(v) == 1 and "__ndarray__" in v:
             spec = v["__ndarray__"]
             if not isinstance(spec, dict) or set(spec) != {"dtype", "shape", "data"}:
@@ -143,6 +159,10 @@ def _check_type(value, hint, where: str) -> None:
     if hint is str:
         if not isinstance(value, str):
             raise ValueError(f"{where} must be a string, got {value!r:.60}")
+        return
+    if isinstance(hint, type) and issubclass(hint, IntNeuron):
+        if not isinstance(value, hint):
+            raise ValueError(f"{where} must be {hint.__name__} parameters, got {value!r:.60}")
         return
     if hint is dict or origin is dict:
         if not isinstance(value, dict):
@@ -269,6 +289,9 @@ def _read(f: h5py.File, path: Path) -> Graph:
         attrs = _decode(entry["attrs"])
         if not isinstance(attrs, dict):
             raise ValueError(f"node '{name}': attributes are not a mapping")
+        if version == 1 and cls is IntLIF and isinstance(attrs.get("target"), str):  # format 1: untyped
+            attrs = dict(attrs)
+            attrs["params"] = neuron_from_dict(attrs.pop("target"), attrs.get("params"), f"node '{name}'")
         want_arrays = _array_fields(cls)
         want_attrs = {f.name for f in fields(cls)} - want_arrays
         if set(attrs) != want_attrs:

@@ -443,7 +443,7 @@ def from_nir(ng, dt: float | None = None, convention: str | None = None, encodin
             continue
         while s in skip:
             s = alias[s]
-        if not g.g.has_edge(s, d):
+        if not g.has_edge(s, d):
             g.connect(s, d)
     try:
         g.validate()

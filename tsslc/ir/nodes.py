@@ -6,6 +6,12 @@ PSCs (or currents), time-first ``(T, B, *shape)`` when executed. Parameters are 
 
 Each node knows its output shape from its input shape (:meth:`infer_shape`), raising
 ``ValueError`` with the problem; :class:`tsslc.ir.graph.Graph` adds the node's name.
+
+Nodes are immutable: frozen dataclasses whose arrays are read-only copies, so graphs may
+share them and a pass changes a node only by building a new one
+(``dataclasses.replace(node, weight=...)``). A new node kind is a subclass with a unique
+``kind``, registered with :func:`register_node` (the model file then stores it); each back
+end adds one method named after the kind (:mod:`tsslc.ir.walker`).
 """
 
 from __future__ import annotations
@@ -16,12 +22,29 @@ from typing import ClassVar
 
 import numpy as np
 
+from tsslc.ir.neurons import IntNeuron
+
 Shape = tuple[int, ...]
 
 
-@dataclass(eq=False)
+def frozen_array(a) -> np.ndarray:
+    """A read-only copy of ``a`` (numpy keeps its dtype)."""
+    out = np.array(a, copy=True)
+    out.setflags(write=False)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
 class Node:
     kind: ClassVar[str] = "node"
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, np.ndarray):
+                object.__setattr__(self, f.name, frozen_array(v))
+            elif f.name == "shape" and isinstance(v, (list, tuple)):
+                object.__setattr__(self, f.name, tuple(int(d) if isinstance(d, (int, np.integer)) and not isinstance(d, bool) else d for d in v))
 
     def infer_shape(self, in_shape: Shape | None) -> Shape:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -48,7 +71,7 @@ class Node:
         return True
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Input(Node):
     """Network input of ``shape`` (no batch, no time).
 
@@ -72,7 +95,7 @@ class Input(Node):
         return tuple(int(d) for d in self.shape)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Dense(Node):
     """Dense synapse without bias: x[t] = W · a_in[t];  W of shape (N_out, N_in)."""
 
@@ -89,7 +112,7 @@ class Dense(Node):
         return (int(self.weight.shape[0]),)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Conv2d(Node):
     """2-D convolution without bias, torch semantics (cross-correlation, CHW):
 
@@ -121,7 +144,7 @@ class Conv2d(Node):
         return (int(c_out), int(h), int(w))
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class SumPool2d(Node):
     """Non-overlapping sum pooling times a constant: out = θp · Σ_{k×k window} a_in (stride k,
     remainder rows/columns dropped)."""
@@ -138,7 +161,7 @@ class SumPool2d(Node):
         return (in_shape[0], in_shape[1] // self.kernel, in_shape[2] // self.kernel)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Flatten(Node):
     """out = a_in reshaped to one dimension (C, H, W order, as torch)."""
 
@@ -150,7 +173,7 @@ class Flatten(Node):
         return (int(math.prod(in_shape)),)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Dropout(Node):
     """Training-time dropout with one mask per sample and feature for all steps; identity
     at inference (out = a_in)."""
@@ -166,7 +189,7 @@ class Dropout(Node):
         return tuple(in_shape)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class LIF(Node):
     """LIF population with first-order synapse and reset to zero (TSSLBP_SPEC §1), θm=1/τm,
     θs=1/τs, V=threshold; input current x, output the PSC a:
@@ -191,7 +214,7 @@ class LIF(Node):
         return tuple(in_shape)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Output(Node):
     """Network output: passes its input through (the last population's PSC); the class is
     the neuron of the preceding LIF that spikes most often."""
@@ -215,7 +238,7 @@ class Output(Node):
 # per-step arithmetic of IntLIF is the target's (targets/<name>.md, targets/<name>.py).
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class IntInput(Node):
     """Integer network input. encoding ``"graded"``: p_int[t] = round(p[t]·scale), clipped to
     a signed ``bits``-bit payload (a graded spike every step, static images); ``"binary"``:
@@ -237,7 +260,7 @@ class IntInput(Node):
         return tuple(int(d) for d in self.shape)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class IntDense(Node):
     """Integer dense synapse: acc = W·s_in (int64);  out = acc << weight_exp (a negative
     exponent is an arithmetic, flooring right shift). W integer (N_out, N_in)."""
@@ -252,7 +275,7 @@ class IntDense(Node):
         return Dense.infer_shape(self, in_shape)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class IntConv2d(Node):
     """Integer 2-D convolution (torch cross-correlation semantics, CHW, zero padding):
     acc = conv(s_in, W);  out = acc << weight_exp (flooring shift when negative)."""
@@ -270,22 +293,26 @@ class IntConv2d(Node):
         return Conv2d.infer_shape(self, in_shape)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class IntLIF(Node):
-    """Integer LIF population of a target. ``params`` holds the target's integer neuron
-    parameters (loihi2: du, dv, vth, bias_mant, bias_exp); the update equations with their
-    bit widths are the target's (``targets/<target>.md``). Emits binary spikes."""
+    """Integer LIF population of a target. ``params`` is the target's typed neuron model
+    (:mod:`tsslc.ir.neurons`: :class:`~tsslc.ir.neurons.Loihi2LIF`,
+    :class:`~tsslc.ir.neurons.TrueNorthLIF`), whose docstring gives the per-step equation
+    (the bit widths and order of updates are the target's ``targets/<target>.md``). Emits
+    binary spikes."""
 
     kind: ClassVar[str] = "int_lif"
     shape: Shape = ()
-    target: str = ""
-    params: dict = field(default_factory=dict)
+    params: IntNeuron | None = None
+
+    @property
+    def target(self) -> str:
+        """The target whose arithmetic runs this population (from the type of ``params``)."""
+        return self.params.target if self.params is not None else ""
 
     def infer_shape(self, in_shape):
-        if not self.target:
-            raise ValueError("integer LIF without a target")
-        if any(not isinstance(v, (int, np.integer)) or isinstance(v, bool) for v in self.params.values()):
-            raise ValueError(f"integer LIF parameters must be integers, got {self.params}")
+        if not isinstance(self.params, IntNeuron):
+            raise ValueError(f"integer LIF needs typed target parameters (tsslc.ir.neurons), got {self.params!r:.60}")
         return _same_shape(self.shape, in_shape)
 
 
@@ -301,3 +328,19 @@ NODE_TYPES: dict[str, type[Node]] = {
     cls.kind: cls
     for cls in (Input, Dense, Conv2d, SumPool2d, Flatten, Dropout, LIF, Output, IntInput, IntDense, IntConv2d, IntLIF)
 }
+
+
+def register_node(cls: type[Node]) -> type[Node]:
+    """Make a new node kind known to the IR and the model file (a class decorator). The
+    class must be a frozen dataclass subclass of :class:`Node` with a unique ``kind`` that
+    is a Python identifier (the walker's method name)."""
+    if not (isinstance(cls, type) and issubclass(cls, Node)):
+        raise TypeError(f"register_node takes a Node subclass, got {cls!r}")
+    if not cls.kind.isidentifier() or cls.kind in ("node", "run", "run_node", "combine", "unsupported"):
+        raise TypeError(f"node kind {cls.kind!r} must be an identifier that names no walker method")
+    if cls.kind in NODE_TYPES and NODE_TYPES[cls.kind] is not cls:
+        raise TypeError(f"node kind {cls.kind!r} is already registered by {NODE_TYPES[cls.kind].__name__}")
+    if not cls.__dataclass_params__.frozen:
+        raise TypeError(f"node class {cls.__name__} must be a frozen dataclass")
+    NODE_TYPES[cls.kind] = cls
+    return cls

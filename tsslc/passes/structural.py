@@ -21,7 +21,8 @@ is reproduced up to the reassociation of sums, see the interpreter's ``dtype``).
 
 from __future__ import annotations
 
-import networkx as nx
+import copy
+
 import numpy as np
 
 from tsslc.errors import TsslcError
@@ -36,7 +37,7 @@ class PassError(TsslcError):
 def _rebuild(graph: Graph, order: list[str], replace: dict | None = None, drop: set | None = None,
              edges: list[tuple[str, str]] | None = None, metadata: dict | None = None) -> Graph:
     replace, drop = replace or {}, drop or set()
-    new = Graph(dict(graph.metadata) if metadata is None else metadata)
+    new = Graph(copy.deepcopy(graph.metadata) if metadata is None else metadata)
     for name in order:
         if name not in drop:
             new.add(name, replace.get(name, graph[name]))
@@ -56,7 +57,7 @@ def drop_dropout(graph: Graph) -> Graph:
             for s in graph.successors(name):
                 if s not in drop and (p, s) not in edges:
                     edges.append((p, s))
-    out = _rebuild(graph.copy(), graph.order(), drop=drop, edges=edges)
+    out = _rebuild(graph, graph.order(), drop=drop, edges=edges)
     out.validate()
     return out
 
@@ -93,7 +94,7 @@ def _pool_dense(pool: N.SumPool2d, dense: N.Dense, in_shape, where: str) -> N.De
 
 def fold_pooling(graph: Graph) -> Graph:
     """Fold every SumPool2d into the synapses it feeds (see the module docstring)."""
-    graph = drop_dropout(graph) if graph.of_type(N.Dropout) else graph.copy()
+    graph = drop_dropout(graph) if graph.of_type(N.Dropout) else graph.copy()  # never the argument itself
     while True:
         pools = graph.of_type(N.SumPool2d)
         if not pools:
@@ -160,7 +161,7 @@ def fold_input_scale(graph: Graph, scale: float) -> Graph:
             frontier.extend(graph.successors(name))
         else:
             raise PassError(f"cannot fold the input scale: the input reaches '{name}' ({node.kind}) before any synapse")
-    metadata = dict(graph.metadata)
+    metadata = copy.deepcopy(graph.metadata)
     metadata["input_scale_folded"] = float(metadata.get("input_scale_folded", 1.0)) * scale
     out = _rebuild(graph, graph.order(), replace=replace, metadata=metadata)
     out.validate()
@@ -170,8 +171,9 @@ def fold_input_scale(graph: Graph, scale: float) -> Graph:
 def canonical_order(graph: Graph) -> Graph:
     """The same graph with nodes inserted in topological order, ties broken by name."""
     try:
-        order = list(nx.lexicographical_topological_sort(graph.g, key=str))
-    except nx.NetworkXUnfeasible:
+        order = graph.topological_order(key=str)
+    except TsslcError:
         raise PassError("cannot order the graph: it has a cycle") from None
-    edges = sorted(graph.g.edges, key=lambda e: (order.index(e[0]), order.index(e[1])))
-    return _rebuild(graph.copy(), order, edges=edges)
+    pos = {n: i for i, n in enumerate(order)}
+    edges = sorted(graph.edges(), key=lambda e: (pos[e[0]], pos[e[1]]))
+    return _rebuild(graph, order, edges=edges)

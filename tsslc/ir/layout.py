@@ -1,0 +1,46 @@
+"""The one input layout of tsslc: time first.
+
+Every tensor over time is ``(T, B, *shape)`` — inputs given to a back end, spikes and PSCs
+coming back, the data helpers' event arrays (``tsslc.data.arrays``). A static input (an
+image presented at every step) may also be given without a time axis, ``(B, *shape)``; it
+is then the same at each of the T steps. ``shape`` is the graph's input shape (no batch,
+no time), so the two forms never look alike (they differ in rank).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from tsslc.errors import TsslcError
+
+
+def time_input(graph, x, n_steps: int) -> torch.Tensor:
+    """``(T, B, *shape)`` float input p[t] of ``graph`` from static ``(B, *shape)`` data (a
+    zero-stride view over T) or time-first ``(T, B, *shape)`` data."""
+    shape = tuple(graph[graph.input_name].shape)
+    x = torch.as_tensor(x)
+    if not torch.is_floating_point(x):
+        x = x.to(torch.float32)
+    if x.dim() == len(shape) + 1 and tuple(x.shape[1:]) == shape:
+        return x.unsqueeze(0).expand(n_steps, *x.shape)
+    if x.dim() == len(shape) + 2 and tuple(x.shape[2:]) == shape:
+        if x.shape[0] != n_steps:
+            raise TsslcError(f"input of shape {tuple(x.shape)} has {x.shape[0]} time steps (time first: "
+                             f"(T, B, {', '.join(map(str, shape))})), the graph runs T={n_steps}")
+        return x
+    dims = ", ".join(map(str, shape))
+    raise TsslcError(f"input of shape {tuple(x.shape)} fits neither static (B, {dims}) nor time-first "
+                     f"(T={n_steps}, B, {dims}) data")
+
+
+def batch_size(graph, x) -> int:
+    """B of an input in either layout."""
+    x_shape = tuple(x.shape)
+    rank = len(graph[graph.input_name].shape)
+    return int(x_shape[0] if len(x_shape) == rank + 1 else x_shape[1])
+
+
+def batch_slice(graph, x, start: int, stop: int):
+    """Samples ``start:stop`` of an input in either layout (same layout back)."""
+    rank = len(graph[graph.input_name].shape)
+    return x[start:stop] if x.ndim == rank + 1 else x[:, start:stop]
