@@ -2,7 +2,8 @@
 
 Steps: load the model file; drop dropout and fold pooling into the next synapse
 (:mod:`tsslc.passes.structural`); calibrate on the first ``--calibration`` training samples
-of the model's data set and quantize (:mod:`tsslc.targets.quantize` with the target's
+of the model's data set, or on every sample in ``--calibration-data X.npy`` (an imported
+graph has no data set; layout: :mod:`tsslc.ir.inputs`), and quantize (:mod:`tsslc.targets.quantize` with the target's
 rounding); map the neurons to cores (:mod:`tsslc.targets.mapping`); save the compiled graph
 (atomically). Prints the per-layer quantization and mapping report.
 """
@@ -19,6 +20,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data-dir", default=None, help="folder holding the data set's files (not needed for digits)")
     parser.add_argument("--dataset", default=None, help="data set name (default: the model's metadata)")
     parser.add_argument("--calibration", type=int, default=256, help="training samples to calibrate on (default 256)")
+    parser.add_argument("--calibration-data", default=None, metavar="X.npy",
+                        help="calibrate on the inputs in this .npy file instead (static (B, *input shape) or "
+                             "events as the back ends take them); needed for a graph imported from NIR")
     add_rounding_argument(parser)
     parser.add_argument("--json", default=None, help="also write the quantization and mapping report as JSON")
 
@@ -96,7 +100,15 @@ def run(args) -> int:
     graph = load(args.model)
     if graph.metadata.get("target"):
         raise TsslcError(f"{args.model}: already compiled for {graph.metadata['target']}; give the float model")
-    x, _ = test_arrays(graph, args.data_dir, args.calibration, args.dataset, split="train")
+    if args.calibration_data is not None:
+        from tsslc.ir.inputs import load_input_array
+
+        x = load_input_array(args.calibration_data, graph)
+    elif not (args.dataset or graph.metadata.get("dataset")):
+        raise TsslcError(f"{args.model}: the model names no data set to calibrate on (imported from NIR?); "
+                         f"pass --calibration-data X.npy or --dataset NAME")
+    else:
+        x, _ = test_arrays(graph, args.data_dir, args.calibration, args.dataset, split="train")
     compiled = compile_graph(graph, args.target, x, args.rounding)
     path = save(compiled, args.out)
     for line in report_lines(compiled):

@@ -349,10 +349,13 @@ def to_nir(graph: Graph, dt: float | None = None, consumer: str = "generic", app
 
 def write(graph: Graph, path, dt: float | None = None, consumer: str = "generic", approximate: bool = False) -> Path:
     """Export ``graph`` to a NIR file (HDF5) for ``consumer``, atomically."""
+    return write_graph(to_nir(graph, dt, consumer, approximate), path)
+
+
+def write_graph(ng, path) -> Path:
+    """Write a ``nir.NIRGraph`` to ``path`` atomically."""
     nir = _nir()
-    path = Path(path)
-    ng = to_nir(graph, dt, consumer, approximate)
-    return atomic_write(path, lambda tmp: nir.write(tmp, ng), make_parents=False, what="NIR file")
+    return atomic_write(Path(path), lambda tmp: nir.write(tmp, ng), make_parents=False, what="NIR file")
 
 
 # --- import --------------------------------------------------------------------------------
