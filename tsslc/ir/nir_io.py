@@ -485,6 +485,13 @@ def _shape(v) -> tuple[int, ...] | None:
     return tuple(int(d) for d in a.ravel())
 
 
+def _strip_ones(shape: tuple[int, ...], ndim: int) -> tuple[int, ...]:
+    """``shape`` without leading 1s beyond ``ndim`` dimensions (batch/time dims of exporters)."""
+    while len(shape) > ndim and shape[0] == 1:
+        shape = shape[1:]
+    return shape
+
+
 def _type_of(types, key: str):
     if not isinstance(types, dict):
         return None
@@ -607,10 +614,10 @@ def from_nir(ng, dt: float | None = None, convention: str | None = None, encodin
             if not shape:
                 raise NIRError(f"node '{name}' (Input): no input shape")
             nxt = [raw[s] for s in succs[name]]
-            batched = len(shape) >= 2 and shape[0] == 1 and nxt and all(
-                (isinstance(s, (nir.Linear, nir.Affine)) and len(shape) == 2)
-                or (isinstance(s, nir.Conv2d) and len(shape) == 4) for s in nxt)
-            shape = shape[1:] if batched else shape  # a leading batch dimension of 1 (Norse, Rockpool)
+            need = {1 if isinstance(s, (nir.Linear, nir.Affine)) else 3 if isinstance(s, nir.Conv2d) else None
+                    for s in nxt}
+            if len(need) == 1 and None not in need:  # leading batch dimensions of 1 (Norse, Rockpool)
+                shape = _strip_ones(shape, need.pop())
             enc = encoding or _meta_str(md, "input_encoding") or "current"
             nodes[name] = N.Input(shape=shape, encoding=str(enc), tau_s=None)
             shape_of[name] = shape
@@ -620,7 +627,7 @@ def from_nir(ng, dt: float | None = None, convention: str | None = None, encodin
                 raise NIRError(f"node '{name}' (Output): needs exactly one input, has {len(preds[name])}")
             shape = in_shape(name)
             declared = _type_of(node.output_type, "output") or _type_of(node.input_type, "input")
-            if declared not in (None, shape, (1, *shape)):
+            if declared is not None and _strip_ones(declared, len(shape)) != shape:
                 raise NIRError(f"node '{name}' (Output): declared shape {declared} does not fit its input {shape}")
             nodes[name] = N.Output(shape=shape)
         elif isinstance(node, (nir.Linear, nir.Affine)):
