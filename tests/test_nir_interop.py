@@ -312,3 +312,31 @@ def test_import_errors_are_one_line(tmp_path, digits_graph):
     bad = nir.NIRGraph(nodes=nodes, edges=ng.edges, type_check=False)
     with pytest.raises(nir_io.NIRError, match=r"unsupported NIR node\(s\): 'hidden' \(Threshold\)"):
         nir_io.from_nir(bad, dt=1e-3)
+
+
+def test_compile_an_imported_graph_with_calibration_data(digits_graph, digits_test_arrays, tmp_path, capsys):
+    """An imported graph names no data set: compile takes --calibration-data (static (B, *shape))."""
+    ng = nir_io.to_nir(digits_graph, consumer="snntorch")
+    for key in ("tsslc_metadata", "tsslc_order"):  # as a foreign file: no tsslc metadata (no data set)
+        del ng.metadata[key]
+    path = nir_io.write_graph(ng, tmp_path / "d.nir")
+    model = tmp_path / "imp.tsslc"
+    assert main(["nir", "import", str(path), "-o", str(model), "--n-steps", "5"]) == 0
+    out = tmp_path / "c.tsslc"
+    assert main(["compile", str(model), "--target", "loihi2", "-o", str(out)]) == 1
+    assert "names no data set" in capsys.readouterr().err and not out.exists()
+    x = digits_test_arrays[0][:64]
+    np.save(tmp_path / "bad.npy", x)  # (B, 1, 8, 8): the imported graph's input is flat (64,)
+    assert main(["compile", str(model), "--target", "loihi2", "-o", str(out), "--calibration-data",
+                 str(tmp_path / "bad.npy")]) == 1
+    err = capsys.readouterr().err
+    assert "bad.npy: input of shape (64, 1, 8, 8) does not fit the graph's input (64,)" in err and not out.exists()
+    np.save(tmp_path / "words.npy", np.array(["a", "b"]))
+    assert main(["compile", str(model), "--target", "loihi2", "-o", str(out), "--calibration-data",
+                 str(tmp_path / "words.npy")]) == 1
+    assert "is not numeric" in capsys.readouterr().err
+    np.save(tmp_path / "cal.npy", x.reshape(64, -1))
+    assert main(["compile", str(model), "--target", "loihi2", "-o", str(out), "--calibration-data",
+                 str(tmp_path / "cal.npy")]) == 0
+    compiled = model_io.load(out)
+    assert compiled.metadata["quantization"]["calibration_samples"] == 64
