@@ -46,3 +46,23 @@ def digits_loihi2(digits_graph):
     from tsslc.data.digits import digits_arrays
 
     return tsslc.compile(digits_graph, "loihi2", digits_arrays()[0][:256])
+
+
+@pytest.fixture(scope="session")
+def digits_cnn_graph():
+    """examples/digits_cnn.yaml trained 2 epochs (seed 0, one thread) as a float IR graph."""
+    import torch
+
+    from tsslc.config import load_config
+    from tsslc.data.digits import load_digits_datasets
+    from tsslc.ir.export import graph_from_network
+    from tsslc.training.trainer import fit
+
+    train_set, test_set = load_digits_datasets()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a net this small trains fastest on one thread
+    try:
+        result = fit(load_config(EXAMPLES / "digits_cnn.yaml"), train_set, test_set, epochs=2, seed=0)
+    finally:
+        torch.set_num_threads(threads)
+    return graph_from_network(result.network)

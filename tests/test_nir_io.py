@@ -201,7 +201,7 @@ def test_graph_written_by_snntorch_imports_and_matches_snntorch():
     snn_utils.reset(net)
     with torch.no_grad():
         theirs = torch.stack([net(x[:, t])[0] for t in range(20)])
-    ref = nir_reference(ng, x.numpy(), nir_io.CONVENTIONS["snntorch"], 20)
+    ref = nir_reference(ng, x.numpy(), nir_io.CONVENTIONS["snntorch"].dt, 20)
     ours = interpreter.run(g, x.transpose(0, 1).numpy(), dtype=torch.float64)  # time first
     out = g.output_population
     assert theirs.sum() > 100 and ours.spikes["1"].sum() > 100

@@ -1,8 +1,9 @@
 """``tsslc compile MODEL --target T -o OUT``: quantize and map a float model for a target
 (:func:`tsslc.compile`): dropout dropped and pooling folded, calibrated on ``--calibration``
-training samples of the model's data set (or the input in ``--calibration-data``),
-quantized with the target's rounding, mapped onto cores, saved atomically. Prints the
-per-layer quantization and mapping report.
+training samples of the model's data set, or on every sample in ``--calibration-data X.npy``
+(an imported graph has no data set; layout: :mod:`tsslc.ir.inputs`), quantized with the
+target's rounding, mapped onto cores, saved atomically. Prints the per-layer quantization
+and mapping report.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data-dir", default=None, help="folder holding the data set's files (not needed for digits)")
     parser.add_argument("--dataset", default=None, help="data set name (default: the model's metadata)")
     parser.add_argument("--calibration", type=int, default=256, help="training samples to calibrate on")
+    parser.add_argument("--calibration-data", default=None, metavar="X.npy",
+                        help="calibrate on the inputs in this .npy file instead (static (B, *input shape) or "
+                             "time-first (T, B, *input shape)); needed for a graph imported from NIR")
     add_rounding_argument(parser)
     parser.add_argument("--json", default=None, help="also write the quantization and mapping report as JSON")
 
@@ -34,6 +38,7 @@ def add_rounding_argument(parser) -> None:
 def run(args) -> int:
     import tsslc
     from tsslc.atomic import write_json
+    from tsslc.commands.run import test_arrays
     from tsslc.report.text import compile_lines
 
     if args.calibration < 1:
@@ -41,8 +46,15 @@ def run(args) -> int:
     graph = tsslc.load(args.model)
     if graph.metadata.get("target"):
         raise TsslcError(f"{args.model}: already compiled for {graph.metadata['target']}; give the float model")
-    x, _ = tsslc.load_data(args.dataset or graph.metadata.get("dataset") or "digits", split="train",
-                           samples=args.calibration, data_dir=args.data_dir, n_steps=graph.metadata.get("n_steps"))
+    if args.calibration_data is not None:
+        from tsslc.ir.inputs import load_input_array
+
+        x = load_input_array(args.calibration_data, graph)
+    elif not (args.dataset or graph.metadata.get("dataset")):
+        raise TsslcError(f"{args.model}: the model names no data set to calibrate on (imported from NIR?); "
+                         f"pass --calibration-data X.npy or --dataset NAME")
+    else:
+        x, _ = test_arrays(graph, args.data_dir, args.calibration, args.dataset, split="train")
     compiled = tsslc.compile(graph, args.target, x, rounding=args.rounding)
     path = tsslc.save(compiled, args.out)
     for line in compile_lines(compiled):
