@@ -263,5 +263,6 @@ def agreement(per_pair: dict[str, dict[str, float]]) -> bytes:
     ax.set_ylabel("% spikes agreeing")
     lo = min([100 * v for d in per_pair.values() for v in d.values()] + [100.0])
     ax.set_ylim(max(0.0, lo - 5), 100.5)
-    ax.legend(fontsize=8)
-    return _png(fig)
+    leg = ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
+    leg.set_in_layout(False)
+    return _png(fig, [leg])

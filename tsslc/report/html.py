@@ -439,20 +439,21 @@ def section_quantization(data: dict) -> str:
     return "\n".join(out)
 
 
-MAP_COLS = {
-    "cores": "cores", "neuron_cores": "neuron cores", "splitter_cores": "splitter cores", "neurons": "neurons",
-    "splitter_neurons": "splitter neurons", "neuron_utilisation": "neuron slots used (%)", "axons": "axons",
-    "axon_utilisation": "axons used (%)", "hops": "hops (longest path)", "latency_ticks": "latency (ticks)",
-}
-MAP_LAYER_COLS = {
-    "source": "fed by", "cores": "cores", "neurons": "neurons", "fan_in": "fan-in", "connected_inputs": "connected inputs",
-    "axons_per_input": "axons per input", "axons": "axons", "splitter_neurons": "splitter neurons",
-    "splitter_cores": "splitter cores", "splitter_levels": "splitter levels",
-    "delay_padded_neurons": "delay-padding neurons", "hops": "hops", "latency": "latency (ticks)",
-}
+#: (key in the network's mapping report, key in a layer's, row header); None: not reported there
+MAP_ROWS = [
+    ("cores", "cores", "cores"), ("neuron_cores", None, "neuron cores"), ("splitter_cores", "splitter_cores", "splitter cores"),
+    ("neurons", "neurons", "neurons"), ("splitter_neurons", "splitter_neurons", "splitter neurons"),
+    ("neuron_utilisation", None, "neuron slots used (%)"), ("axons", "axons", "axons"),
+    ("axon_utilisation", None, "axons used (%)"), (None, "source", "fed by"), (None, "fan_in", "fan-in"),
+    (None, "connected_inputs", "connected inputs"), (None, "axons_per_input", "axons per input"),
+    (None, "splitter_levels", "splitter levels"), (None, "delay_padded_neurons", "delay-padding neurons"),
+    ("hops", "hops", "hops (network: sum over layers)"), ("latency_ticks", "latency", "latency (ticks; network: sum)"),
+]
 
 
-def _fmt_map(key: str, v):
+def _fmt_map(key: str | None, v):
+    if v is None:
+        return None if key is not None else Cell("")
     return pct(v) if key.endswith(("utilisation", "fraction")) else v
 
 
@@ -463,16 +464,17 @@ def section_mapping(data: dict) -> str:
     out = []
     for tgt, m in maps.items():
         out.append(f'<h3 id="mapping-{slug(tgt)}">{_e(tgt)}</h3>')
-        scalars = {k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        keys = [k for k in MAP_COLS if k in scalars] + [k for k in scalars if k not in MAP_COLS]
-        out.append(table([MAP_COLS.get(k, _human(k)) for k in keys], [[_fmt_map(k, scalars[k]) for k in keys]]))
         layers = m.get("layers") or {}
-        if layers:
-            present = {k for l in layers.values() for k, v in l.items() if isinstance(v, (int, float, str))}
-            keys = [k for k in MAP_LAYER_COLS if k in present] + sorted(present - set(MAP_LAYER_COLS))
-            out.append(transposed("per layer", list(layers),
-                                  [(MAP_LAYER_COLS.get(k, _human(k)), [_fmt_map(k, l.get(k)) for l in layers.values()])
-                                   for k in keys]))
+        known = {k for k, _, _ in MAP_ROWS} | {k for _, k, _ in MAP_ROWS}
+        rows = [(h, [_fmt_map(nk, m.get(nk) if nk else None)] + [_fmt_map(lk, l.get(lk) if lk else None)
+                                                                 for l in layers.values()])
+                for nk, lk, h in MAP_ROWS if (nk and nk in m) or (lk and any(lk in l for l in layers.values()))]
+        extra_net = [k for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in known]
+        extra_layer = sorted({k for l in layers.values() for k, v in l.items()
+                              if isinstance(v, (int, float, str)) and k not in known})
+        rows += [(_human(k), [_fmt_map(k, m.get(k))] + [Cell("")] * len(layers)) for k in extra_net]
+        rows += [(_human(k), [Cell("")] + [_fmt_map(k, l.get(k)) for l in layers.values()]) for k in extra_layer]
+        out.append(transposed("", ["whole network"] + [f"layer {n}" for n in layers], rows))
     return "\n".join(out)
 
 
@@ -537,7 +539,7 @@ def section_activity(data: dict, stored: list[str]) -> str:
     if cnt:
         out.append("<p>Counts per sample (conventions in <code>tsslc.backends.counters</code>): synaptic ops are "
                    "effective (zero inputs and weights skipped); dense ops count every connection.</p>")
-        out.append(table(["model / back end", "samples"] + [h for _, h in COUNTER_COLS],
+        out.append(table(["model / back end (counts per sample)", "samples"] + [h for _, h in COUNTER_COLS],
                          [[k, c.get("n_samples")] + [c["per_sample"].get(x) for x, _ in COUNTER_COLS]
                           for k, c in cnt.items()]))
         inner = []
