@@ -43,7 +43,7 @@ img{max-width:100%;border:1px solid #ddd}figure{margin:.8em 0}figcaption{font-si
 #summary h2{border:none;margin:.2em 0;font-size:1.2em}#summary table{background:#fff}#summary td,#summary th{font-size:14px}
 #summary ul{margin:.3em 0;padding-left:1.2em;font-size:13px}.meta{font-size:13px;color:#333;margin:.2em 0 .4em}
 .flag{color:#8a4b00;font-weight:600}.scope{color:#555;font-size:12px}a{color:#0645ad;text-decoration:none}
-a:hover{text-decoration:underline}nav#contents ol{columns:3;font-size:14px;margin:.3em 0}
+a:hover{text-decoration:underline}nav#contents{margin-top:.9em}nav#contents ol{columns:3;font-size:14px;margin:.3em 0}
 dl.kv{display:grid;grid-template-columns:13em 1fr;gap:2px 12px;font-size:14px}dl.kv dt{color:#555}dl.kv dd{margin:0}
 details{margin:.4em 0}summary{cursor:pointer}pre{white-space:pre-wrap;font-size:12px;background:#f6f6f6;padding:.5em}
 .diff{background:#fff0a8}.better{color:#06702a}.worse{color:#b00020}"""
@@ -589,7 +589,7 @@ def section_energy(data: dict, rows: list[dict], fig: Figures, stored: list[str]
                          [[ENERGY_TERMS.get(l["figure"], _human(l["figure"])), l["count"], l["price"],
                            None if l["energy_pJ"] is None else l["energy_pJ"] / 1e3,
                            pct(None if l["energy_pJ"] is None or not totals or len(r["totals_pJ"]) > 1
-                               else l["energy_pJ"] / totals, 1),
+                               else l["energy_pJ"] / totals, 2),
                            l["scope"], l["grade"], l["process"], l["source"]] for l in r["lines"]]))
         for scope, tot in r["totals_pJ"].items():
             label = "total of the per-term figures above" if scope == "per-term" else "all-in figure (add nothing)"
