@@ -115,9 +115,14 @@ class EnergyFigure:
 
 @dataclass(frozen=True)
 class EnergyTable:
+    """``stand_in``: when the figures were published for another chip than the target (e.g.
+    Loihi 1's for Loihi 2), what they stand in from — reports print it beside every number
+    priced with them; "" when the figures are the target's own."""
+
     target: str
     figures: tuple[EnergyFigure, ...]
     note: str = ""
+    stand_in: str = ""
 
     def __getitem__(self, name: str) -> EnergyFigure:
         for f in self.figures:

@@ -169,6 +169,7 @@ class Loihi2(Target):
         ),
         note="Per-term minimum prices: total = synaptic ops + neuron updates + spike transport. "
         "Not comparable with all-in figures such as TrueNorth's 26 pJ per synaptic event.",
+        stand_in="Loihi 1 figures (Davies et al. 2018): no Loihi 2 per-op energy has been published",
     )
 
     # --- arithmetic -------------------------------------------------------------------------

@@ -54,8 +54,17 @@ def test_each_target_priced_with_its_own_table(target_counters, tmp_path):
     ann = {r["what"]: r for r in rep["ann"]["lines"]}
     assert ann["ANN fp32 (MACs)"]["count"] == 64 * 100 + 100 * 10
     assert rep["ann"]["ann_fp32_pJ"] == pytest.approx(7400 * HOROWITZ["fp32_mac"].value)
+    # Loihi 2 has no published per-op table: its prices are Loihi 1's, and the report says so
+    assert "Loihi 1" in lo["stand_in"] and tn["stand_in"] == ""
+    assert all("Loihi 1" in l["source"] for l in lo["lines"])
     text = format_table(rep)
     assert "all-in (add nothing)" in text and "total of the terms above" in text and "Horowitz" in text
+    assert "Loihi 1 figures" in text
+    # per-run totals (for summaries): each run's counts priced with its target's table
+    runs = energy_report(target_counters, runs={"a": ("loihi2", target_counters["loihi2"]),
+                                                "b": ("truenorth", target_counters["truenorth"])})["runs"]
+    assert runs["a"]["totals_pJ"] == lo["totals_pJ"] and runs["b"]["totals_pJ"] == tn["totals_pJ"]
+    assert runs["a"]["n_samples"] == 120 and runs["a"]["stand_in"] == lo["stand_in"]
     write_json(tmp_path / "energy.json", rep)
     assert json.loads((tmp_path / "energy.json").read_text()) == json.loads(json.dumps(rep))
     assert [p.name for p in tmp_path.iterdir()] == ["energy.json"]  # no temp file left

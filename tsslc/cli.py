@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("tsslc.commands.finetune", "hardware-aware fine-tuning through a target's rounding"),
     "run": ("tsslc.commands.run", "run a compiled model on a back end (intsim, lava) over a data set"),
     "verify": ("tsslc.commands.verify", "compare float, integer simulator and Lava spikes layer by layer"),
-    "report": ("tsslc.commands.report", "write the HTML report of a run"),
+    "report": ("tsslc.commands.report", "write the HTML report of a run, or compare two runs side by side"),
     "demo": ("tsslc.commands.demo", "the main job: train digits, export, compile, run, verify, report"),
 }
 

@@ -194,25 +194,72 @@ def stage_count(graph, compiled: dict, results: dict, x: np.ndarray) -> dict:
     return counters
 
 
+def _label(backend: str, target: str | None) -> str:
+    return backend if target is None else f"{target} / {backend}"
+
+
+def record_accuracy(results: dict, y: np.ndarray) -> dict:
+    """{label: accuracy, samples, target, back end, predictions and labels} per run."""
+    from tsslc.report.record import accuracy_entry
+
+    return {_label(b, t): accuracy_entry(r.predictions(), y[: r.output_spikes.shape[1]], t, b)
+            for (b, t), r in results.items()}
+
+
+def record_run(out: Path, settings: dict, samples: dict, net: str) -> dict:
+    """The report's run metadata: version, commit, date, config, seed, data, settings."""
+    import json
+
+    from tsslc.report.record import run_metadata
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    settings = dict(settings)
+    if settings.get("epochs") is None:  # the config's
+        settings["epochs"] = len(metrics.get("epochs", []))
+    return run_metadata(config=CONFIG, metrics=metrics, network=net, dataset="digits (scikit-learn 8×8, fixed split)",
+                        samples=samples, settings=settings)
+
+
+def figure_captions(net: str, mnist) -> dict:
+    """Captions and sections of the figures the demo stores (RUN/figures/NAME.png)."""
+    tag = net.split()[0].lower()
+    caps = {
+        f"firing_counts_{tag}": ("activity", f"Share of the {net}'s neurons firing k = 0…T times in one sample, per "
+                                             "layer (float model, test set; the paper's Fig. 7)."),
+        f"firing_rates_{tag}": ("activity", f"Histogram of the {net}'s firing rates (spikes per step per neuron, "
+                                            "averaged over the test set; float model; the paper's Fig. 8)."),
+        "raster_float": ("activity", "Spike raster of test sample 0 in the float interpreter: a dot where a "
+                                     "neuron fired at a step, one panel per layer."),
+        "raster_lava": ("activity", f"Spike raster of test sample 0 on Lava ({LAVA_TARGET}): the same sample "
+                                    "as the float raster above, run by the chip's integer arithmetic."),
+    }
+    if mnist is not None:
+        caps["firing_counts_mnist_cnn"] = ("activity", "Share of the MNIST CNN's neurons firing k times per layer "
+                                                       "(float model; the paper's Fig. 7).")
+        caps["firing_rates_mnist_cnn"] = ("activity", "Histogram of the MNIST CNN's firing rates per layer (float "
+                                                      "model; the paper's Fig. 8).")
+    return {k: {"section": s, "caption": c} for k, (s, c) in caps.items()}
+
+
 def stage_report(out: Path, graph, compiled: dict, results: dict, counters: dict, equivalence: dict, y,
-                 net: str = "digits MLP", finetuned: dict | None = None, mnist=None) -> Path:
+                 net: str = "digits MLP", finetuned: dict | None = None, mnist=None, run: dict | None = None) -> Path:
     from tsslc.report import figures
     from tsslc.report.energy import energy_report, format_table, write_json
     from tsslc.report.html import FIGURES, REPORT_JSON, write_report
     from tsslc.report.neurobench import neurobench_view
+    from tsslc.report.record import finish
 
-    energy = energy_report({t: counters[f"{t}/intsim"] for t in compiled})
+    energy = energy_report({t: counters[f"{t}/intsim"] for t in compiled},
+                           runs={_label(b, t): (t, counters[f"{t}/{b}"]) for b, t in results if t is not None})
     write_json(out / "energy.json", energy)
     table = format_table(energy)
     print(table)
     lava_key = f"{LAVA_TARGET}/intsim (Lava samples)"
     lava_equal = counters[lava_key].to_dict() == counters[f"{LAVA_TARGET}/lava"].to_dict()
-    accuracy = {}
-    for (b, t), r in results.items():
-        n = r.output_spikes.shape[1]
-        accuracy[b if t is None else f"{t} / {b}"] = {"accuracy": float((r.predictions() == y[:n]).mean()), "samples": n}
+    accuracy = record_accuracy(results, y)
     data = {
         "title": f"tsslc: {net} — train → export → compile → run → verify → report",
+        "run": run or {},
         "accuracy": accuracy,
         "quantization": {t: cg.metadata["quantization"] for t, cg in compiled.items()},
         "mapping": {t: {k: v for k, v in cg.metadata["mapping"].items() if not hasattr(v, "shape")}
@@ -234,14 +281,12 @@ def stage_report(out: Path, graph, compiled: dict, results: dict, counters: dict
     fl = counters["float"]
     tag = net.split()[0].lower()
     pngs = {
-        "training_curve": figures.training_curve(_history(out)),
         f"firing_counts_{tag}": figures.firing_counts({p: fl.spike_count_fractions(p) for p in fl.populations},
                                                       f"Fig. 7: share of neurons firing k times ({net}, float)"),
         f"firing_rates_{tag}": figures.firing_rates({p: fl.firing_rates(p) for p in fl.populations},
                                                     f"Fig. 8: firing rates ({net}, float)"),
         "raster_float": figures.raster(results[("float", None)].spikes, 0, "float interpreter, test sample 0"),
         "raster_lava": figures.raster(results[("lava", LAVA_TARGET)].spikes, 0, "Lava (loihi2), test sample 0"),
-        "energy_per_layer": figures.energy_per_layer(energy),
         **({} if mnist is None else {
             "firing_counts_mnist_cnn": figures.firing_counts(
                 {p: mnist[0].spike_count_fractions(p) for p in mnist[0].populations},
@@ -250,10 +295,8 @@ def stage_report(out: Path, graph, compiled: dict, results: dict, counters: dict
                 {p: mnist[0].firing_rates(p) for p in mnist[0].populations},
                 f"Fig. 8: firing rates\n(MNIST CNN, float, {100 * mnist[1]:.1f} % accurate)"),
         }),
-        "agreement_per_layer": figures.agreement({f"{t}: {c['backend']} vs {c['reference']}":
-                                                  {l: v["spike_agreement"] for l, v in c["layers"].items()}
-                                                  for t, cs in equivalence.items() for c in cs}),
     }
+    data["figures"] = figure_captions(net, mnist)
     for name, png in pngs.items():
         figures.save(fig_dir / f"{name}.png", png)
     for stale in fig_dir.glob("*.png"):
@@ -261,14 +304,8 @@ def stage_report(out: Path, graph, compiled: dict, results: dict, counters: dict
             stale.unlink()
     from tsslc.atomic import write_json as write_any_json
 
-    write_any_json(out / REPORT_JSON, data)
+    write_any_json(out / REPORT_JSON, finish(data))
     return write_report(out)
-
-
-def _history(out: Path) -> list[dict]:
-    import json
-
-    return json.loads((out / "metrics.json").read_text())["epochs"]
 
 
 def demo(out="runs/demo", epochs: int | None = None, lava_samples: int = 150, calibration: int = 256,
@@ -288,6 +325,10 @@ def demo(out="runs/demo", epochs: int | None = None, lava_samples: int = 150, ca
     t0 = time.time()
     say(f"writing to {out}/")
     xtr, _, xte, yte = digits_arrays()
+    samples = {"train": len(xtr), "test": len(xte), "calibration": min(calibration, len(xtr)),
+               "lava": min(lava_samples, len(xte))}
+    settings = {"epochs": epochs, "lava_samples": lava_samples, "calibration": calibration,
+                "finetune_epochs": finetune_epochs, "mnist_train_samples": mnist_train_samples}
     stage_train(out, epochs, progress)
     graph = stage_export(out)
     compiled = stage_compile(out, graph, xtr[:calibration])
@@ -307,6 +348,7 @@ def demo(out="runs/demo", epochs: int | None = None, lava_samples: int = 150, ca
         else:
             say(f"no MNIST files in {mnist_dir}: the MNIST CNN's activity figures are left out (--mnist-dir)")
     counters = stage_count(graph, compiled, results, xte)
-    page = stage_report(out, graph, compiled, results, counters, equivalence, yte, finetuned=finetuned, mnist=mnist)
+    page = stage_report(out, graph, compiled, results, counters, equivalence, yte, finetuned=finetuned, mnist=mnist,
+                        run=record_run(out, settings, samples, "digits MLP"))
     say(f"done in {time.time() - t0:.0f} s. Report: {page.resolve()}")
     return page

@@ -113,8 +113,8 @@ def price(counters: Counters, table: EnergyTable) -> dict:
             per_layer[layer] = per_layer.get(layer, 0.0) + k * f.value
     scopes = sorted({r["scope"] for r in lines})
     totals = {s: sum(r["energy_pJ"] for r in lines if r["scope"] == s and r["energy_pJ"] is not None) for s in scopes}
-    return {"table": table.target, "note": table.note, "lines": lines, "context": context,
-            "totals_pJ": totals, "per_layer_pJ": per_layer if len(scopes) == 1 else {},
+    return {"table": table.target, "note": table.note, "stand_in": table.stand_in, "lines": lines,
+            "context": context, "totals_pJ": totals, "per_layer_pJ": per_layer if len(scopes) == 1 else {},
             "n_samples": counters.n_samples}
 
 
@@ -141,17 +141,30 @@ def ann_equivalent(counters: Counters) -> dict:
             "snn_fp32_pJ": rows[2]["energy_pJ"] + rows[3]["energy_pJ"]}
 
 
-def energy_report(counters_by_target: dict[str, Counters], tables: dict[str, EnergyTable] | None = None) -> dict:
+def energy_report(counters_by_target: dict[str, Counters], tables: dict[str, EnergyTable] | None = None,
+                  runs: dict[str, tuple[str, Counters]] | None = None) -> dict:
     """{target: price(...)} for each target's counters (tables default to the targets'
-    own), plus the Horowitz ANN comparison of the first target's counters."""
+    own), plus the Horowitz ANN comparison of the first target's counters.
+
+    ``runs`` ({label: (target, counters)}, e.g. every back end that ran a target, each on its
+    own samples) adds ``"runs"``: {label: {target, table, stand_in, totals_pJ, n_samples}},
+    the same pricing reduced to its totals, for summaries."""
     from tsslc.targets import get_target
+
+    def table_of(name):
+        return (tables or {}).get(name) or get_target(name).energy
 
     out: dict = {"targets": {}}
     for name, c in counters_by_target.items():
-        table = (tables or {}).get(name) or get_target(name).energy
-        out["targets"][name] = price(c, table)
+        out["targets"][name] = price(c, table_of(name))
     if counters_by_target:
         out["ann"] = ann_equivalent(next(iter(counters_by_target.values())))
+    if runs:
+        out["runs"] = {}
+        for label, (target, c) in runs.items():
+            p = price(c, table_of(target))
+            out["runs"][label] = {"target": target, "table": p["table"], "stand_in": p["stand_in"],
+                                  "totals_pJ": p["totals_pJ"], "n_samples": p["n_samples"]}
     return out
 
 
@@ -174,7 +187,8 @@ def format_table(report: dict) -> str:
             out.append(f"  {l['figure']:<26}{_fmt(l['count']):>16}{l['price']:>7g} pJ{en:>16}  {l['scope']:<9} {l['source']}")
         for scope, tot in r["totals_pJ"].items():
             label = "total of the terms above" if scope == "per-term" else "all-in (add nothing)"
-            out.append(f"  {'= ' + label:<52}{tot / 1e3:>16,.3f} nJ  {scope}")
+            out.append(f"  {'= ' + label:<52}{tot / 1e3:>16,.3f} nJ  {scope}"
+                       + (f"  ({r['stand_in']})" if r.get("stand_in") else ""))
     if "ann" in report:
         a = report["ann"]
         out.append(f"equivalent ANN and SNN arithmetic ({a['table']}: {HOROWITZ_SOURCE})")
