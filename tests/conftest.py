@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,26 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 SHARED_DATA = REPO.parent / "shared" / "data"
+#: set by .ci/run: the shared data must be there (a missing folder fails instead of skipping)
+REQUIRE_SHARED = os.environ.get("TSSLC_REQUIRE_SHARED") == "1"
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under ``../shared/data`` beside the checkout (the real MNIST and N-MNIST files).
+    A user's clone has no ``../shared``: the test is skipped with the reason; in CI
+    (``TSSLC_REQUIRE_SHARED=1``, set by .ci/run) the absence fails the test."""
+    path = SHARED_DATA.joinpath(*parts)
+    if path.exists():
+        return path
+    reason = f"{path} is absent (the real data sets live in ../shared/data beside the checkout)"
+    if REQUIRE_SHARED:
+        pytest.fail(reason + "; CI requires them (TSSLC_REQUIRE_SHARED=1)")
+    pytest.skip(reason)
+
+
+def pytest_sessionstart(session):
+    if REQUIRE_SHARED and not SHARED_DATA.is_dir():
+        raise pytest.UsageError(f"TSSLC_REQUIRE_SHARED=1 but {SHARED_DATA} does not exist")
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_DATA
+from conftest import shared_data
 from tsslc.config import load_config
 from tsslc.data import load_dataset
 from tsslc.data.cifar10 import MEAN, STD
@@ -158,7 +158,7 @@ def test_unknown_dataset_and_config_without_one():
 
 
 def test_real_mnist():
-    train, test = load_dataset("MNIST", SHARED_DATA / "mnist")
+    train, test = load_dataset("MNIST", shared_data("mnist"))
     assert len(train) == 60000 and len(test) == 10000
     x = train.tensors[0]
     assert x.shape == (60000, 1, 28, 28)
@@ -169,7 +169,7 @@ def test_real_mnist():
 
 
 def test_real_nmnist_subset():
-    train, test = load_dataset("NMNIST", SHARED_DATA / "nmnist-subset", n_steps=30)
+    train, test = load_dataset("NMNIST", shared_data("nmnist-subset"), n_steps=30)
     assert len(train) == 1000 and len(test) == 100
     assert sorted(set(train.labels.tolist())) == list(range(10))
     for ds, i in ((train, 0), (train, 999), (test, 50)):
