@@ -152,7 +152,8 @@ def compile(graph, target: str, calibration=None, *, rounding: str = "gptq", dat
     tgt = get_target(target)
     if calibration is None:
         calibration, _ = load_data(graph.metadata.get("dataset") or "digits", split="train", samples=samples,
-                              data_dir=data_dir, n_steps=graph.metadata.get("n_steps"), seed=seed)
+                                   data_dir=data_dir, n_steps=graph.metadata.get("n_steps"), seed=seed,
+                                   options=graph.metadata.get("data"))
     prepared = fold_pooling(drop_dropout(graph))
     return attach(tgt.quantize(prepared, calibration, rounding=rounding), tgt)
 
@@ -310,11 +311,14 @@ def energy(result, target: str | None = None) -> EnergyReport:
 
 
 def load_data(dataset: str = "digits", split: str = "test", samples: int | None = None, *, data_dir=None,
-         n_steps: int | None = None, seed: int = 0):
+         n_steps: int | None = None, seed: int = 0, options: dict | None = None):
     """``(x, y)`` numpy arrays of a data set's split in :func:`simulate`'s layout: static
     images ``(B, *shape)`` float32, event data time first ``(T, B, *shape)``; labels int64.
-    ``samples`` takes that many (a seeded subset), default all. Data sets other than the
-    embedded digits read their files from ``data_dir``."""
+    ``samples`` takes that many, drawn evenly from every class with ``seed``
+    (:func:`tsslc.data.stratified_indices`), default all. Data sets other than the embedded
+    digits read their files from ``data_dir``. ``options``: how the model's training read
+    the data (a model's ``metadata["data"]``: recipe, N-MNIST binning)."""
     from tsslc.data import arrays
 
-    return arrays(dataset, split=split, samples=samples, data_dir=data_dir, n_steps=n_steps, seed=seed)
+    return arrays(dataset, split=split, samples=samples, data_dir=data_dir, n_steps=n_steps, seed=seed,
+                  options=options)

@@ -144,26 +144,26 @@ def stratified_subset(dataset, n: int | None, seed: int = 0):
 
 
 def arrays(dataset="digits", split: str = "test", samples: int | None = None, data_dir=None,
-           n_steps: int | None = None, seed: int = 0):
+           n_steps: int | None = None, seed: int = 0, options: dict | None = None):
     """``(x, y)`` numpy arrays of a data set's ``split`` ("train" | "test") in the back ends'
     layout (:mod:`tsslc.ir.layout`): static items ``(B, *shape)`` float32, event items time
-    first ``(T, B, *shape)``; labels ``(B,)`` int64. ``samples``: how many (default all).
-    ``dataset`` is a name or a :class:`NetworkConfig`."""
-    import numpy as np
-
+    first ``(T, B, *shape)``; labels ``(B,)`` int64. ``samples``: how many (default all),
+    drawn from every class by :func:`stratified_indices` with ``seed`` — never the first N
+    of a set stored by label. ``dataset`` is a name or a :class:`NetworkConfig`;
+    ``options``: :func:`data_options` (a model's ``metadata["data"]``: recipe, N-MNIST
+    binning), so that a model sees its data as it did in training."""
     if split not in ("train", "test"):
         raise TsslcError(f"split must be 'train' or 'test', got {split!r}")
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
         raise TsslcError(f"samples must be a positive integer, got {samples!r}")
-    train_set, test_set = load_dataset(dataset, data_dir, n_steps=n_steps)
+    train_set, test_set = load_dataset(dataset, data_dir, n_steps=n_steps, options=options)
     ds = train_set if split == "train" else test_set
-    n = len(ds) if samples is None else min(int(samples), len(ds))
-    idx = range(n)
+    idx = stratified_indices(dataset_labels(ds), samples, seed)
     if hasattr(ds, "tensors"):
-        x = ds.tensors[0][:n].numpy().astype(np.float32, copy=False)
-        y = ds.tensors[1][:n].numpy().astype(np.int64)
+        x = ds.tensors[0][idx].numpy().astype(np.float32, copy=False)
+        y = ds.tensors[1][idx].numpy().astype(np.int64)
     else:
-        items = [ds[i] for i in idx]
+        items = [ds[int(i)] for i in idx]
         x = np.stack([np.asarray(a, dtype=np.float32) for a, _ in items]) if items else np.zeros((0,), np.float32)
         y = np.asarray([int(b) for _, b in items], dtype=np.int64)
     if canonical_dataset(dataset.dataset if isinstance(dataset, NetworkConfig) else dataset) == "nmnist":

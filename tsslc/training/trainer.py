@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from tqdm.auto import tqdm
 
 from tsslc.config import NetworkConfig
@@ -102,7 +102,11 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 def iter_batches(dataset: Dataset, indices: torch.Tensor, batch_size: int) -> Iterator[tuple]:
-    """Batches of ``dataset`` in the order ``indices``; TensorDatasets are sliced directly."""
+    """Batches of ``dataset`` in the order ``indices``; TensorDatasets (and Subsets of them)
+    are sliced directly."""
+    if isinstance(dataset, Subset) and isinstance(dataset.dataset, TensorDataset):
+        indices = torch.as_tensor(dataset.indices, dtype=torch.int64)[indices]
+        dataset = dataset.dataset
     if isinstance(dataset, TensorDataset):
         for i in range(0, len(indices), batch_size):
             idx = indices[i:i + batch_size]
