@@ -18,6 +18,7 @@ PAPER = {  # file -> (dataset input, conv/linear widths, n_steps)
     "fashion_mlp.yaml": ((1, 28, 28), [400, 400, 10], 5),
     "fashion_cnn.yaml": ((1, 28, 28), [32, 64, 1024, 10], 5),
     "nmnist_cnn.yaml": ((2, 34, 34), [12, 64, 10], 30),
+    "nmnist_subset.yaml": ((2, 34, 34), [12, 64, 10], 30),
     "cifar10_cnn1.yaml": ((3, 32, 32), [96, 256, 384, 384, 256, 1024, 1024, 10], 5),
     "cifar10_cnn2.yaml": ((3, 32, 32), [128, 256, 512, 1024, 512, 1024, 512, 10], 5),
     "digits.yaml": ((1, 8, 8), [100, 10], 5),
