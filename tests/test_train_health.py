@@ -86,6 +86,7 @@ def run_script(out, test_set):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_stopping_during_evaluation_keeps_the_trained_epoch(tmp_path, sig):
     ref = run_script(tmp_path / "ref", "small")
