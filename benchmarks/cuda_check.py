@@ -12,8 +12,17 @@ Checks (each prints a line; the figures go to a JSON file; exit status 1 if any 
    GPU and on the CPU (int64 arithmetic either way).
 5. Step time: ``benchmarks/train_step.py --device cuda`` (MNIST CNN and 784-400-400-10,
    batch 50, T = 5, with the time-loop baseline and the ratios).
+6. Paper scale: the paper's MNIST CNN (examples/mnist_cnn.yaml, the authors' recipe) trained
+   on the real MNIST IDX files (``--mnist-dir``; default ``shared/data/mnist`` in the
+   checkout, else ``../shared/data/mnist`` beside it) for as many epochs as fit in
+   ``--paper-seconds`` (default 300), printing each epoch's test accuracy beside the paper's
+   99.53 % and the mean training-step time on the device beside the CPU's (measured in the
+   same run on the same batches). Skipped with a note when the files are absent. On CPU,
+   ``--paper-train-samples 200 --paper-test-samples 100 --paper-epochs 1`` make it a smoke
+   run (tests/test_cuda_check.py).
 
     python benchmarks/cuda_check.py [--out cuda_check.json] [--skip-bench] [--device cuda]
+        [--skip-paper] [--paper-seconds 300] [--mnist-dir DIR]
 
 ``scripts/gpu_check.sh`` installs tsslc (no dependencies fetched) on a machine whose Python
 already has torch and runs this.
@@ -24,6 +33,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import subprocess
 import sys
@@ -119,11 +129,106 @@ def check_intsim(network, dev) -> dict:
             "spikes": {k: int(v.sum()) for k, v in a.spikes.items()}}
 
 
+PAPER_MNIST_ACC = 0.9953  # Table 1 of the paper, best of its runs
+
+
+def mnist_dir_default() -> Path:
+    for p in (REPO / "shared" / "data" / "mnist", REPO.parent / "shared" / "data" / "mnist"):
+        if p.is_dir():
+            return p
+    return REPO.parent / "shared" / "data" / "mnist"
+
+
+def step_time(net, opt, cfg, batches, dev) -> float:
+    """Mean seconds per training step over ``batches`` (after one warm-up step)."""
+    from tsslc.training.trainer import train_step
+
+    def sync():
+        if torch.device(dev).type == "cuda":
+            torch.cuda.synchronize()
+
+    x, y = batches[0]
+    train_step(net, opt, x.to(dev), y.to(dev), cfg)
+    sync()
+    t0 = time.perf_counter()
+    for x, y in batches:
+        train_step(net, opt, x.to(dev), y.to(dev), cfg)
+    sync()
+    return (time.perf_counter() - t0) / len(batches)
+
+
+def check_paper_mnist(dev, mnist_dir, seconds: float, max_epochs: int, train_samples: int, test_samples: int,
+                      cpu_steps: int = 5) -> dict:
+    """The paper's MNIST CNN trained on real MNIST for as many epochs as fit in ``seconds``."""
+    from tsslc.config import load_config
+    from tsslc.data import load_dataset, stratified_subset
+    from tsslc.network import Network
+    from tsslc.training.trainer import epoch_order, evaluate_detailed, make_optimizer, train_epoch
+
+    mnist_dir = Path(mnist_dir)
+    if not (mnist_dir / "train-images-idx3-ubyte.gz").is_file() and not (mnist_dir / "train-images-idx3-ubyte").is_file():
+        return {"ok": True, "skipped": f"no MNIST IDX files in {mnist_dir}"}
+    cfg = load_config(REPO / "examples" / "mnist_cnn.yaml")
+    train, test = load_dataset(cfg, mnist_dir)
+    train = stratified_subset(train, train_samples or None)
+    test = stratified_subset(test, test_samples or None)
+    x_all, y_all = (train.dataset.tensors if hasattr(train, "dataset") else train.tensors)
+    idx = epoch_order(len(x_all), 0, 0)[:cfg.batch_size * cpu_steps]
+    batches = [(x_all[idx[i:i + cfg.batch_size]], y_all[idx[i:i + cfg.batch_size]])
+               for i in range(0, len(idx), cfg.batch_size)]
+    torch.manual_seed(0)
+    cpu_net = Network(cfg)
+    cpu_s = step_time(cpu_net, make_optimizer(cpu_net, cfg), cfg, batches, "cpu")
+    torch.manual_seed(0)
+    net = Network(cfg).to(dev)
+    opt = make_optimizer(net, cfg)
+    dev_s = step_time(net, opt, cfg, batches, dev) if torch.device(dev).type == "cuda" else cpu_s
+    torch.manual_seed(0)  # the run itself starts from fresh weights
+    net = Network(cfg).to(dev)
+    opt = make_optimizer(net, cfg)
+    steps = -(-len(train) // cfg.batch_size)
+    epochs, t_start = [], time.perf_counter()
+    for epoch in range(1, max_epochs + 1):
+        t0 = time.perf_counter()
+        row = train_epoch(net, opt, train, cfg, dev, 0, epoch)
+        if torch.device(dev).type == "cuda":
+            torch.cuda.synchronize()
+        train_s = time.perf_counter() - t0
+        ev = evaluate_detailed(net, test, cfg, dev)
+        epochs.append({"epoch": epoch, "train_loss": row["train_loss"], "test_acc": ev.accuracy,
+                       "test_acc_spike_count": ev.accuracy_by_rule["spike_count"], "step_ms": 1e3 * train_s / steps,
+                       "seconds": time.perf_counter() - t0})
+        e = epochs[-1]
+        print(f"      epoch {epoch}: test accuracy {100 * e['test_acc']:.2f} % (paper 99.53 %), "
+              f"{e['step_ms']:.1f} ms per step on {dev} vs {1e3 * cpu_s:.1f} ms on the CPU, {e['seconds']:.0f} s",
+              flush=True)
+        elapsed = time.perf_counter() - t_start
+        if elapsed + elapsed / epoch > seconds:  # the next epoch would not fit
+            break
+    last = epochs[-1]
+    full = len(train) >= 60000 and len(test) >= 10000
+    return {"ok": all(math.isfinite(e["train_loss"]) for e in epochs) and (not full or last["test_acc"] >= 0.97),
+            "device": str(dev), "threads": torch.get_num_threads(), "train_samples": len(train),
+            "test_samples": len(test), "batch_size": cfg.batch_size, "recipe": cfg.recipe,
+            "prediction": cfg.prediction_rule, "paper_test_acc": PAPER_MNIST_ACC, "epochs": epochs,
+            "best_test_acc": max(e["test_acc"] for e in epochs), "cpu_step_ms": 1e3 * cpu_s,
+            "device_step_ms": 1e3 * dev_s, "speedup": cpu_s / dev_s, "budget_seconds": seconds}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.environ.get("OUT", "."), "cuda_check.json"))
     ap.add_argument("--skip-bench", action="store_true", help="leave out the step-time benchmark")
     ap.add_argument("--device", default="cuda", help="the device compared with the CPU (cpu: a smoke run of this script)")
+    ap.add_argument("--skip-paper", action="store_true", help="leave out the paper-scale MNIST CNN training")
+    ap.add_argument("--mnist-dir", default=str(mnist_dir_default()), help="MNIST IDX folder (default: %(default)s)")
+    ap.add_argument("--paper-seconds", type=float, default=300.0,
+                    help="time budget of the MNIST CNN training: epochs are run while the next fits (default 300)")
+    ap.add_argument("--paper-epochs", type=int, default=200, help="at most this many epochs (default 200, the paper's)")
+    ap.add_argument("--paper-train-samples", type=int, default=0,
+                    help="training images drawn from every class (default 0: all 60,000)")
+    ap.add_argument("--paper-test-samples", type=int, default=0,
+                    help="test images drawn from every class (default 0: all 10,000)")
     args = ap.parse_args()
     dev = args.device
     if dev.startswith("cuda") and not torch.cuda.is_available():
@@ -148,6 +253,13 @@ def main() -> int:
     report["intsim CPU vs CUDA"] = r
     ok &= r["ok"]
     print(f"{'PASS' if r['ok'] else 'FAIL'}  intsim CPU vs CUDA: {json.dumps(r)}")
+    if not args.skip_paper:
+        print(f"....  paper's MNIST CNN on {dev}, up to {args.paper_seconds:.0f} s of training:", flush=True)
+        r = check_paper_mnist(dev, args.mnist_dir, args.paper_seconds, args.paper_epochs, args.paper_train_samples,
+                              args.paper_test_samples)
+        report["paper MNIST CNN"] = r
+        ok &= r["ok"]
+        print(f"{'PASS' if r['ok'] else 'FAIL'}  paper MNIST CNN: {json.dumps(r)}")
     if not args.skip_bench:
         p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "train_step.py"), "--device", dev],
                            capture_output=True, text=True)

@@ -9,7 +9,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
-SHARED_DATA = REPO.parent / "shared" / "data"
+#: ../shared/data beside the checkout; TSSLC_SHARED_DATA names it for a checkout elsewhere
+#: (a git worktree whose parent folder holds no shared/)
+SHARED_DATA = Path(os.environ.get("TSSLC_SHARED_DATA") or REPO.parent / "shared" / "data")
 #: set by .ci/run: the shared data must be there (a missing folder fails instead of skipping)
 REQUIRE_SHARED = os.environ.get("TSSLC_REQUIRE_SHARED") == "1"
 

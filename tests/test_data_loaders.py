@@ -180,3 +180,41 @@ def test_real_nmnist_subset():
         assert (active > 0).float().mean() > 0.9  # the saccades fill the 300 ms window
         assert x[:, 0].sum() > 0 and x[:, 1].sum() > 0  # both polarities
         assert int(y) == int(ds.files[i].parent.name)
+
+
+def test_nmnist_stabilisation_by_hand():
+    """Orchard's stabilize.m on 1-based coordinates, then round half away from zero: at the
+    end of saccade 1 (t = 105 ms) a pixel has moved by (3.5, 7), at the end of saccade 2
+    (210 ms) by (7, 0), at the end of saccade 3 (315 ms) back by (0, 0)."""
+    from tsslc.data.nmnist import stabilize
+
+    ev = np.array([[10, 10, 1, 0], [10, 10, 0, 105_000], [10, 10, 1, 210_000], [10, 10, 1, 315_000],
+                   [10, 10, 1, 157_500],   # halfway through saccade 2: x 11-5.25 = 5.75 -> 6, y 11-3.5 = 7.5 -> 8
+                   [0, 20, 1, 105_000],    # x 1 - 3.5 < 1: leaves the sensor
+                   [33, 0, 0, 52_500]])    # y 1 - 3.5 < 1: leaves the sensor
+    out = stabilize(ev)
+    assert out.tolist() == [[10, 10, 1, 0], [7, 3, 0, 105_000], [3, 10, 1, 210_000], [10, 10, 1, 315_000],
+                            [5, 7, 1, 157_500]]
+
+
+def test_nmnist_options_reach_the_loader(tmp_path):
+    root = tmp_path / "NMNIST"
+    for split in ("Train", "Test"):
+        for label in range(10):
+            (root / split / str(label)).mkdir(parents=True)
+        # one event at 100 ms, which a 90 ms window leaves out, one at 1.5 ms (step 0 of 3 ms bins)
+        (root / split / "4" / "00001.bin").write_bytes(event_bytes([(12, 20, 1, 1_500), (12, 20, 1, 100_000)]))
+    cfg = load_config_text(tmp_path, "nmnist_window_ms: 90, nmnist_stabilize: true, recipe: authors")
+    train, _ = load_dataset(cfg, tmp_path)
+    x = train[0][0]
+    assert x.sum() == 1  # 1.5 ms: moved by 3.5·1.5/105 = 0.05 px in x, 0.1 in y: rounds back to (12, 20)
+    assert x[0, 1, 20, 12] == 1
+    plain, _ = load_dataset("NMNIST", tmp_path, n_steps=6)  # default: 300 ms, not stabilised
+    assert plain[0][0].sum() == 2
+
+
+def test_recipe_normalisation(tmp_path):
+    sets = make_mnist(tmp_path, gz=False, seed=3)
+    authors, _ = load_dataset("FashionMNIST", tmp_path, options={"recipe": "authors"})
+    expect = (sets["train"][0][0].astype(np.float32) / 255 - 0.1307) / 0.3081  # MNIST's, as their loader
+    np.testing.assert_allclose(authors[0][0][0].numpy(), expect, rtol=1e-6, atol=1e-6)

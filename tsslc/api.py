@@ -77,12 +77,15 @@ class TrainResult:
 
 
 def train(config, *, out=None, data_dir=None, epochs: int | None = None, seed: int = 0, device: str = "auto",
-          resume: bool = False, progress: bool = True, datasets=None) -> TrainResult:
+          resume: bool = False, progress: bool = True, datasets=None, eval_samples: int | None = None) -> TrainResult:
     """Train a network with TSSL-BP (or the config's ``rule``) from a YAML config path, the
     name of a bundled example config (``"digits"``, ``"mnist_cnn"``, … :mod:`tsslc.examples`)
     or a parsed :class:`~tsslc.config.NetworkConfig`; a run folder ``out`` (default
     ``runs/<config name>``) receives config.yaml, metrics.json and a checkpoint per epoch.
-    ``datasets`` = ``(train_set, test_set)`` replaces the config's data set."""
+    ``datasets`` = ``(train_set, test_set)`` replaces the config's data set; ``eval_samples``
+    evaluates each epoch on that many test samples drawn from every class (default: all).
+    An epoch whose output layer stays silent or whose loss does not move is reported
+    (``metrics["warnings"]``, :mod:`tsslc.training.health`)."""
     from tsslc.config import NetworkConfig
     from tsslc.training.checkpoint import load_checkpoint
     from tsslc.training.run import CHECKPOINT, train_run
@@ -96,7 +99,7 @@ def train(config, *, out=None, data_dir=None, epochs: int | None = None, seed: i
         out = Path("runs") / (stem or "run")
     out = Path(out)
     metrics = train_run(config, out, data_dir=data_dir, epochs=epochs, seed=seed, device=device, resume=resume,
-                        progress=progress, datasets=datasets)
+                        progress=progress, datasets=datasets, eval_samples=eval_samples)
     net, _, _ = load_checkpoint(out / CHECKPOINT)
     return TrainResult(net, metrics, out / CHECKPOINT, out)
 
@@ -152,7 +155,8 @@ def compile(graph, target: str, calibration=None, *, rounding: str = "gptq", dat
     tgt = get_target(target)
     if calibration is None:
         calibration, _ = load_data(graph.metadata.get("dataset") or "digits", split="train", samples=samples,
-                              data_dir=data_dir, n_steps=graph.metadata.get("n_steps"), seed=seed)
+                                   data_dir=data_dir, n_steps=graph.metadata.get("n_steps"), seed=seed,
+                                   options=graph.metadata.get("data"))
     prepared = fold_pooling(drop_dropout(graph))
     return attach(tgt.quantize(prepared, calibration, rounding=rounding), tgt)
 
@@ -310,11 +314,14 @@ def energy(result, target: str | None = None) -> EnergyReport:
 
 
 def load_data(dataset: str = "digits", split: str = "test", samples: int | None = None, *, data_dir=None,
-         n_steps: int | None = None, seed: int = 0):
+         n_steps: int | None = None, seed: int = 0, options: dict | None = None):
     """``(x, y)`` numpy arrays of a data set's split in :func:`simulate`'s layout: static
     images ``(B, *shape)`` float32, event data time first ``(T, B, *shape)``; labels int64.
-    ``samples`` takes that many (a seeded subset), default all. Data sets other than the
-    embedded digits read their files from ``data_dir``."""
+    ``samples`` takes that many, drawn evenly from every class with ``seed``
+    (:func:`tsslc.data.stratified_indices`), default all. Data sets other than the embedded
+    digits read their files from ``data_dir``. ``options``: how the model's training read
+    the data (a model's ``metadata["data"]``: recipe, N-MNIST binning)."""
     from tsslc.data import arrays
 
-    return arrays(dataset, split=split, samples=samples, data_dir=data_dir, n_steps=n_steps, seed=seed)
+    return arrays(dataset, split=split, samples=samples, data_dir=data_dir, n_steps=n_steps, seed=seed,
+                  options=options)

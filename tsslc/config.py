@@ -16,6 +16,10 @@ Schema::
       dataset: MNIST    # digits | MNIST | FashionMNIST | NMNIST | CIFAR10 (sets input_shape)
       input_shape: [1, 28, 28]   # optional, overrides the data set's
       rule: tsslbp      # tsslbp | bptt
+      recipe: paper     # paper | authors (TSSLBP_SPEC.md §4.1; see RECIPES below)
+      prediction: spike_count   # optional: spike_count | psc (default: the recipe's)
+      nmnist_window_ms: 300     # N-MNIST only: the window binned into n_steps frames
+      nmnist_stabilize: false   # N-MNIST only: undo the sensor's saccade motion (Orchard 2015)
     Layers:             # an ordered map, executed in order
       conv_1: {type: conv, in_channels: 1, out_channels: 15, kernel_size: 5, padding: 0,
                stride: 1, weight_scale: 1, threshold: 1}
@@ -25,6 +29,26 @@ Schema::
       # optional on linear layers: fan_in: 128  (block-sparse mask so each output sees <= 128 inputs)
 
 Every problem is a :class:`~tsslc.errors.TsslcError` naming the file, section, layer and key.
+
+Recipes (``Network.recipe``), TSSLBP_SPEC.md §4 and its §4.1 erratum:
+
+==============================  ===============================  ===============================
+                                ``paper`` (default)              ``authors``
+==============================  ===============================  ===============================
+kernel-loss target              ā = psc(d), eq. 7 read           ā = psc(psc(d)), as their code
+                                literally: [0,.333,.556,.704,    filters twice: [0,.111,.259,
+                                .802] at T=5                     .407,.539] at T=5
+count-loss count n_i            Σ_t s_i[t] (spikes)              Σ_t a_i[t] (output PSC)
+prediction                      argmax Σ_t s_i[t] (spike count,  argmax Σ_t a_i[t] (summed
+                                what every back end does)        output PSC)
+Fashion-MNIST normalisation     its own mean/std (.2860/.3530)   MNIST's (.1307/.3081)
+CIFAR-10 normalisation          std (.2470, .2435, .2616)        std (.2023, .1994, .2010)
+==============================  ===============================  ===============================
+
+``paper`` is the default because its prediction is the one the compiled model makes on
+hardware (spike count), so a float model's test accuracy is the figure the chip can reach;
+the paper configs in ``examples/`` set ``recipe: authors`` to reproduce the published runs.
+``prediction`` overrides the recipe's rule for the float model's evaluation only.
 """
 
 from __future__ import annotations
@@ -50,6 +74,10 @@ DATASET_SHAPES = {
 
 LOSSES = ("kernel", "count", "spike_softmax")
 RULES = ("tsslbp", "bptt")
+RECIPES = ("paper", "authors")
+PREDICTIONS = ("spike_count", "psc")
+#: the recipe's prediction rule when the config names none
+RECIPE_PREDICTION = {"paper": "spike_count", "authors": "psc"}
 
 # type -> (required keys, optional keys with defaults)
 LAYER_SCHEMA: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
@@ -95,8 +123,15 @@ class NetworkConfig:
     dataset: str | None = None
     input_shape: tuple[int, ...] | None = None
     rule: str = "tsslbp"
+    recipe: str = "paper"
+    prediction: str | None = None  # None: the recipe's (RECIPE_PREDICTION)
     extra: dict[str, Any] = field(default_factory=dict)
     source: str = "<config>"
+
+    @property
+    def prediction_rule(self) -> str:
+        """``spike_count`` or ``psc``: how the float model's evaluation picks a class."""
+        return self.prediction or RECIPE_PREDICTION[self.recipe]
 
     def to_dict(self) -> dict:
         """The authors' schema again (round-trips through :func:`parse_config`)."""
@@ -104,8 +139,10 @@ class NetworkConfig:
             "n_steps": self.n_steps, "tau_m": self.tau_m, "tau_s": self.tau_s, "loss": self.loss,
             "n_class": self.n_class, "desired_count": self.desired_count,
             "undesired_count": self.undesired_count, "lr": self.lr, "batch_size": self.batch_size,
-            "epochs": self.epochs, "rule": self.rule,
+            "epochs": self.epochs, "rule": self.rule, "recipe": self.recipe,
         }
+        if self.prediction is not None:
+            net["prediction"] = self.prediction
         if self.dataset is not None:
             net["dataset"] = self.dataset
         if self.input_shape is not None:
@@ -171,6 +208,18 @@ def parse_config(raw: Any, source: str = "<config>") -> NetworkConfig:
     rule = str(net.pop("rule", "tsslbp")).lower().replace("-", "")
     if rule not in RULES:
         raise TsslcError(f"{where}: unknown rule {rule!r} (expected one of {', '.join(RULES)})")
+    recipe = str(net.pop("recipe", "paper")).lower()
+    if recipe not in RECIPES:
+        raise TsslcError(f"{where}: unknown recipe {recipe!r} (expected one of {', '.join(RECIPES)})")
+    prediction = net.pop("prediction", None)
+    if prediction is not None:
+        prediction = str(prediction).lower().replace("-", "_")
+        if prediction not in PREDICTIONS:
+            raise TsslcError(f"{where}: unknown prediction {prediction!r} (expected one of {', '.join(PREDICTIONS)})")
+    if "nmnist_window_ms" in net:
+        _num(where, "nmnist_window_ms", net["nmnist_window_ms"], positive=True)
+    if "nmnist_stabilize" in net and not isinstance(net["nmnist_stabilize"], bool):
+        raise TsslcError(f"{where}: 'nmnist_stabilize' must be true or false, got {net['nmnist_stabilize']!r}")
     dataset = net.pop("dataset", None)
     if dataset is not None and canonical_dataset(dataset) not in DATASET_SHAPES:
         raise TsslcError(
@@ -243,7 +292,8 @@ def parse_config(raw: Any, source: str = "<config>") -> NetworkConfig:
         raise TsslcError(f"{source}: Layers has no conv or linear layer")
     return NetworkConfig(
         n_steps=n_steps, tau_m=tau_m, tau_s=tau_s, loss=loss, n_class=n_class, layers=layers,
-        dataset=dataset, input_shape=input_shape, rule=rule, extra=net, source=source, **kw,
+        dataset=dataset, input_shape=input_shape, rule=rule, recipe=recipe,
+        prediction=prediction, extra=net, source=source, **kw,
     )
 
 

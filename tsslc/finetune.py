@@ -142,15 +142,17 @@ def finetune(network: Network, target, train_set, test_set, epochs: int = 3, cal
              lr: float | None = None, device: str = "cpu", progress: bool = False, snap: bool = True) -> FinetuneResult:
     """Fine-tune ``network`` through ``target``'s rounding for ``epochs`` epochs.
 
-    ``calibration``: input batch for the quantize pass (default: the first 256 training
-    samples). ``history`` rows: train loss/accuracy and test accuracy *under the target's
+    ``calibration``: input batch for the quantize pass (default: 256 training samples drawn
+    evenly from every class, :func:`tsslc.data.stratified_indices`). ``history`` rows: train loss/accuracy and test accuracy *under the target's
     rounding* (the float forward with quantized weights, input and decays). The returned
     network holds the on-grid weights its forward pass used (``snap``, see :func:`strip`)."""
     if epochs < 1:
         raise TsslcError(f"epochs must be >= 1, got {epochs}")
     if calibration is None:
-        n = min(256, len(train_set))
-        calibration = torch.stack([torch.as_tensor(train_set[i][0]) for i in range(n)])
+        from tsslc.data import dataset_labels, stratified_indices
+
+        idx = stratified_indices(dataset_labels(train_set), 256)
+        calibration = torch.stack([torch.as_tensor(train_set[int(i)][0]) for i in idx])
     net, handles, compiled = hardware_view(network, target, calibration)
     if lr is not None:
         net.config = dataclasses.replace(net.config, lr=float(lr))

@@ -10,6 +10,7 @@ spatial layer.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -121,3 +122,47 @@ class Network(nn.Module):
         """§6: weights clamped to [-limit, limit] after every optimiser step."""
         for layer in self.spiking_layers:
             layer.weight.clamp_(-limit, limit)
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """One row of :func:`describe`: a layer of the config (and the flatten before a dense
+    layer), its output shape without time and batch, and its stored weights."""
+
+    name: str
+    type: str  # conv | linear | pooling | dropout | flatten
+    shape: tuple[int, ...]
+    parameters: int
+
+
+def describe(config: NetworkConfig) -> list[LayerShape]:
+    """The network a config builds, layer by layer, without allocating its weights
+    (``tsslc inspect CONFIG.yaml``); raises the same one-line errors as :class:`Network`."""
+    with torch.device("meta"), torch.random.fork_rng(devices=[]):
+        net = Network(config)
+    kinds = {lc.name: lc.type for lc in config.layers}
+    rows = [LayerShape("input", "input", tuple(net.input_shape), 0)]
+    for name, layer in net.layers.items():
+        params = sum(p.numel() for p in layer.parameters())
+        rows.append(LayerShape(name, kinds.get(name, "flatten"), tuple(net.shapes[name]), int(params)))
+    return rows
+
+
+def format_description(config: NetworkConfig, rows: list[LayerShape] | None = None) -> str:
+    """:func:`describe` as a text table with the config's recipe and training settings."""
+    rows = describe(config) if rows is None else rows
+    head = ("layer", "type", "output shape", "parameters")
+    body = [(r.name, r.type, "x".join(map(str, r.shape)), f"{r.parameters:,}") for r in rows]
+    foot = ("total", "", "", f"{sum(r.parameters for r in rows):,}")
+    widths = [max(len(x[i]) for x in (head, *body, foot)) for i in range(4)]
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    c = config
+    info = (f"dataset={c.dataset}, n_steps={c.n_steps}, tau_m={c.tau_m:g}, tau_s={c.tau_s:g}, loss={c.loss}"
+            + (f" ({c.desired_count}/{c.undesired_count})" if c.loss == "count" else "")
+            + f", rule={c.rule}, recipe={c.recipe}, prediction={c.prediction_rule}, "
+            f"batch={c.batch_size}, epochs={c.epochs}, lr={c.lr:g}")
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([info, line(head), sep, *map(line, body), sep, line(foot)])

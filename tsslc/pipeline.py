@@ -11,8 +11,11 @@ function per stage:
 6. finetune  — hardware-aware training through each target's rounding (``--finetune-epochs``),
                recompiled and compared again: the deployment path that recovers accuracy
 7. activity  — if the MNIST files are there (``--mnist-dir``, default ../shared/data/mnist
-               beside the checkout), the paper's MNIST CNN trained briefly on the first
+               beside the checkout), the paper's MNIST CNN trained briefly on
                ``--mnist-train-samples`` images: its firing activity (Fig. 7, Fig. 8)
+
+Sample subsets (calibration, MNIST images) are drawn evenly from every class with seed 0
+(:func:`tsslc.data.stratified_indices`).
 8. report    — counters, NeuroBench view, energy (JSON + table), figures, one HTML page
                → RUN/report.json, RUN/energy.json, RUN/figures/*.png, RUN/report.html
 
@@ -40,11 +43,12 @@ def say(msg: str) -> None:
     print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def stage_train(out: Path, epochs, progress: bool, config=CONFIG, datasets=None) -> dict:
+def stage_train(out: Path, epochs, progress: bool, config=CONFIG, datasets=None, seed: int = 0) -> dict:
     from tsslc.data.digits import load_digits_datasets
     from tsslc.training.run import train_run
 
-    metrics = train_run(config, out, epochs=epochs, progress=progress, datasets=datasets or load_digits_datasets())
+    metrics = train_run(config, out, epochs=epochs, seed=seed, progress=progress,
+                        datasets=datasets or load_digits_datasets())
     say(f"trained: test accuracy {100 * metrics['final_test_acc']:.2f} % in {metrics['train_seconds']:.1f} s")
     return metrics
 
@@ -154,13 +158,13 @@ def stage_finetune(out: Path, net, calibration: np.ndarray, x: np.ndarray, y: np
 
 
 def stage_mnist_activity(mnist_dir: Path, train_samples: int, test_samples: int = 500, progress: bool = False):
-    """The paper's MNIST CNN trained one epoch on the first ``train_samples`` images, run by
-    the float interpreter on ``test_samples`` test images: (counters, accuracy, note)."""
+    """The paper's MNIST CNN trained one epoch on ``train_samples`` images, run by the float
+    interpreter on ``test_samples`` test images (both drawn evenly from every class):
+    (counters, accuracy, note)."""
     import torch
-    from torch.utils.data import Subset
 
     from tsslc.config import load_config
-    from tsslc.data import load_dataset
+    from tsslc.data import load_dataset, stratified_subset
     from tsslc.backends import get_backend
     from tsslc.ir.export import graph_from_network
     from tsslc.training.trainer import fit
@@ -169,11 +173,12 @@ def stage_mnist_activity(mnist_dir: Path, train_samples: int, test_samples: int 
     train_set, test_set = load_dataset(cfg, mnist_dir)
     n_train, n_test = min(train_samples, len(train_set)), min(test_samples, len(test_set))
     t0 = time.time()
-    res = fit(cfg, Subset(train_set, range(n_train)), Subset(test_set, range(n_test)), epochs=1, progress=progress)
+    train_sub, test_sub = stratified_subset(train_set, n_train), stratified_subset(test_set, n_test)
+    res = fit(cfg, train_sub, test_sub, epochs=1, progress=progress)
     graph = graph_from_network(res.network)
-    x = torch.stack([test_set[i][0] for i in range(n_test)]).numpy()
+    x = torch.stack([test_sub[i][0] for i in range(len(test_sub))]).numpy()
     counters = get_backend("float")(graph, x).counters
-    note = (f"MNIST CNN 15C5-P2-40C5-P2-300-10 trained 1 epoch on the first {n_train:,} MNIST images "
+    note = (f"MNIST CNN 15C5-P2-40C5-P2-300-10 trained 1 epoch on {n_train:,} MNIST images "
             f"(test accuracy {100 * res.test_accuracy:.2f} % on {n_test} test images)")
     say(f"{note} in {time.time() - t0:.0f} s")
     return counters, res.test_accuracy, note
@@ -324,14 +329,17 @@ def demo(out="runs/demo", epochs: int | None = None, lava_samples: int = 150, ca
     out = Path(out)
     t0 = time.time()
     say(f"writing to {out}/")
-    xtr, _, xte, yte = digits_arrays()
+    from tsslc.data import stratified_indices
+
+    xtr, ytr, xte, yte = digits_arrays()
+    calib = xtr[stratified_indices(ytr, calibration)]
     samples = {"train": len(xtr), "test": len(xte), "calibration": min(calibration, len(xtr)),
                "lava": min(lava_samples, len(xte))}
     settings = {"epochs": epochs, "lava_samples": lava_samples, "calibration": calibration,
                 "finetune_epochs": finetune_epochs, "mnist_train_samples": mnist_train_samples}
     stage_train(out, epochs, progress)
     graph = stage_export(out)
-    compiled = stage_compile(out, graph, xtr[:calibration])
+    compiled = stage_compile(out, graph, calib)
     results = stage_run(graph, compiled, xte, lava_samples, progress)
     equivalence = stage_verify(results, yte)
     finetuned = {}
@@ -339,7 +347,7 @@ def demo(out="runs/demo", epochs: int | None = None, lava_samples: int = 150, ca
         from tsslc.training.checkpoint import load_checkpoint
 
         net, _, _ = load_checkpoint(out / "checkpoint.pt")
-        finetuned = stage_finetune(out, net, xtr[:calibration], xte, yte, finetune_epochs)
+        finetuned = stage_finetune(out, net, calib, xte, yte, finetune_epochs)
     mnist = None
     if mnist_train_samples > 0:
         if (Path(mnist_dir) / "train-images-idx3-ubyte.gz").is_file() or \

@@ -20,7 +20,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--out", "--output", dest="out", required=True, help="compiled model file to write")
     parser.add_argument("--data-dir", default=None, help="folder holding the data set's files (not needed for digits)")
     parser.add_argument("--dataset", default=None, help="data set name (default: the model's metadata)")
-    parser.add_argument("--calibration", type=int, default=256, help="training samples to calibrate on")
+    parser.add_argument("--calibration", type=int, default=256,
+                        help="training samples to calibrate on, drawn evenly from every class with seed 0")
     parser.add_argument("--calibration-data", default=None, metavar="X.npy",
                         help="calibrate on the inputs in this .npy file instead (static (B, *input shape) or "
                              "time-first (T, B, *input shape)); needed for a graph imported from NIR")

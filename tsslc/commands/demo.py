@@ -9,7 +9,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--out", default="runs/demo", help="run folder to write (default runs/demo)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the config's)")
     parser.add_argument("--lava-samples", type=int, default=150, help="test samples run on Lava (default 150)")
-    parser.add_argument("--calibration", type=int, default=256, help="training samples to calibrate on (default 256)")
+    parser.add_argument("--calibration", type=int, default=256,
+                        help="training samples to calibrate on, drawn evenly from every class (default 256)")
     parser.add_argument("--finetune-epochs", type=int, default=2,
                         help="epochs of hardware-aware fine-tuning per target (default 2; 0 skips the stage)")
     parser.add_argument("--mnist-dir", default="../shared/data/mnist",

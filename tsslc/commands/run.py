@@ -2,7 +2,10 @@
 
 A float model runs on the float interpreter, a compiled one on intsim (default) or Lava.
 Data: the test split of the graph's data set (``metadata["dataset"]``; digits by default,
-built in) or, for the others, the files in ``--data-dir``; ``--samples N`` takes N of them.
+built in) or, for the others, the files in ``--data-dir``, read as the model was trained
+(``metadata["data"]``: recipe, N-MNIST binning); ``--samples N`` takes N drawn evenly from
+every class with a fixed seed (:func:`tsslc.data.stratified_indices`), never the first N.
+Every back end predicts by spike count (a chip emits spikes), whatever the training recipe.
 Prints accuracy, spike counts and the counters; ``--json FILE`` writes them (atomically).
 """
 
@@ -18,7 +21,8 @@ def add_arguments(parser) -> None:
                              "(default: float / intsim)")
     parser.add_argument("--data-dir", default=None, help="folder holding the data set's files (not needed for digits)")
     parser.add_argument("--dataset", default=None, help="data set name (default: the model's metadata)")
-    parser.add_argument("--samples", type=int, default=None, help="test samples to run (default: all)")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="test samples to run, drawn evenly from every class with seed 0 (default: all)")
     parser.add_argument("--batch-size", type=int, default=256, help="samples per intsim batch")
     parser.add_argument("--device", default="cpu", help="torch device of the float interpreter and intsim")
     parser.add_argument("--json", default=None, help="write the result as JSON here")
@@ -26,13 +30,15 @@ def add_arguments(parser) -> None:
 
 
 def test_arrays(graph, data_dir=None, samples: int | None = None, dataset: str | None = None, split: str = "test"):
-    """(x, y) of a data set's split for a graph, in the back ends' layout (:func:`tsslc.load_data`)."""
+    """(x, y) of a data set's split for a graph, in the back ends' layout (:func:`tsslc.load_data`):
+    ``samples`` drawn from every class, read as the model was trained (``metadata["data"]``)."""
     import tsslc
 
     if samples is not None and samples < 1:
         raise TsslcError(f"--samples must be >= 1, got {samples}")
     return tsslc.load_data(dataset or graph.metadata.get("dataset") or "digits", split=split, samples=samples,
-                           data_dir=data_dir, n_steps=graph.metadata.get("n_steps"))
+                           data_dir=data_dir, n_steps=graph.metadata.get("n_steps"),
+                           options=graph.metadata.get("data"))
 
 
 def run(args) -> int:

@@ -1,7 +1,10 @@
 """``tsslc train CONFIG``: train a network from a YAML config (TSSL-BP or ``rule: bptt``).
 
-Writes RUN/config.yaml, RUN/metrics.json and RUN/checkpoint.pt (every epoch, atomically);
-``--resume`` continues a stopped run exactly. Under ``torchrun --nproc_per_node=K -m tsslc
+Writes RUN/config.yaml, RUN/metrics.json and RUN/checkpoint.pt (every epoch, atomically,
+once when its training ends and again after its evaluation); ``--resume`` continues a stopped
+run exactly, also one stopped during an evaluation. ``--eval-samples N`` evaluates on N test
+samples drawn from every class. A silent output layer or a loss that does not move is
+reported as a warning (and in metrics.json). Under ``torchrun --nproc_per_node=K -m tsslc
 train …`` it trains data-parallel (gloo on CPU, nccl on GPU).
 """
 
@@ -19,6 +22,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
+    parser.add_argument("--eval-samples", type=int, default=None,
+                        help="evaluate each epoch on N test samples drawn evenly from every class with the seed "
+                             "(default: the whole test set)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's; 1 is fastest for small nets on busy machines)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -36,7 +42,8 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     metrics = train_run(args.config, out, data_dir=args.data_dir, epochs=args.epochs, seed=args.seed,
-                        device=args.device, resume=args.resume, progress=not args.no_progress)
+                        device=args.device, resume=args.resume, progress=not args.no_progress,
+                        eval_samples=args.eval_samples)
     if int(os.environ.get("RANK", "0")) == 0:
         acc = metrics["final_test_acc"]
         done = len(metrics["epochs"])

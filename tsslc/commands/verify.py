@@ -11,6 +11,7 @@ JSON written by ``--json FILE`` (atomically), read by the report::
 
     {
       "model": str, "target": str, "dataset": str, "samples": int, "n_steps": int,
+      "class_counts": [int, ...],                    # test samples per class (label 0, 1, ...)
       "backends": {                                  # every back end that ran
         "<name>": {"accuracy": float,                # on the test samples, 0..1
                    "counters": {...},                # Counters.to_dict() (tsslc.backends.counters)
@@ -48,8 +49,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backends", default="intsim", help="comma-separated, from intsim,lava (float always runs)")
     parser.add_argument("--data-dir", default=None, help="folder holding the data set's files (not needed for digits)")
     parser.add_argument("--dataset", default=None, help="data set name (default: the model's metadata)")
-    parser.add_argument("--samples", type=int, default=None, help="test samples to compare (default: all)")
-    parser.add_argument("--calibration", type=int, default=256, help="with --target: training samples to calibrate on")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="test samples to compare, drawn evenly from every class with seed 0 (default: all)")
+    parser.add_argument("--calibration", type=int, default=256,
+                        help="with --target: training samples to calibrate on, drawn evenly from every class")
     parser.add_argument("--batch-size", type=int, default=256, help="intsim batch size")
     add_rounding_argument(parser)
     parser.add_argument("--json", default=None, help="write the verification result as JSON here")
@@ -91,8 +94,14 @@ def run(args) -> int:
     report = tsslc.verify(float_graph, compiled, x, y, backends=backends, batch_size=args.batch_size,
                           progress=not args.no_progress)
     out = {"model": str(args.model), **report.to_dict()}
+    import numpy as np
+
+    out["class_counts"] = np.bincount(np.asarray(y, dtype=np.int64),
+                                      minlength=int(float_graph.metadata.get("n_class") or 0)).tolist()
     for line in verify_lines(out):
         print(line)
+    print(f"  test samples from {sum(c > 0 for c in out['class_counts'])} of {len(out['class_counts'])} classes: "
+          f"{out['class_counts']}")
     if args.json:
         write_json(args.json, out)
         print(f"wrote {args.json}")

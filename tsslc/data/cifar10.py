@@ -2,8 +2,11 @@
 
 Each record is 1 label byte followed by 3,072 pixel bytes (1,024 red, then green, then blue,
 each 32×32 row-major). Normalisation per channel: ``(x/255 - mean[c]) / std[c]`` with the
-training set's mean (0.4914, 0.4822, 0.4465) and std (0.2470, 0.2435, 0.2616). Items are
-``(3, 32, 32)`` float32 and int64 labels.
+training set's mean (0.4914, 0.4822, 0.4465) and std (0.2470, 0.2435, 0.2616) under the
+``paper`` recipe, the authors' loader's std (0.2023, 0.1994, 0.2010) under ``authors``.
+Items are ``(3, 32, 32)`` float32 and int64 labels. (The authors also augment the training
+images with a random 32×32 crop of the image padded by 4 and a random horizontal flip;
+tsslc does not.)
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from tsslc.errors import TsslcError
 
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
+#: the std in the authors' CIFAR-10 loader (a widely copied figure, not the data's std)
+AUTHORS_STD = (0.2023, 0.1994, 0.2010)
 RECORD = 1 + 3 * 32 * 32
 SUBDIRS = ("", "cifar-10-batches-bin", "cifar10", "CIFAR10", "cifar-10")
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
@@ -42,17 +47,18 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return rec[:, 1:].reshape(-1, 3, 32, 32), labels
 
 
-def _load(root: Path, files: tuple[str, ...]) -> TensorDataset:
+def _load(root: Path, files: tuple[str, ...], recipe: str = "paper") -> TensorDataset:
     xs, ys = [], []
     for name in files:
         x, y = read_cifar_batch(find_file(root, SUBDIRS, (name,), "CIFAR10"))
         xs.append(x)
         ys.append(y)
     x = torch.from_numpy(np.concatenate(xs).astype(np.float32)).div_(255.0)
-    x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    std = AUTHORS_STD if recipe == "authors" else STD
+    x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     return TensorDataset(x, torch.from_numpy(np.concatenate(ys).astype(np.int64)))
 
 
-def load_cifar10_datasets(data_dir):
+def load_cifar10_datasets(data_dir, recipe: str = "paper"):
     root = data_root(data_dir, "CIFAR10")
-    return _load(root, TRAIN_FILES), _load(root, TEST_FILES)
+    return _load(root, TRAIN_FILES, recipe), _load(root, TEST_FILES, recipe)

@@ -1,10 +1,11 @@
 """MNIST and Fashion-MNIST in their original IDX files (gzip-compressed or raw).
 
 IDX: a big-endian header — magic 0x0000_08_<ndim> (uint8 data), then ``ndim`` uint32
-dimension sizes — followed by the uint8 data. Normalisation (TSSLBP_SPEC.md §2):
+dimension sizes — followed by the uint8 data. Normalisation (TSSLBP_SPEC.md §2, §4.1):
 
 - MNIST: ``(x/255 - 0.1307) / 0.3081``
-- Fashion-MNIST: ``(x/255 - 0.2860) / 0.3530`` (its own training-set mean and std)
+- Fashion-MNIST: ``(x/255 - 0.2860) / 0.3530`` (its own training-set mean and std) under the
+  ``paper`` recipe; MNIST's under ``authors`` (their loader uses MNIST's transform for both)
 
 Items are ``(1, 28, 28)`` float32 images and int64 labels.
 """
@@ -59,9 +60,17 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, n, header).reshape(dims)
 
 
-def load_idx_split(name: str, data_dir, split: str) -> TensorDataset:
+def normalization(name: str, recipe: str = "paper") -> tuple[float, float]:
+    """(mean, std) of the pixels /255 for ``name`` under ``recipe``."""
+    if recipe == "authors":
+        return IDX_SETS["MNIST"][1:]
+    return IDX_SETS[name][1:]
+
+
+def load_idx_split(name: str, data_dir, split: str, recipe: str = "paper") -> TensorDataset:
     """One split ("train" or "test") of MNIST or FashionMNIST as a TensorDataset."""
-    subdirs, mean, std = IDX_SETS[name]
+    subdirs = IDX_SETS[name][0]
+    mean, std = normalization(name, recipe)
     root = data_root(data_dir, name)
     img_name, lab_name = SPLITS[split]
     img_path = find_file(root, subdirs, (img_name + ".gz", img_name, img_name.replace("-idx", ".idx")), name)
@@ -79,5 +88,5 @@ def load_idx_split(name: str, data_dir, split: str) -> TensorDataset:
     return TensorDataset(x, torch.from_numpy(labels.astype(np.int64)))
 
 
-def load_idx_datasets(name: str, data_dir):
-    return load_idx_split(name, data_dir, "train"), load_idx_split(name, data_dir, "test")
+def load_idx_datasets(name: str, data_dir, recipe: str = "paper"):
+    return load_idx_split(name, data_dir, "train", recipe), load_idx_split(name, data_dir, "test", recipe)

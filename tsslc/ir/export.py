@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from tsslc.config import canonical_dataset
+from tsslc.data import data_options
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
 from tsslc.layers import Flatten, SpikingConv2d, SpikingLinear, SumPool2d, TimeDropout
@@ -31,6 +32,7 @@ def graph_from_network(net) -> Graph:
             "n_class": cfg.n_class,
             "dataset": cfg.dataset,
             "loss": cfg.loss,
+            "data": data_options(cfg),  # recipe and binning: run/verify read the data as training did
         }
     )
     prev = g.add("input", N.Input(shape=tuple(net.input_shape), encoding="events" if events else "current", tau_s=cfg.tau_s))

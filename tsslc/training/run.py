@@ -1,8 +1,14 @@
 """A training run on disk: ``RUN/config.yaml``, ``RUN/metrics.json``, ``RUN/checkpoint.pt``.
 
 :func:`train_run` is what ``tsslc train`` does. A checkpoint (weights, optimiser, RNG state,
-config, metrics) is written atomically after every epoch; ``resume=True`` continues from it
-and, on CPU with the same seed, ends with bitwise the same weights as an uninterrupted run.
+config, metrics) is written atomically when an epoch's training ends — before its
+evaluation, so that stopping during a long evaluation keeps the trained epoch — and again
+with the test figures; ``resume=True`` continues from it (first evaluating an epoch that was
+trained but not evaluated) and, on CPU with the same seed, ends with bitwise the same
+weights and metrics as an uninterrupted run. Evaluation shows a progress bar and can take a
+fair subset of the test set (``eval_samples``, :func:`tsslc.data.stratified_indices`).
+After every epoch :func:`tsslc.training.health.diagnose` checks for a silent output layer or
+a loss that does not move; its warnings are printed and kept in metrics.json.
 Started under ``torchrun --nproc_per_node=K`` (``WORLD_SIZE`` > 1 in the environment) it
 trains with DistributedDataParallel — gloo on CPU, nccl on GPU — each rank taking 1/K of
 every batch; rank 0 writes the files.
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -24,7 +31,8 @@ from tsslc.errors import TsslcError
 from tsslc.network import Network
 from tsslc.atomic import atomic_write_text
 from tsslc.training.checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_state
-from tsslc.training.trainer import NonFiniteLoss, Shard, evaluate, make_optimizer, train_epoch
+from tsslc.training.health import diagnose
+from tsslc.training.trainer import NonFiniteLoss, Shard, bare, evaluate_detailed, make_optimizer, train_epoch
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -55,12 +63,16 @@ def _distributed_env() -> tuple[int, int, int]:
 
 
 def _metrics_doc(config: NetworkConfig, history: list[dict], seed: int, device, world: int) -> dict:
-    final = history[-1]["test_acc"] if history else None
+    done = [h for h in history if "test_acc" in h]
+    final = done[-1]["test_acc"] if done else None
     return {
-        "rule": config.rule, "dataset": config.dataset, "seed": seed, "device": str(device), "world_size": world,
+        "rule": config.rule, "recipe": config.recipe, "prediction": config.prediction_rule,
+        "dataset": config.dataset, "seed": seed, "device": str(device), "world_size": world,
+        "threads": torch.get_num_threads(),
         "epochs": history, "final_test_acc": final, "test_acc": final,
-        "best_test_acc": max((h["test_acc"] for h in history), default=None),
-        "train_seconds": sum(h["seconds"] for h in history),
+        "best_test_acc": max((h["test_acc"] for h in done), default=None),
+        "train_seconds": sum(h.get("seconds", 0.0) for h in history),
+        "warnings": [w for h in history for w in h.get("warnings", [])],
     }
 
 
@@ -69,11 +81,14 @@ def _write_metrics(out: Path, doc: dict) -> None:
 
 
 def train_run(config_path_or_config, out_dir, data_dir=None, epochs: int | None = None, seed: int = 0,
-              device: str = "auto", resume: bool = False, progress: bool = True, datasets=None) -> dict:
+              device: str = "auto", resume: bool = False, progress: bool = True, datasets=None,
+              eval_samples: int | None = None) -> dict:
     """Train (or with ``resume`` continue) a run in ``out_dir``; returns the final metrics.
 
     ``datasets`` = ``(train_set, test_set)`` overrides :func:`tsslc.data.load_dataset`. With
-    ``resume`` the checkpoint's seed is used, and the config must be the run's own."""
+    ``resume`` the checkpoint's seed is used, and the config must be the run's own.
+    ``eval_samples``: evaluate on that many test samples, drawn from every class with the
+    run's seed (the same ones every epoch); default: the whole test set."""
     config = (config_path_or_config if isinstance(config_path_or_config, NetworkConfig)
               else load_config(config_path_or_config))
     out = Path(out_dir)
@@ -99,12 +114,19 @@ def train_run(config_path_or_config, out_dir, data_dir=None, epochs: int | None 
             seed = int(ckpt.get("seed", seed))
             history = [dict(m) for m in ckpt["metrics"]]
         start = int(ckpt["epoch"]) if ckpt is not None else 0
+        pending = bool(history) and "test_acc" not in history[-1]  # trained, never evaluated
         n_epochs = int(epochs if epochs is not None else config.epochs)
         if n_epochs < 1:
             raise TsslcError(f"epochs must be >= 1, got {n_epochs}")
-        if start >= n_epochs:
+        if eval_samples is not None and eval_samples < 1:
+            raise TsslcError(f"eval_samples must be >= 1, got {eval_samples}")
+        if start >= n_epochs and not pending:
             return _metrics_doc(config, history, seed, dev, world)
         train_set, test_set = datasets if datasets is not None else _load_data(config, data_dir)
+        if eval_samples is not None:
+            from tsslc.data import stratified_subset
+
+            test_set = stratified_subset(test_set, eval_samples, seed)
 
         torch.manual_seed(seed)
         net = Network(config).to(dev)
@@ -123,6 +145,11 @@ def train_run(config_path_or_config, out_dir, data_dir=None, epochs: int | None 
             out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(out / CONFIG, yaml.safe_dump(config.to_dict(), sort_keys=False))
         show = progress and rank == 0
+        run = _Run(out, ckpt_path, net, opt, config, seed, history, dev, world, rank, shard, show)
+        if pending:
+            if show:
+                tqdm.write(f"epoch {start} was trained but not evaluated: evaluating it first")
+            run.evaluate(model, test_set, start, n_epochs, time.perf_counter() - history[-1].get("seconds", 0.0))
         for epoch in range(start + 1, n_epochs + 1):
             t0 = time.perf_counter()
             try:
@@ -134,20 +161,16 @@ def train_run(config_path_or_config, out_dir, data_dir=None, epochs: int | None 
                         if epoch > 1 else "no checkpoint was written")
                 raise TsslcError(f"training stopped in epoch {epoch}: {e}; {kept}. "
                                  "Lower 'lr' in the config or check the input data") from None
-            row["test_loss"], row["test_acc"] = evaluate(model, test_set, config, dev, shard)
+            except KeyboardInterrupt:
+                if rank == 0:
+                    kept = (f"{ckpt_path} holds epoch {epoch - 1}; --resume continues from it" if epoch > 1
+                            else "no epoch was completed")
+                    tqdm.write(f"interrupted while training epoch {epoch}: {kept}", file=sys.stderr)
+                raise
             row["seconds"] = time.perf_counter() - t0
             history.append(row)
-            rng_ranks = None
-            if world > 1:  # every rank's RNG state, so that a resume is exact on each
-                rng_ranks = [None] * world
-                torch.distributed.all_gather_object(rng_ranks, rng_state())
-            if rank == 0:
-                save_checkpoint(ckpt_path, net, opt, config, epoch, seed, history, rng_ranks)
-                _write_metrics(out, _metrics_doc(config, history, seed, dev, world))
-                if show:
-                    tqdm.write(f"epoch {epoch}/{n_epochs}: train loss {row['train_loss']:.4f} "
-                               f"acc {row['train_acc']:.4f} | test loss {row['test_loss']:.4f} "
-                               f"acc {row['test_acc']:.4f} | {row['seconds']:.1f} s")
+            run.save()  # the trained epoch is safe before the (possibly long) evaluation
+            run.evaluate(model, test_set, epoch, n_epochs, t0)
         if world > 1:
             # rank 0 may still be writing the last checkpoint: tearing the group down under
             # it aborts the other ranks' communication threads
@@ -156,6 +179,49 @@ def train_run(config_path_or_config, out_dir, data_dir=None, epochs: int | None 
     finally:
         if created_group:
             torch.distributed.destroy_process_group()
+
+
+class _Run:
+    """The files of a run and the end of every epoch: checkpoint, evaluation, health check."""
+
+    def __init__(self, out, ckpt_path, net, opt, config, seed, history, dev, world, rank, shard, show):
+        self.out, self.ckpt_path, self.net, self.opt, self.config = out, ckpt_path, net, opt, config
+        self.seed, self.history, self.dev, self.world, self.rank = seed, history, dev, world, rank
+        self.shard, self.show = shard, show
+        self.rng_ranks = None
+
+    def save(self, gather: bool = True) -> None:
+        if self.world > 1 and gather:  # every rank's RNG state, so that a resume is exact on each
+            self.rng_ranks = [None] * self.world
+            torch.distributed.all_gather_object(self.rng_ranks, rng_state())
+        if self.rank == 0:
+            save_checkpoint(self.ckpt_path, self.net, self.opt, self.config, self.history[-1]["epoch"], self.seed,
+                            self.history, self.rng_ranks if self.world > 1 else None)
+
+    def evaluate(self, model, test_set, epoch: int, n_epochs: int, t0: float) -> None:
+        """Evaluate the epoch just trained (the last history row), check its health, save."""
+        row = self.history[-1]
+        try:
+            ev = evaluate_detailed(model, test_set, self.config, self.dev, self.shard, progress=self.show,
+                                   desc=f"test {epoch}/{n_epochs}")
+        except KeyboardInterrupt:
+            if self.rank == 0:
+                tqdm.write(f"interrupted while evaluating epoch {epoch}: its training is kept in {self.ckpt_path}; "
+                           "--resume evaluates it and continues", file=sys.stderr)
+            raise
+        row.update(ev.row())
+        row["seconds"] = time.perf_counter() - t0
+        row["warnings"] = diagnose(row, self.history[:-1], bare(model).output_name)
+        # evaluation draws no random numbers: the RNG states gathered before it still hold
+        self.save(gather=self.rng_ranks is None)
+        if self.rank == 0:
+            _write_metrics(self.out, _metrics_doc(self.config, self.history, self.seed, self.dev, self.world))
+            for w in row["warnings"]:
+                tqdm.write(f"warning: {w}", file=sys.stderr)
+            if self.show:
+                tqdm.write(f"epoch {epoch}/{n_epochs}: train loss {row['train_loss']:.4f} "
+                           f"acc {row['train_acc']:.4f} | test loss {row['test_loss']:.4f} "
+                           f"acc {row['test_acc']:.4f} ({ev.prediction}) | {row['seconds']:.1f} s")
 
 
 def _restore_rng(ckpt: dict, rank: int, world: int, seed: int, start: int) -> None:
