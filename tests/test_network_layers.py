@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tsslc.config import parse_config
+from tsslc.errors import TsslcError
 from tsslc.functional import input_psc, lif_forward
 from tsslc.layers import TimeDropout, sum_pool
 from tsslc.network import Network
@@ -62,10 +64,15 @@ def test_event_input_uses_one_frame_per_step():
     raw = {"Network": {"n_steps": 4, "tau_m": 8, "tau_s": 4, "loss": "count", "n_class": 2, "dataset": "NMNIST"},
            "Layers": {"out": {"type": "linear", "n_inputs": 2312, "n_outputs": 2}}}
     net = Network(parse_config(raw, "ev"))
-    frames = (torch.rand(3, 4, 2, 34, 34) > 0.9).float()
+    frames = (torch.rand(4, 3, 2, 34, 34) > 0.9).float()  # time first: (T, B, C, H, W)
     a_in = net.encode(frames)
     assert a_in.shape == (4, 3, 2, 34, 34)
-    assert torch.equal(a_in, input_psc(frames.transpose(0, 1).contiguous(), 4.0))
+    b = torch.zeros(3, 2, 34, 34)  # §2 by hand: b[t] = b[t-1] - b[t-1]/τs + e[t], a_in = b/τs
+    for t in range(4):
+        b = b - b / 4.0 + frames[t]
+        assert torch.allclose(a_in[t], b / 4.0, atol=1e-6)
+    with pytest.raises(TsslcError, match=r"time first.*n_steps=4"):
+        net.encode(frames.transpose(0, 1))  # batch first (B=3, T=4) is refused, with the layout named
 
 
 def test_weight_init_scale_and_clamp():

@@ -93,7 +93,7 @@ def one_layer(rule: str, recipe: str, prediction: str | None = None) -> Network:
     return net
 
 
-EVENTS = torch.tensor([[[1, 0], [1, 0], [-2, 1], [0, 1], [0, 1]]], dtype=torch.float64)  # (B=1, T=5, 2)
+EVENTS = torch.tensor([[[1, 0]], [[1, 0]], [[-2, 1]], [[0, 1]], [[0, 1]]], dtype=torch.float64)  # (T=5, B=1, 2), time first
 
 
 @pytest.mark.parametrize("rule", ["tsslbp", "bptt"])
@@ -111,7 +111,8 @@ def test_network_loss_and_prediction_follow_the_recipe(rule, recipe, target, pre
     loss.backward()  # both learning rules carry the recipe's loss back
     assert torch.isfinite(net.layers["out"].weight.grad).all()
     # evaluation predicts by the recipe's rule, or the rule asked for
-    data = TensorDataset(EVENTS, torch.tensor([0]))
+    data = TensorDataset(EVENTS.transpose(0, 1), torch.tensor([0]))  # one item (T, 2) per sample
+    data.time_varying = True  # its items vary over time: batches are stacked time first
     cfg = net.config
     ev = evaluate_detailed(net, data, cfg, "cpu")
     assert ev.prediction == cfg.prediction_rule == ("psc" if recipe == "authors" else "spike_count")

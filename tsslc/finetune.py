@@ -149,10 +149,9 @@ def finetune(network: Network, target, train_set, test_set, epochs: int = 3, cal
     if epochs < 1:
         raise TsslcError(f"epochs must be >= 1, got {epochs}")
     if calibration is None:
-        from tsslc.data import dataset_labels, stratified_indices
+        from tsslc.data import sample_arrays
 
-        idx = stratified_indices(dataset_labels(train_set), 256)
-        calibration = torch.stack([torch.as_tensor(train_set[int(i)][0]) for i in idx])
+        calibration = torch.from_numpy(sample_arrays(train_set, 256)[0])
     net, handles, compiled = hardware_view(network, target, calibration)
     if lr is not None:
         net.config = dataclasses.replace(net.config, lr=float(lr))

@@ -85,19 +85,20 @@ class Network(nn.Module):
         return [l for l in self.layers.values() if isinstance(l, SpikingLayer)]
 
     def time_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw input p as a time-first tensor (T, B, *input_shape)."""
+        """Raw input p as a time-first tensor (T, B, *input_shape), from static (B, *input_shape)
+        or time-first (T, B, *input_shape) input (tsslc's one layout, :mod:`tsslc.ir.layout`)."""
         T = self.config.n_steps
         nd = len(self.input_shape)
+        dims = ", ".join(map(str, self.input_shape))
         if x.dim() == nd + 1 and tuple(x.shape[1:]) == self.input_shape:
             return x.unsqueeze(0).expand(T, *x.shape)
         if x.dim() == nd + 2 and tuple(x.shape[2:]) == self.input_shape:
-            if x.shape[1] != T:
-                raise TsslcError(f"event input has {x.shape[1]} time steps, the network runs n_steps={T}")
-            return x.transpose(0, 1)
-        raise TsslcError(
-            f"input of shape {tuple(x.shape)} fits neither (B, {', '.join(map(str, self.input_shape))}) "
-            f"nor (B, T, {', '.join(map(str, self.input_shape))})"
-        )
+            if x.shape[0] != T:
+                raise TsslcError(f"input of shape {tuple(x.shape)} has {x.shape[0]} time steps (time first: "
+                                 f"(T, B, {dims})), the network runs n_steps={T}")
+            return x
+        raise TsslcError(f"input of shape {tuple(x.shape)} fits neither static (B, {dims}) nor time-first "
+                         f"(T={T}, B, {dims}) data")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The input PSC a_in[t] fed to the first layer (§2)."""

@@ -29,20 +29,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def _stack(dataset, n: int):
-    import torch
-
-    n = len(dataset) if n <= 0 else min(n, len(dataset))
-    if hasattr(dataset, "tensors"):
-        return dataset.tensors[0][:n], dataset.tensors[1][:n].numpy()
-    items = [dataset[i] for i in range(n)]
-    return torch.stack([torch.as_tensor(x) for x, _ in items]), torch.as_tensor([int(y) for _, y in items]).numpy()
-
-
 def run(args) -> int:
     import yaml
 
-    from tsslc.data import load_dataset
+    import torch
+
+    from tsslc.data import load_dataset, sample_arrays
     from tsslc.finetune import finetune, target_accuracy
     from tsslc.targets import get_target
     from tsslc.atomic import atomic_write_text
@@ -61,8 +53,8 @@ def run(args) -> int:
     if out.exists() and not out.is_dir():
         raise TsslcError(f"--out {out} exists and is not a folder")
     train_set, test_set = load_dataset(config, args.data_dir)
-    calib, _ = _stack(train_set, args.calibration)
-    x_eval, y_eval = _stack(test_set, args.eval_samples)
+    calib = torch.from_numpy(sample_arrays(train_set, args.calibration, args.seed)[0])
+    x_eval, y_eval = sample_arrays(test_set, args.eval_samples or None, args.seed)
     progress = not args.no_progress
 
     before, _, _ = target_accuracy(net, target, calib, x_eval, y_eval)

@@ -157,15 +157,39 @@ def arrays(dataset="digits", split: str = "test", samples: int | None = None, da
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
         raise TsslcError(f"samples must be a positive integer, got {samples!r}")
     train_set, test_set = load_dataset(dataset, data_dir, n_steps=n_steps, options=options)
-    ds = train_set if split == "train" else test_set
+    return sample_arrays(train_set if split == "train" else test_set, samples, seed)
+
+
+def sample_arrays(ds, samples: int | None = None, seed: int = 0):
+    """``(x, y)`` numpy arrays of ``samples`` items of a Dataset (all when None), drawn from
+    every class by :func:`stratified_indices`, in the back ends' time-first layout (:func:`stack`)."""
     idx = stratified_indices(dataset_labels(ds), samples, seed)
     if hasattr(ds, "tensors"):
         x = ds.tensors[0][idx].numpy().astype(np.float32, copy=False)
         y = ds.tensors[1][idx].numpy().astype(np.int64)
-    else:
-        items = [ds[int(i)] for i in idx]
-        x = np.stack([np.asarray(a, dtype=np.float32) for a, _ in items]) if items else np.zeros((0,), np.float32)
-        y = np.asarray([int(b) for _, b in items], dtype=np.int64)
-    if canonical_dataset(dataset.dataset if isinstance(dataset, NetworkConfig) else dataset) == "nmnist":
-        x = np.ascontiguousarray(x.swapaxes(0, 1))  # items are (T, *shape): time first
-    return x, y
+        return x, y
+    items = [ds[int(i)] for i in idx]
+    if not items:
+        raise TsslcError("the data set holds no samples")
+    x = stack([np.asarray(a, dtype=np.float32) for a, _ in items], time_varying(ds)).numpy()
+    return x, np.asarray([int(b) for _, b in items], dtype=np.int64)
+
+
+def time_varying(dataset) -> bool:
+    """Whether a data set's items are time-varying frames ``(T, *shape)`` (N-MNIST) rather
+    than static ``(*shape)``: a data set says so with ``time_varying = True`` (a user's own
+    event data set too); Subsets are looked through."""
+    from torch.utils.data import Subset
+
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return bool(getattr(dataset, "time_varying", False))
+
+
+def stack(xs, time_varying_items: bool):
+    """One batch in tsslc's time-first layout (:mod:`tsslc.ir.layout`): static items stacked
+    ``(B, *shape)``; time-varying items ``(T, *shape)`` stacked along the second axis,
+    ``(T, B, *shape)``."""
+    import torch
+
+    return torch.stack([torch.as_tensor(x) for x in xs], dim=1 if time_varying_items else 0)

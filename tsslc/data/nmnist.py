@@ -90,7 +90,10 @@ def bin_events(events: np.ndarray, n_steps: int, window_ms: float = DEFAULT_WIND
 
 
 class NMNISTDataset(Dataset):
-    """One split; items ``(frames (T, 2, 34, 34) float32, label int64)``."""
+    """One split; items ``(frames (T, 2, 34, 34) float32, label int64)`` (batches of them are
+    time first, ``(T, B, 2, 34, 34)``: :func:`tsslc.data.stack`)."""
+
+    time_varying = True
 
     def __init__(self, split_dir: str | Path, n_steps: int, window_ms: float = DEFAULT_WINDOW_MS,
                  stabilize: bool = False):

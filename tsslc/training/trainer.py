@@ -102,17 +102,25 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 def iter_batches(dataset: Dataset, indices: torch.Tensor, batch_size: int) -> Iterator[tuple]:
-    """Batches of ``dataset`` in the order ``indices``; TensorDatasets (and Subsets of them)
-    are sliced directly."""
+    """Batches ``(x, y)`` of ``dataset`` in the order ``indices``, x in tsslc's time-first
+    layout: static items stack to ``(B, *shape)``, the ``(T, *shape)`` items of a data set
+    marked ``time_varying`` (N-MNIST; :func:`tsslc.data.time_varying`) to ``(T, B, *shape)``.
+    TensorDatasets (and Subsets of them) are sliced directly."""
+    from tsslc.data import stack, time_varying
+
+    events = time_varying(dataset)
     if isinstance(dataset, Subset) and isinstance(dataset.dataset, TensorDataset):
         indices = torch.as_tensor(dataset.indices, dtype=torch.int64)[indices]
         dataset = dataset.dataset
     if isinstance(dataset, TensorDataset):
         for i in range(0, len(indices), batch_size):
             idx = indices[i:i + batch_size]
-            yield tuple(t[idx] for t in dataset.tensors)
+            x, *rest = (t[idx] for t in dataset.tensors)
+            yield (x.transpose(0, 1) if events else x, *rest)
     else:
-        yield from DataLoader(dataset, batch_size=batch_size, sampler=indices.tolist(), num_workers=0)
+        yield from DataLoader(dataset, batch_size=batch_size, sampler=indices.tolist(), num_workers=0,
+                              collate_fn=lambda items: (stack([i[0] for i in items], events),
+                                                        torch.as_tensor([int(i[1]) for i in items])))
 
 
 def train_epoch(net, opt, dataset, config, device, seed: int, epoch: int, shard: Shard | None = None,
