@@ -175,6 +175,25 @@ class Target(ABC):
     #: whether quantize_layer reads ``LayerStats.input_gram`` (the quantize pass calibrates
     #: the Gram matrices only for targets that use them)
     uses_input_gram: bool = False
+    #: named variants of the target's quantizer (name -> what it changes; ``tsslc compile
+    #: --variant NAME``); the arithmetic is the target's own, only the choice of parameters
+    #: differs, so a variant's graphs run anywhere the target's run
+    variants: dict[str, str] = {}
+    #: the variant this instance quantizes for ("" = the default)
+    variant_name: str = ""
+
+    def variant(self, name: str | None) -> "Target":
+        """This target quantizing for variant ``name`` (None or "" = the default, ``self``);
+        one error listing the known variants otherwise."""
+        if not name:
+            return self
+        if name not in self.variants:
+            known = ", ".join(self.variants) or "none"
+            raise TsslcError(f"target {self.name} has no variant {name!r} (known: {known})")
+        return self._make_variant(name)
+
+    def _make_variant(self, name: str) -> "Target":  # pragma: no cover - targets with variants override
+        raise TsslcError(f"target {self.name} has no variant {name!r}")
 
     @property
     def doc_path(self) -> Path:

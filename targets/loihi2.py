@@ -9,6 +9,7 @@ per synapse layer, which the Lava back end removes when it aligns spikes).
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -148,6 +149,12 @@ class Loihi2(Target):
     uses_input_gram = True  # GPTQ rounding and the current-error report
     #: calibrated |u|, |v| must stay below 2^23 / headroom
     headroom = 2.0
+    #: the Dense weight exponents the quantizer may choose (loihi2.md §4)
+    dense_exp_range = WEIGHT_EXP_RANGE
+    variants = {
+        "netx": "every Dense weight_exp = 0 (as Conv), so that lava-dl netx, which recomputes the exponent from "
+                "the integer weights, runs the exported .net file exactly as intsim (loihi2.md §6)",
+    }
     energy = EnergyTable(
         "loihi2",
         (
@@ -171,6 +178,12 @@ class Loihi2(Target):
         "Not comparable with all-in figures such as TrueNorth's 26 pJ per synaptic event.",
         stand_in="Loihi 1 figures (Davies et al. 2018): no Loihi 2 per-op energy has been published",
     )
+
+    def _make_variant(self, name: str) -> "Loihi2":
+        out = copy.copy(self)
+        out.variant_name = name
+        out.dense_exp_range = (0, 0)  # "netx", the one variant
+        return out
 
     # --- arithmetic -------------------------------------------------------------------------
     def synapse(self, node, s_in: torch.Tensor) -> torch.Tensor:
@@ -249,7 +262,7 @@ class Loihi2(Target):
             # the exponent at which the largest weight lands in [254, 508) at λ_max, so that
             # lowering λ by less than 2x makes the weights use the full 8-bit range
             m = lam_max * d_u * w_max / (S * 2.0**ACT_SHIFT)
-            exp = int(np.clip(math.floor(math.log2(m / 254.0)), *WEIGHT_EXP_RANGE))
+            exp = int(np.clip(math.floor(math.log2(m / 254.0)), *self.dense_exp_range))
         lam = min(lam_max, lam_fit(exp))
         vth = int(round(lam * V / 64.0))
         if vth < 1:

@@ -20,7 +20,8 @@ def compile_lines(compiled) -> list[str]:
     q = compiled.metadata["quantization"]
     m = compiled.metadata.get("mapping", {})
     inp = q["input"]
-    lines = [f"target {q['target']}; input {inp['encoding']} scale {inp['scale']:g} ({'exact' if inp['exact'] else 'max error ' + format(inp['error_max'], '.3g')}); "
+    variant = f" (variant {q['variant']})" if q.get("variant") else ""
+    lines = [f"target {q['target']}{variant}; input {inp['encoding']} scale {inp['scale']:g} ({'exact' if inp['exact'] else 'max error ' + format(inp['error_max'], '.3g')}); "
              f"calibrated on {q['calibration_samples']} samples"]
     head = (f"{'layer':<14}{'kind':<12}{'neurons':>8}{'cores':>6}{'scale':>11}{'w_exp':>6}{'w err':>8}{'sat':>6}{'vth':>7}"
             f"{'du':>6}{'dv':>6}  rounding (current error)")
