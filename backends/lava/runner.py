@@ -157,7 +157,7 @@ def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = 
         execute(lowered, n_rows, T, B, progress)
         timing["run_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        spikes = {name: _aligned(read_record(lowered.record(name)), pop.depth, T, B, pop.ir_shape)
+        spikes = {name: aligned(read_record(lowered.record(name)), pop.depth, T, B, pop.ir_shape)
                   for name, pop in lowered.populations.items()}
         timing["read_s"] = time.perf_counter() - t0
     finally:
@@ -250,7 +250,7 @@ def _failure(lowered: Lowered, error: Exception) -> TsslcError:
     return TsslcError(f"a Lava process failed during the run ({detail})")
 
 
-def _aligned(rows: np.ndarray, depth: int, T: int, B: int, ir_shape) -> np.ndarray:
+def aligned(rows: np.ndarray, depth: int, T: int, B: int, ir_shape) -> np.ndarray:
     """Sink rows (n_rows, N) -> (T, B, *ir_shape): sample b's step t is row b·T + t + depth."""
     s = rows[depth:depth + B * T].reshape(B, T, -1).transpose(1, 0, 2)
     return np.ascontiguousarray(from_lava_layout(s, tuple(ir_shape))).astype(np.uint8)
