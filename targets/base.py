@@ -149,6 +149,26 @@ class CoreGeometry:
 
 
 @dataclass(frozen=True)
+class CoreMemory:
+    """A core's memory budget and what the mapping (:mod:`tsslc.targets.mapping`) charges to
+    it, in bits: every neuron its state, every stored synapse its weight at its precision —
+    a dense neuron's connected (non-zero) inputs; a convolution's kernel once per core for
+    each output channel placed there (weights shared across positions). What is not
+    modelled is stated in ``note`` and the target's document; ``source`` cites the figures."""
+
+    bytes_per_core: int
+    neuron_state_bits: int
+    synapse_bits: int
+    shared_conv_weights: bool = True
+    source: str = ""
+    note: str = ""
+
+    @property
+    def bits_per_core(self) -> int:
+        return 8 * int(self.bytes_per_core)
+
+
+@dataclass(frozen=True)
 class NumberFormat:
     weight_bits: int
     weight_encoding: str  # prose, e.g. "8-bit mixed-sign, even values in [-256, 254], x 2^weight_exp"
@@ -165,6 +185,8 @@ class Target(ABC):
     description: str = ""
     doc_file: str = ""  # file name next to this module, e.g. "loihi2.md"
     geometry: CoreGeometry
+    #: the per-core memory budget the mapping splits layers by; None: not modelled
+    memory: CoreMemory | None = None
     formats: NumberFormat
     latency_per_hop: int = 1
     energy: EnergyTable
@@ -275,6 +297,8 @@ class Target(ABC):
             "description": self.description,
             "doc": str(self.doc_path),
             "geometry": {k: getattr(self.geometry, k) for k in self.geometry.__dataclass_fields__},
+            "memory": None if self.memory is None else
+            {k: getattr(self.memory, k) for k in self.memory.__dataclass_fields__},
             "formats": {k: getattr(self.formats, k) for k in self.formats.__dataclass_fields__},
             "latency_per_hop": self.latency_per_hop,
             "energy": [{k: getattr(f, k) for k in f.__dataclass_fields__} for f in self.energy.figures],

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.neurons import LOIHI2_DU_MAX, LOIHI2_DV_MAX, LOIHI2_VTH_MAX, Loihi2LIF
-from tsslc.targets.base import CoreGeometry, EnergyFigure, EnergyTable, LayerStats, NumberFormat, QuantizedLayer, Target
+from tsslc.targets.base import CoreGeometry, CoreMemory, EnergyFigure, EnergyTable, LayerStats, NumberFormat, QuantizedLayer, Target
 
 # --- constants of the arithmetic (loihi2.md §1) --------------------------------------------
 DECAY_BITS = 12
@@ -135,6 +135,18 @@ class Loihi2(Target):
     description = "Intel Loihi 2 through Lava 0.10 fixed-point LIF/Dense/Conv (bit-accurate models)"
     doc_file = "loihi2.md"
     geometry = CoreGeometry(neurons_per_core=8192, axons_per_core=None, max_fan_in=None, max_fan_out=None, n_cores=128)
+    #: loihi2.md §3: 192 KB per neuro core for synapses and neuron state (Intel's brief;
+    #: unconfirmed here), 8-bit synapses, 64 bits of state per LIF neuron (u, v 24-bit,
+    #: bias 13-bit in a 16-bit word: a model, not a published figure)
+    memory = CoreMemory(
+        bytes_per_core=192 * 1024, neuron_state_bits=64, synapse_bits=8, shared_conv_weights=True,
+        source="Intel, 'Taking Neuromorphic Computing to the Next Level with Loihi 2', technology brief (2021): "
+               "128 neuro cores, up to 8,192 neurons per core, 192 KB of memory per core shared flexibly by "
+               "synapses, neuron state and configuration (192 KB: unconfirmed here, see targets/loihi2.md)",
+        note="synapses at 8 bits (a dense neuron's non-zero weights; a conv kernel once per core and output "
+             "channel) + 64 bits of LIF state per neuron; axon, routing and sparse-index tables are not modelled "
+             "(no published sizes)",
+    )
     formats = NumberFormat(
         weight_bits=8,
         weight_encoding="8-bit mixed-sign, even values in [-256, 254] (Dense drops the lowest bit), "

@@ -68,5 +68,7 @@ def run(args) -> int:
         write_json(args.json, {"quantization": meta["quantization"],
                                "mapping": {k: v for k, v in meta.get("mapping", {}).items()
                                            if k in ("target", "cores", "neuron_cores", "splitter_cores", "neurons",
-                                                    "neuron_utilisation", "latency_ticks", "layers")}})
+                                                    "neuron_utilisation", "latency_ticks", "layers",
+                                                    "memory_per_core_bytes", "memory_bytes", "max_core_memory_bytes",
+                                                    "memory_utilisation", "core_memory")}})
     return 0
