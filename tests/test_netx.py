@@ -227,3 +227,24 @@ def test_why_inhibitory_only_matrices_are_refused():
     assert not np.array_equal(effective(inhibitory), inhibitory)
     mixed = np.array([[-256, 254], [100, -2], [0, 6]])
     assert np.array_equal(effective(mixed), mixed)
+
+
+def test_the_readme_netx_example_as_written(tmp_path, monkeypatch, capsys):
+    """README's train → compile --variant netx → export → netx → Lava snippet, run as
+    written (in a scratch folder): its read-out (columns b*T + t + layers of Lava's sink)
+    gives exactly intsim's output spike counts."""
+    import re
+
+    from conftest import REPO
+
+    text = (REPO / "README.md").read_text()
+    m = re.search(r"<!-- netx-example -->\s*```python\n(.*?)```", text, re.S)
+    assert m, "README.md has no ```python block after <!-- netx-example -->"
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(m.group(1), "README.md", "exec"), scope)
+    assert "netx on Lava: accuracy" in capsys.readouterr().out
+    chip = tsslc.compile(scope["graph"], "loihi2", variant="netx")
+    ref = tsslc.simulate(chip, scope["x"])
+    assert np.array_equal(np.stack(scope["counts"]), ref.spike_counts())
+    assert (ref.predictions() == scope["y"]).mean() > 0.8
