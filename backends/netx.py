@@ -43,7 +43,6 @@ from Lava or lava-dl (h5py only).
 from __future__ import annotations
 
 import io
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,14 +308,3 @@ def export(compiled: Graph, path, *, n_steps: int | None = None, source: str | N
     write_json(json_path, doc)
     return NetxExport(path, json_path, doc["network_arguments"], doc)
 
-
-def read_arguments(json_path) -> dict:
-    """The ``network_arguments`` of a ``X.net.json`` written by :func:`export`."""
-    p = Path(json_path)
-    try:
-        doc = json.loads(p.read_text())
-    except (OSError, ValueError) as e:
-        raise TsslcError(f"{p}: not a readable netx arguments file ({e})") from None
-    if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT:
-        raise TsslcError(f"{p}: not a tsslc netx arguments file (format {JSON_FORMAT!r} expected)")
-    return dict(doc["network_arguments"])

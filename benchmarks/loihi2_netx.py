@@ -13,7 +13,8 @@ memory model gives the paper's networks, and how fast lava-dl netx runs tsslc's 
    (examples/mnist_mlp.yaml) under loihi2's per-core memory model against the neuron count
    alone (8,192 per core); structure only, so seeded untrained weights suffice.
 3. lava-dl netx on Lava (fixed_pt) running tsslc's file of the paper's N-MNIST CNN
-   (examples/nmnist_cnn.yaml, 12C5-P2-64C5-P2-10, T = 30; seeded, untrained) on
+   (examples/nmnist_cnn.yaml, 12C5-P2-64C5-P2-10, T = 30; seeded and untrained, weight_scale
+   3 so that every layer spikes) on
    ``--netx-samples`` real N-MNIST test samples: seconds per sample beside intsim's in the
    same run, and the spikes compared layer by layer. Not a CI test (minutes).
 """
@@ -80,6 +81,9 @@ def netx_speed(data_dir, n):
 
     nm = Path(data_dir) / "nmnist-subset"
     cfg = load_config(REPO / "examples" / "nmnist_cnn.yaml")
+    for layer in cfg.layers:
+        if "weight_scale" in layer.params:
+            layer.params["weight_scale"] = 3.0  # untrained: large enough weights that every layer spikes
     torch.manual_seed(0)
     g = graph_from_network(Network(cfg).eval())
     xtr, _ = tsslc.load_data("nmnist", split="train", samples=64, data_dir=nm, n_steps=cfg.n_steps)
@@ -110,9 +114,12 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--netx-samples", type=int, default=20)
     ap.add_argument("--skip-mnist", action="store_true", help="only the digits MLP and the core counts")
+    ap.add_argument("--only-netx", action="store_true", help="only part 3 (netx's speed on the N-MNIST CNN)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"seed {args.seed}, {torch.get_num_threads()} threads")
+    if args.only_netx:
+        return netx_speed(args.data_dir, args.netx_samples)
     from tsslc.data.digits import digits_arrays, load_digits_datasets
     from tsslc.training.trainer import fit
 
