@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import tsslc
-from conftest import EXAMPLES, SHARED_DATA
+from conftest import shared_data
 from tsslc.backends.netx import export
 from tsslc.cli import main
 from tsslc.data.digits import digits_arrays
@@ -30,7 +30,6 @@ netx = import_netx()
 from tsslc.backends.lava import netx as lava_netx  # noqa: E402
 
 N_SAMPLES = 100
-NMNIST = SHARED_DATA / "nmnist-subset"
 
 
 def _same_in_every_layer(compiled: Graph, net_path, x) -> dict:
@@ -130,11 +129,11 @@ def _nmnist_net():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not NMNIST.is_dir(), reason=f"N-MNIST data not found at {NMNIST}")
 def test_nmnist_cnn_netx_equals_intsim_in_every_layer(tmp_path):
     """An N-MNIST-shaped CNN (2x34x34 binary event frames, 4C5-P2-8C5-P2-10, T = 10, seeded
     and untrained but spiking in every layer) on 100 real N-MNIST test samples: binary input
     (input_message_bits 0), two folded pools."""
+    NMNIST = shared_data("nmnist-subset")
     graph = _nmnist_net()
     xtr, _ = tsslc.load_data("nmnist", split="train", samples=128, data_dir=NMNIST, n_steps=10)
     xte, _ = tsslc.load_data("nmnist", split="test", samples=N_SAMPLES, data_dir=NMNIST, n_steps=10)
