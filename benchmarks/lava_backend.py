@@ -30,7 +30,8 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 import tsslc.backends.lava as lava_backend  # noqa: E402
 from tsslc.backends import get_backend  # noqa: E402
 from tsslc.backends.lava import runner  # noqa: E402
-from tsslc.backends.lava.lowering import lava_shape, lower  # noqa: E402
+from tsslc.backends.lava.lowering import lava_shape  # noqa: E402
+from tsslc.backends.lava.runner import lower  # noqa: E402
 from tsslc.backends.lava.sink import create_record  # noqa: E402
 from tsslc.config import load_config  # noqa: E402
 from tsslc.data.digits import digits_arrays  # noqa: E402
@@ -77,11 +78,11 @@ def reading(graph, x):
     payloads = runner.input_payloads(graph, x, T, "fixed_pt")
     workdir = tempfile.mkdtemp()
     try:
-        lowered = lower(graph, runner.source_data(payloads, tuple(graph[graph.input_name].shape), T, True), T, workdir)
+        lowered = lower(graph, payloads, T, workdir)
         n_rows = len(x) * T + lowered.depth
         sinks = {}
         for name, pop in lowered.populations.items():
-            create_record(pop.record, n_rows, lava_shape(pop.ir_shape))
+            create_record(lowered.record(name), n_rows, lava_shape(pop.ir_shape))
             sink = LavaSink(shape=lava_shape(pop.ir_shape), buffer=n_rows)
             pop.process.s_out.connect(sink.a_in)
             lowered.models[sink] = PyReceiveModelFixed
@@ -94,7 +95,7 @@ def reading(graph, x):
         finally:
             runner._abort(lowered)
         t0 = time.perf_counter()
-        mine = {k: runner.read_record(p.record) for k, p in lowered.populations.items()}
+        mine = {k: runner.read_record(lowered.record(k)) for k in lowered.populations}
         t_mm = time.perf_counter() - t0
         same = all(np.array_equal(got[k].reshape(-1, n_rows).T.astype(np.uint8), mine[k]) for k in mine)
     finally:

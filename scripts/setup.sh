@@ -15,7 +15,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     # lava-nc 0.10.0 declares Python < 3.11; tsslc fixes its one 3.11 import problem itself.
     .venv/bin/python -m pip install -q --disable-pip-version-check --only-binary=:all: \
         --ignore-requires-python -r requirements.txt -r requirements-test.txt
-    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+    # lava-dl 0.6.0 declares Python < 3.11 like lava-nc.
+    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --ignore-requires-python \
+        -r requirements-nodeps.txt
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
     echo "$want" > "$stamp"
 fi

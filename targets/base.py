@@ -149,6 +149,26 @@ class CoreGeometry:
 
 
 @dataclass(frozen=True)
+class CoreMemory:
+    """A core's memory budget and what the mapping (:mod:`tsslc.targets.mapping`) charges to
+    it, in bits: every neuron its state, every stored synapse its weight at its precision —
+    a dense neuron's connected (non-zero) inputs; a convolution's kernel once per core for
+    each output channel placed there (weights shared across positions). What is not
+    modelled is stated in ``note`` and the target's document; ``source`` cites the figures."""
+
+    bytes_per_core: int
+    neuron_state_bits: int
+    synapse_bits: int
+    shared_conv_weights: bool = True
+    source: str = ""
+    note: str = ""
+
+    @property
+    def bits_per_core(self) -> int:
+        return 8 * int(self.bytes_per_core)
+
+
+@dataclass(frozen=True)
 class NumberFormat:
     weight_bits: int
     weight_encoding: str  # prose, e.g. "8-bit mixed-sign, even values in [-256, 254], x 2^weight_exp"
@@ -165,6 +185,8 @@ class Target(ABC):
     description: str = ""
     doc_file: str = ""  # file name next to this module, e.g. "loihi2.md"
     geometry: CoreGeometry
+    #: the per-core memory budget the mapping splits layers by; None: not modelled
+    memory: CoreMemory | None = None
     formats: NumberFormat
     latency_per_hop: int = 1
     energy: EnergyTable
@@ -175,6 +197,25 @@ class Target(ABC):
     #: whether quantize_layer reads ``LayerStats.input_gram`` (the quantize pass calibrates
     #: the Gram matrices only for targets that use them)
     uses_input_gram: bool = False
+    #: named variants of the target's quantizer (name -> what it changes; ``tsslc compile
+    #: --variant NAME``); the arithmetic is the target's own, only the choice of parameters
+    #: differs, so a variant's graphs run anywhere the target's run
+    variants: dict[str, str] = {}
+    #: the variant this instance quantizes for ("" = the default)
+    variant_name: str = ""
+
+    def variant(self, name: str | None) -> "Target":
+        """This target quantizing for variant ``name`` (None or "" = the default, ``self``);
+        one error listing the known variants otherwise."""
+        if not name:
+            return self
+        if name not in self.variants:
+            known = ", ".join(self.variants) or "none"
+            raise TsslcError(f"target {self.name} has no variant {name!r} (known: {known})")
+        return self._make_variant(name)
+
+    def _make_variant(self, name: str) -> "Target":  # pragma: no cover - targets with variants override
+        raise TsslcError(f"target {self.name} has no variant {name!r}")
 
     @property
     def doc_path(self) -> Path:
@@ -256,6 +297,8 @@ class Target(ABC):
             "description": self.description,
             "doc": str(self.doc_path),
             "geometry": {k: getattr(self.geometry, k) for k in self.geometry.__dataclass_fields__},
+            "memory": None if self.memory is None else
+            {k: getattr(self.memory, k) for k in self.memory.__dataclass_fields__},
             "formats": {k: getattr(self.formats, k) for k in self.formats.__dataclass_fields__},
             "latency_per_hop": self.latency_per_hop,
             "energy": [{k: getattr(f, k) for k in f.__dataclass_fields__} for f in self.energy.figures],

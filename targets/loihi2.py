@@ -9,6 +9,7 @@ per synapse layer, which the Lava back end removes when it aligns spikes).
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.neurons import LOIHI2_DU_MAX, LOIHI2_DV_MAX, LOIHI2_VTH_MAX, Loihi2LIF
-from tsslc.targets.base import CoreGeometry, EnergyFigure, EnergyTable, LayerStats, NumberFormat, QuantizedLayer, Target
+from tsslc.targets.base import CoreGeometry, CoreMemory, EnergyFigure, EnergyTable, LayerStats, NumberFormat, QuantizedLayer, Target
 
 # --- constants of the arithmetic (loihi2.md §1) --------------------------------------------
 DECAY_BITS = 12
@@ -134,6 +135,18 @@ class Loihi2(Target):
     description = "Intel Loihi 2 through Lava 0.10 fixed-point LIF/Dense/Conv (bit-accurate models)"
     doc_file = "loihi2.md"
     geometry = CoreGeometry(neurons_per_core=8192, axons_per_core=None, max_fan_in=None, max_fan_out=None, n_cores=128)
+    #: loihi2.md §3: 192 KB per neuro core for synapses and neuron state (Intel's brief;
+    #: unconfirmed here), 8-bit synapses, 64 bits of state per LIF neuron (u, v 24-bit,
+    #: bias 13-bit in a 16-bit word: a model, not a published figure)
+    memory = CoreMemory(
+        bytes_per_core=192 * 1024, neuron_state_bits=64, synapse_bits=8, shared_conv_weights=True,
+        source="Intel, 'Taking Neuromorphic Computing to the Next Level with Loihi 2', technology brief (2021): "
+               "128 neuro cores, up to 8,192 neurons per core, 192 KB of memory per core shared flexibly by "
+               "synapses, neuron state and configuration (192 KB: unconfirmed here, see targets/loihi2.md)",
+        note="synapses at 8 bits (a dense neuron's non-zero weights; a conv kernel once per core and output "
+             "channel) + 64 bits of LIF state per neuron; axon, routing and sparse-index tables are not modelled "
+             "(no published sizes)",
+    )
     formats = NumberFormat(
         weight_bits=8,
         weight_encoding="8-bit mixed-sign, even values in [-256, 254] (Dense drops the lowest bit), "
@@ -148,6 +161,12 @@ class Loihi2(Target):
     uses_input_gram = True  # GPTQ rounding and the current-error report
     #: calibrated |u|, |v| must stay below 2^23 / headroom
     headroom = 2.0
+    #: the Dense weight exponents the quantizer may choose (loihi2.md §4)
+    dense_exp_range = WEIGHT_EXP_RANGE
+    variants = {
+        "netx": "every Dense weight_exp = 0 (as Conv), so that lava-dl netx, which recomputes the exponent from "
+                "the integer weights, runs the exported .net file exactly as intsim (loihi2.md §6)",
+    }
     energy = EnergyTable(
         "loihi2",
         (
@@ -171,6 +190,12 @@ class Loihi2(Target):
         "Not comparable with all-in figures such as TrueNorth's 26 pJ per synaptic event.",
         stand_in="Loihi 1 figures (Davies et al. 2018): no Loihi 2 per-op energy has been published",
     )
+
+    def _make_variant(self, name: str) -> "Loihi2":
+        out = copy.copy(self)
+        out.variant_name = name
+        out.dense_exp_range = (0, 0)  # "netx", the one variant
+        return out
 
     # --- arithmetic -------------------------------------------------------------------------
     def synapse(self, node, s_in: torch.Tensor) -> torch.Tensor:
@@ -249,7 +274,7 @@ class Loihi2(Target):
             # the exponent at which the largest weight lands in [254, 508) at λ_max, so that
             # lowering λ by less than 2x makes the weights use the full 8-bit range
             m = lam_max * d_u * w_max / (S * 2.0**ACT_SHIFT)
-            exp = int(np.clip(math.floor(math.log2(m / 254.0)), *WEIGHT_EXP_RANGE))
+            exp = int(np.clip(math.floor(math.log2(m / 254.0)), *self.dense_exp_range))
         lam = min(lam_max, lam_fit(exp))
         vth = int(round(lam * V / 64.0))
         if vth < 1:

@@ -6,8 +6,14 @@ Model (targets/truenorth.md §4 for the truenorth specifics):
 
 * a core holds at most ``geometry.neurons_per_core`` neurons; all neurons of a core share
   its axons, so a core needs one axon per (input it uses × axons per input); with
-  ``geometry.axons_per_core`` set that is a hard limit (truenorth 256), else unlimited
-  (loihi2's model: its synapse memory is not modelled);
+  ``geometry.axons_per_core`` set that is a hard limit (truenorth 256), else unlimited;
+* with a memory model (``target.memory``, a :class:`~tsslc.targets.base.CoreMemory`:
+  loihi2's 192 KB per core) a core holds only what fits its memory: per neuron its state
+  bits, per stored synapse its weight bits — a dense neuron's connected (non-zero) inputs,
+  a convolution's kernel once per core for each output channel placed on it (weight
+  sharing). A layer is split across as many cores as that takes, and the report gives each
+  core's memory use (``core_memory`` bytes, per layer ``memory_bytes`` and
+  ``max_core_memory_bytes``, ``memory_utilisation`` of the cores used);
 * axons per input ``m``: the quantization report's ``axons_per_input`` (truenorth's
   axon-type decomposition), 1 otherwise;
 * ``geometry.max_fan_out == 1`` (one destination per neuron): a neuron whose spikes must
@@ -46,6 +52,7 @@ class Core:
     population: str  # the layer (neuron cores) or the source layer (splitter cores)
     neurons: int = 0
     axons: int = 0
+    memory: int = 0  # bytes, with a memory model
 
 
 @dataclass
@@ -57,6 +64,7 @@ class Mapping:
     layers: dict[str, dict] = field(default_factory=dict)
     neurons_per_core: int = 0
     axons_per_core: int | None = None
+    memory_per_core: int | None = None  # bytes
 
     def report(self) -> dict:
         neuron_cores = [c for c in self.cores if c.kind == "neuron"]
@@ -77,6 +85,11 @@ class Mapping:
         if self.axons_per_core:
             rep["axons"] = int(sum(c.axons for c in self.cores))
             rep["axon_utilisation"] = rep["axons"] / (len(self.cores) * self.axons_per_core)
+        if self.memory_per_core:
+            rep["memory_per_core_bytes"] = int(self.memory_per_core)
+            rep["memory_bytes"] = int(sum(c.memory for c in self.cores))
+            rep["max_core_memory_bytes"] = int(max((c.memory for c in self.cores), default=0))
+            rep["memory_utilisation"] = rep["memory_bytes"] / (len(self.cores) * self.memory_per_core) if self.cores else 0.0
         return rep
 
     def to_metadata(self) -> dict:
@@ -88,6 +101,7 @@ class Mapping:
             "core_population": [c.population for c in self.cores],
             "core_neurons": np.array([c.neurons for c in self.cores], np.int64),
             "core_axons": np.array([c.axons for c in self.cores], np.int64),
+            "core_memory": np.array([c.memory for c in self.cores], np.int64),
             "core_edges": np.array([[s, d, a["routes"]] for s, d, a in self.core_graph.edges(data=True)
                                     if isinstance(s, int) and isinstance(d, int)], np.int64).reshape(-1, 3),
         }
@@ -172,6 +186,8 @@ def map_graph(graph: Graph, target) -> Mapping:
     shapes = graph.validate()
     geo = target.geometry
     npc, apc = int(geo.neurons_per_core), geo.axons_per_core
+    mem = getattr(target, "memory", None)
+    budget = mem.bits_per_core if mem is not None else None
     one_destination = geo.max_fan_out == 1
     cores: list[Core] = []
     assignment: dict[str, np.ndarray] = {}
@@ -196,33 +212,58 @@ def map_graph(graph: Graph, target) -> Mapping:
             raise TsslcError(f"layer '{lif}': fan-in {connected} inputs x {m} axons = {connected * m} > {geo.max_fan_in} "
                              f"(the {target.name} limit per neuron); remedy: retrain with a fan-in limit "
                              f"(linear: 'fan_in'; conv: 'groups')")
-        order = (_conv_order(node, shapes[lif], npc, apc, m) if isinstance(node, N.IntConv2d)
-                 else np.arange(len(sets)))
+        conv = isinstance(node, N.IntConv2d)
+        order = _conv_order(node, shapes[lif], npc, apc, m) if conv else np.arange(len(sets))
         core_of = np.empty(len(sets), np.int64)
         first = len(cores)
-        # next fit in ``order``: a core takes neurons while it has room for one more neuron
-        # and for the axons of the inputs they see together (a boolean mask of those inputs)
+        cost = _memory_cost(node, sets, shapes[lif], mem) if budget is not None else None
+        if cost is not None:
+            need = int(cost.neuron_bits.max() + (cost.kernel_bits if conv else 0)) if len(sets) else 0
+            if need > budget:
+                raise TsslcError(f"layer '{lif}': one neuron needs {math.ceil(need / 8)} bytes of core memory "
+                                 f"({mem.synapse_bits}-bit synapses + {mem.neuron_state_bits} bits of state) > "
+                                 f"{mem.bytes_per_core} bytes per {target.name} core; remedy: a smaller fan-in")
+        # next fit in ``order``: a core takes neurons while it has room for one more neuron,
+        # for the axons of the inputs they see together (a boolean mask of those inputs) and,
+        # with a memory model, for its state and synapses (a conv's kernels once per channel)
         n_in = int(np.prod(shapes[_pred(graph, syns[0])]))
         cur = np.zeros(n_in, bool)
         cur_n = count = 0
+        cur_bits, channels = 0, set()
         core_inputs: list[np.ndarray] = []
+        core_bits: list[int] = []
         for j in order:
             inputs = sets[j]
             extra = int(np.count_nonzero(~cur[inputs]))
-            if count and (count + 1 > npc or (apc is not None and (cur_n + extra) * m > apc)):
+            bits = 0
+            if cost is not None:
+                ch = int(j) // cost.per_channel if conv else None
+                bits = int(cost.neuron_bits[j]) + (cost.kernel_bits if conv and ch not in channels else 0)
+            if count and (count + 1 > npc or (apc is not None and (cur_n + extra) * m > apc)
+                          or (budget is not None and cur_bits + bits > budget)):
                 core_inputs.append(np.flatnonzero(cur))
+                core_bits.append(cur_bits)
                 cur = np.zeros(n_in, bool)
                 cur[inputs] = True
                 cur_n, count = int(np.count_nonzero(cur)), 0
+                channels = set()
+                bits = int(cost.neuron_bits[j]) + (cost.kernel_bits if conv else 0) if cost is not None else 0
+                cur_bits = 0
             else:
                 cur[inputs] = True
                 cur_n += extra
+            if cost is not None:
+                cur_bits += bits
+                if conv:
+                    channels.add(int(j) // cost.per_channel)
             core_of[j] = first + len(core_inputs)
             count += 1
         core_inputs.append(np.flatnonzero(cur))
+        core_bits.append(cur_bits)
         for k, used in enumerate(core_inputs):
             ci = first + k
-            cores.append(Core(ci, "neuron", lif, int((core_of == ci).sum()), len(used) * m))
+            cores.append(Core(ci, "neuron", lif, int((core_of == ci).sum()), len(used) * m,
+                              math.ceil(core_bits[k] / 8)))
             cg.add_node(ci, kind="neuron", population=lif)
             idx = used
             routes.setdefault(src, []).append((idx, ci, m))
@@ -236,6 +277,9 @@ def map_graph(graph: Graph, target) -> Mapping:
                            "axons_per_input": m, "axons": int(sum(len(u) for u in core_inputs) * m),
                            "splitter_neurons": 0, "splitter_cores": 0, "splitter_levels": 0,
                            "delay_padded_neurons": 0}
+        if cost is not None:
+            per_core = [math.ceil(b / 8) for b in core_bits]
+            layer_info[lif].update(memory_bytes=int(sum(per_core)), max_core_memory_bytes=int(max(per_core)))
     # splitters for fan-out > 1 (one destination per neuron), and the core graph's edges
     levels_of: dict[str, int] = {}
     split_core: dict[str, dict[int, int]] = {}  # source -> {neuron: splitter core of its copies}
@@ -283,7 +327,33 @@ def map_graph(graph: Graph, target) -> Mapping:
     if geo.n_cores is not None and len(cores) > geo.n_cores:
         raise TsslcError(f"mapping: the graph needs {len(cores)} cores > {geo.n_cores} on one {target.name} chip; "
                          f"remedy: a smaller network")
-    return Mapping(target.name, cores, assignment, cg, layer_info, npc, apc)
+    return Mapping(target.name, cores, assignment, cg, layer_info, npc, apc,
+                   None if mem is None else int(mem.bytes_per_core))
+
+
+@dataclass
+class _Cost:
+    """Memory a layer's neurons take on a core, in bits: ``neuron_bits[j]`` for neuron j
+    (state + its own synapses: a dense row's non-zero weights; a conv neuron's state only),
+    ``kernel_bits`` per output channel of a conv on a core, ``per_channel`` neurons per
+    output channel (flat C, H, W order)."""
+
+    neuron_bits: np.ndarray
+    kernel_bits: int = 0
+    per_channel: int = 1
+
+
+def _memory_cost(node, sets: list[np.ndarray], out_shape, mem) -> _Cost:
+    n = len(sets)
+    state = np.full(n, int(mem.neuron_state_bits), np.int64)
+    if isinstance(node, N.IntConv2d):
+        w = np.asarray(node.weight)
+        per_channel = int(np.prod(out_shape[1:]))
+        kernel = int(np.prod(w.shape[1:])) * int(mem.synapse_bits)
+        if not mem.shared_conv_weights:  # every neuron stores its own window's weights
+            return _Cost(state + np.array([len(s) for s in sets], np.int64) * int(mem.synapse_bits))
+        return _Cost(state, kernel, per_channel)
+    return _Cost(state + np.array([len(s) for s in sets], np.int64) * int(mem.synapse_bits))
 
 
 def _pred(graph: Graph, syn: str) -> str:

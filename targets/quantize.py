@@ -249,6 +249,7 @@ def quantize(graph: Graph, target, calibration: np.ndarray | torch.Tensor | Iter
         out.connect(s, d)
     out.metadata["quantization"] = {
         "target": target.name,
+        "variant": getattr(target, "variant_name", "") or None,
         "calibration_samples": int(sum(int(b.shape[0]) for b in batches)),
         "input": input_report,
         "layers": layers,

@@ -21,7 +21,7 @@ from tsslc.errors import TsslcError
 from tsslc.ir.graph import Graph
 
 from tsslc.backends.lava import runner
-from tsslc.backends.lava.lowering import lower
+from tsslc.backends.lava.runner import lower
 
 GRAPH = """
 import numpy as np
@@ -47,7 +47,7 @@ def test_a_failing_lava_process_is_one_error_and_nothing_is_left_running(tmp_pat
     """A process model that raises (here the sink finds no record file) makes Lava's own
     stop() wait forever; execute() terminates the processes and names the failure."""
     g = _graph()
-    lowered = lower(g, np.zeros((64, 10), np.int32), 5, str(tmp_path))  # records not created
+    lowered = lower(g, np.zeros((5, 2, 64), np.int64), 5, str(tmp_path))  # records not created
     t0 = time.perf_counter()
     with pytest.raises(TsslcError, match=r"a Lava process failed during the run \(FileNotFoundError"):
         runner.execute(lowered, 10, 5, 2)

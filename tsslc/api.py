@@ -138,21 +138,23 @@ def export(source):
 # --- compile --------------------------------------------------------------------------------
 
 
-def compile(graph, target: str, calibration=None, *, rounding: str = "gptq", data_dir=None, samples: int = 256,
-            seed: int = 0):
+def compile(graph, target: str, calibration=None, *, rounding: str = "gptq", variant: str | None = None,
+            data_dir=None, samples: int = 256, seed: int = 0):
     """Quantize and map a float ``graph`` for ``target`` (``"loihi2"`` | ``"truenorth"``):
     dropout dropped and pooling folded (:mod:`tsslc.passes.structural`), calibrated and
     quantized (:mod:`tsslc.targets.quantize`, ``rounding`` ``"gptq"`` | ``"nearest"``),
     mapped onto cores (:mod:`tsslc.targets.mapping`). ``calibration``: input in
     :func:`simulate`'s layout; by default ``samples`` training samples of the graph's data
-    set (:func:`load_data`). Returns a new graph; ``graph`` is not changed."""
+    set (:func:`load_data`). ``variant``: one of the target's quantizer variants (loihi2:
+    ``"netx"``, every Dense weight exponent 0 so that :func:`tsslc.backends.netx.export`'s
+    file runs exactly as intsim). Returns a new graph; ``graph`` is not changed."""
     from tsslc.passes.structural import drop_dropout, fold_pooling
     from tsslc.targets import get_target
     from tsslc.targets.mapping import attach
 
     if graph.metadata.get("target"):
         raise TsslcError(f"the graph is already compiled for {graph.metadata['target']}; give the float model")
-    tgt = get_target(target)
+    tgt = get_target(target).variant(variant)
     if calibration is None:
         calibration, _ = load_data(graph.metadata.get("dataset") or "digits", split="train", samples=samples,
                                    data_dir=data_dir, n_steps=graph.metadata.get("n_steps"), seed=seed,

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "nir": ("tsslc.commands.nir", "NIR interchange: 'nir export' and 'nir import'"),
     "compile": ("tsslc.commands.compile", "quantize and map a model for a target (loihi2, truenorth)"),
     "finetune": ("tsslc.commands.finetune", "hardware-aware fine-tuning through a target's rounding"),
+    "netx": ("tsslc.commands.netx", "lava-dl netx: 'netx export' writes a loihi2-compiled model as a netx .net file"),
     "run": ("tsslc.commands.run", "run a compiled model on a back end (intsim, lava) over a data set"),
     "verify": ("tsslc.commands.verify", "compare float, integer simulator and Lava spikes layer by layer"),
     "report": ("tsslc.commands.report", "write the HTML report of a run, or compare two runs side by side"),

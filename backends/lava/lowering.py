@@ -1,32 +1,43 @@
-"""Lowering: a loihi2-compiled IR graph becomes a network of Lava processes.
+"""Lowering: a loihi2-compiled IR graph becomes a network of standard Lava processes.
 
-One process per IR primitive, connected along the graph's edges:
+:func:`build_network` is the public entry: it builds the graph from ``lava.proc`` processes
+only and hands back a :class:`LavaNetwork` with its input port(s) and output ports, so a
+user attaches their own input, output and run configuration (``Loihi2HwCfg`` on the chip,
+see the README). The simulation back end (:mod:`.runner`) builds the same network and
+attaches a ``lava.proc.io.source.RingBuffer`` and tsslc's memory-mapped
+:class:`~tsslc.backends.lava.sink.SpikeSink` per population. One process per IR primitive,
+connected along the graph's edges:
 
 ==========================  ===============================================================
 IR node                     Lava process(es)
 ==========================  ===============================================================
-``IntInput``                ``io.source.RingBuffer`` holding every step of every sample
-                            (graded payloads for ``"graded"``, 0/1 for ``"binary"``)
+``IntInput``                nothing: the first synapse's ``s_in`` is the network's input
+                            port (graded payloads: ``num_message_bits`` = the input's bits;
+                            binary events: 0). :meth:`LavaNetwork.attach_source` adds an
+                            ``io.source.RingBuffer`` holding every step of every sample
 ``Flatten``                 a reshape of the producer's OutPort (no process)
 ``IntDense``                ``Dense(weights, weight_exp, num_message_bits)``
 ``IntConv2d``               ``Conv`` (W, H, C layout, flipped kernel); it ignores
                             ``weight_exp``: a non-negative exponent is folded into the
                             weights, a negative one becomes an identity ``Sparse`` with that
                             ``weight_exp`` behind the Conv (one more step of latency)
-``IntLIF``                  ``LIFReset(du, dv, vth, bias_mant, bias_exp)`` + a
-                            :class:`~tsslc.backends.lava.sink.SpikeSink`
-``Output``                  nothing (the output population's sink is read)
+``IntLIF``                  ``LIFReset(du, dv, vth, bias_mant, bias_exp)`` with the reset
+                            interval given (samples back to back), else ``LIF``
+``Output``                  nothing (the output population's ``s_out`` is the output port)
 ==========================  ===============================================================
 
 Tensors in Lava are W, H, C (x, y, channel); IR tensors are C, H, W. A population of IR
 shape (C, H, W) lives in Lava as (W, H, C); a Dense behind a Flatten of such a tensor gets
-its weight columns permuted so that it sees the IR (torch) flatten order.
+its weight columns permuted so that it sees the IR (torch) flatten order. The network's
+input port is in Lava layout (W, H, C) when a Conv reads the input, and flat in the IR's
+(C, H, W) order when a Dense reads it through a Flatten (as lava-dl netx's files).
 
 Time: each synapse process delays by one step. A population reached through ``d`` synapse
-processes from the source sees sample ``b``'s float step ``t`` at Lava step
-``b·P + t + 1 + d`` (``P`` steps per sample), so it resets its state at
+processes from the input sees sample ``b``'s float step ``t`` at Lava step
+``b·P + t + 1 + d`` when the input port receives it at step ``b·P + t + 1`` (a RingBuffer
+source's column ``b·P + t``; ``P`` steps per sample), so it resets its state at
 ``time_step % P == (1 + d) % P`` (``LIFReset``, offsets staggered by depth) and its spikes
-of (b, t) land in row ``b·P + t + d`` of its sink. ``P = n_steps`` suffices: what a layer
+of (b, t) leave it at Lava step ``b·P + t + 1 + d``. ``P = n_steps`` suffices: what a layer
 emits after its last step of a sample reaches the next layer before that layer's reset.
 
 ``floating_pt`` uses Lava's float models with the equivalent float parameters (LAVA.md):
@@ -37,7 +48,6 @@ weights ``W·2^(6+weight_exp)``, ``vth·64``, ``du_f = (du+1)/4096``, ``dv_f = d
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,36 +67,35 @@ from lava.proc.dense.models import PyDenseModelBitAcc, PyDenseModelFloat  # noqa
 from lava.proc.dense.process import Dense  # noqa: E402
 from lava.proc.io.source import PySendModelFixed, PySendModelFloat  # noqa: E402
 from lava.proc.io.source import RingBuffer as Source  # noqa: E402
+from lava.proc.lif.models import PyLifModelBitAcc, PyLifModelFloat  # noqa: E402
 from lava.proc.lif.models import PyLifResetModelBitAcc, PyLifResetModelFloat  # noqa: E402
-from lava.proc.lif.process import LIFReset  # noqa: E402
+from lava.proc.lif.process import LIF, LIFReset  # noqa: E402
 from lava.proc.sparse.models import PySparseModelBitAcc, PySparseModelFloat  # noqa: E402
 from lava.proc.sparse.process import Sparse  # noqa: E402
 
-from tsslc.backends.lava.sink import PySpikeSinkModelFixed, PySpikeSinkModelFloat, SpikeSink  # noqa: E402
-
 SELECT_TAGS = ("fixed_pt", "floating_pt")
 
-#: The process model of every process class, per select tag. Models are given explicitly
-#: (``exception_proc_model_map``), so Lava never searches the file system for them.
+#: The process model of every standard process class, per select tag. tsslc gives them
+#: explicitly (``exception_proc_model_map``), so Lava never searches the file system for
+#: them; a user's run configuration may do without (Lava finds them by select tag).
 MODELS = {
     "fixed_pt": {
         Source: PySendModelFixed,
         Dense: PyDenseModelBitAcc,
         Sparse: PySparseModelBitAcc,
         Conv: PyConvModelFixed,
+        LIF: PyLifModelBitAcc,
         LIFReset: PyLifResetModelBitAcc,
-        SpikeSink: PySpikeSinkModelFixed,
     },
     "floating_pt": {
         Source: PySendModelFloat,
         Dense: PyDenseModelFloat,
         Sparse: PySparseModelFloat,
         Conv: PyConvModelFloat,
+        LIF: PyLifModelFloat,
         LIFReset: PyLifResetModelFloat,
-        SpikeSink: PySpikeSinkModelFloat,
     },
 }
-
 
 
 def lava_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -126,37 +135,110 @@ def conv_weight_for_lava(weight: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Population:
-    """A lowered LIF population and where its spikes are recorded."""
+    """A lowered LIF population: its process and how many synapse processes lie between
+    the network's input port and it (its latency in steps beyond the first)."""
 
     name: str
     ir_shape: tuple[int, ...]
-    depth: int  # synapse processes between the source and this population
-    process: LIFReset
-    sink: SpikeSink
-    record: str  # path of the sink's .npy file
+    depth: int  # synapse processes between the input port and this population
+    process: object  # LIF | LIFReset
+
+    @property
+    def out(self):
+        """The population's spike OutPort (Lava layout)."""
+        return self.process.s_out
 
 
 @dataclass
-class Lowered:
-    source: Source
-    populations: dict[str, Population]
+class LavaNetwork:
+    """A loihi2-compiled graph as standard ``lava.proc`` processes (:func:`build_network`).
+
+    * ``inputs``: the InPort(s) the input drives (:attr:`inp` when there is one), of shape
+      :attr:`input_port_shape`, laid out as :attr:`input_layout` says; connect a source's
+      OutPort to each (or call :meth:`attach_source`);
+    * ``populations``: {IR population: :class:`Population`}, each with its ``out`` port;
+      :attr:`out` is the output population's;
+    * ``processes``: every process built, ``models`` their process models for
+      ``exception_proc_model_map`` (optional: Lava finds them by select tag itself).
+    """
+
+    graph: Graph
+    select_tag: str
+    reset_interval: int | None
+    inputs: list = field(default_factory=list)
+    input_port_shape: tuple[int, ...] = ()
+    input_layout: str = ""  # "lava" (W, H, C; 1-D as is) | "flat" (IR C, H, W order)
+    input_message_bits: int = 0
+    populations: dict[str, Population] = field(default_factory=dict)
+    processes: list = field(default_factory=list)
     models: dict = field(default_factory=dict)  # process instance -> process model class
-    select_tag: str = "fixed_pt"
+    source: object | None = None  # the RingBuffer of attach_source
+
+    @property
+    def inp(self):
+        """The input port, when the input drives exactly one synapse."""
+        if len(self.inputs) != 1:
+            raise TsslcError(f"the network's input drives {len(self.inputs)} synapses; connect to each of .inputs")
+        return self.inputs[0]
+
+    @property
+    def out(self):
+        """The output population's spike OutPort."""
+        return self.populations[self.graph.output_population].out
+
+    @property
+    def outputs(self) -> dict:
+        """{population: spike OutPort} of every population."""
+        return {k: p.out for k, p in self.populations.items()}
 
     @property
     def depth(self) -> int:
         return max((p.depth for p in self.populations.values()), default=0)
 
-    @property
-    def n_processes(self) -> int:
-        return len(self.models)
+    def source_data(self, payloads: np.ndarray, period: int | None = None) -> np.ndarray:
+        """Data for a ``io.source.RingBuffer`` driving :attr:`inputs`: ``payloads``
+        time-first ``(T, B, *input shape)`` (the target's integer input spikes for fixed_pt)
+        -> ``(*input_port_shape, B·period)`` with sample b's step t in column
+        ``b·period + t`` (``period`` defaults to the reset interval, else T)."""
+        T, B = payloads.shape[:2]
+        P = int(period or self.reset_interval or T)
+        if P < T:
+            raise TsslcError(f"period {P} is shorter than the {T} steps of each sample")
+        ir_shape = tuple(payloads.shape[2:])
+        fixed = self.select_tag == "fixed_pt"
+        per_sample = payloads.transpose(1, 0, *range(2, payloads.ndim))  # (B, T, *ir)
+        cols = per_sample.reshape(B * T, -1) if self.input_layout == "flat" else \
+            to_lava_layout(per_sample, ir_shape).reshape(B * T, -1)
+        if fixed:
+            lim = np.iinfo(np.int32)
+            if cols.size and (cols.min() < lim.min or cols.max() > lim.max):
+                raise TsslcError("input payloads exceed 32 bits; reduce the input's bits")
+        data = np.zeros((B * P, cols.shape[1]), dtype=np.int32 if fixed else np.float64)
+        data[(np.arange(B)[:, None] * P + np.arange(T)[None, :]).reshape(-1)] = cols
+        return np.ascontiguousarray(data.T.reshape(*self.input_port_shape, B * P))
+
+    def attach_source(self, data: np.ndarray):
+        """Add a ``lava.proc.io.source.RingBuffer`` replaying ``data`` (see
+        :meth:`source_data`) into every input port; returns it."""
+        if tuple(data.shape[:-1]) != tuple(self.input_port_shape):
+            raise TsslcError(f"source data of shape {data.shape[:-1]} for an input port of shape {self.input_port_shape}")
+        src = self._add(Source(data=data))
+        for port in self.inputs:
+            src.s_out.connect(port)
+        self.source = src
+        return src
+
+    def _add(self, proc):
+        self.processes.append(proc)
+        self.models[proc] = MODELS[self.select_tag][type(proc)]
+        return proc
 
 
 @dataclass
 class _Out:
     """What a lowered node offers its successors."""
 
-    port: object  # a Lava OutPort (possibly reshaped)
+    port: object  # a Lava OutPort (possibly reshaped); None: the network's input
     ir_shape: tuple[int, ...]
     depth: int
     message_bits: int  # 0: binary spikes, > 0: graded payloads
@@ -180,33 +262,43 @@ def input_message_bits(node: N.IntInput) -> int:
 
 
 class LavaLowering(GraphWalker):
-    """Builds the Lava processes of a loihi2-compiled graph, one method per node kind; each
-    method returns the :class:`_Out` its successors connect to."""
+    """Builds the standard Lava processes of a loihi2-compiled graph into a
+    :class:`LavaNetwork`, one method per node kind; each method returns the :class:`_Out`
+    its successors connect to."""
 
     what = "the Lava back end (it takes graphs compiled for loihi2: IntInput, Flatten, IntDense, IntConv2d, IntLIF, Output)"
 
-    def __init__(self, graph: Graph, source_data: np.ndarray, period: int, record_dir: str, select_tag: str):
+    def __init__(self, graph: Graph, select_tag: str, reset_interval: int | None):
         super().__init__(graph)
         self.shapes = graph.validate()
-        self.source_data, self.period, self.record_dir = source_data, period, record_dir
         self.fixed = select_tag == "fixed_pt"
-        self.process_models = MODELS[select_tag]
-        self.lowered = Lowered(source=None, populations={}, select_tag=select_tag)  # type: ignore[arg-type]
+        self.net = LavaNetwork(graph, select_tag, reset_interval)
 
     def add(self, proc):
-        self.lowered.models[proc] = self.process_models[type(proc)]
-        return proc
+        return self.net._add(proc)
 
     def combine(self, name, node, values):
         return list(values)  # several synapses into one population: each connects to it
 
+    def connect(self, up: _Out, in_port, flat: bool) -> None:
+        """Connect ``up`` to a synapse's ``in_port``; the network's input registers the port."""
+        if up.port is not None:
+            up.port.connect(in_port)
+            return
+        layout = "flat" if flat and len(self.shapes[self.graph.input_name]) != 1 else "lava"
+        if self.net.inputs and (self.net.input_layout, self.net.input_port_shape) != (layout, tuple(in_port.shape)):
+            raise TsslcError("the input feeds synapses that read it in different layouts; the Lava network needs one")
+        self.net.inputs.append(in_port)
+        self.net.input_port_shape, self.net.input_layout = tuple(in_port.shape), layout
+
     def int_input(self, name, node: N.IntInput, x):
-        src = self.add(Source(data=self.source_data))
-        self.lowered.source = src
-        return _Out(src.s_out, self.shapes[name], 0, input_message_bits(node))
+        self.net.input_message_bits = input_message_bits(node)
+        return _Out(None, self.shapes[name], 0, input_message_bits(node))
 
     def flatten(self, name, node, up: _Out):
         flat = (math.prod(up.ir_shape),)
+        if up.port is None:  # the input, flattened: the port takes the IR (C, H, W) order
+            return _Out(None, flat, up.depth, up.message_bits)
         port = up.port.flatten() if len(up.ir_shape) != 1 else up.port
         return _Out(port, flat, up.depth, up.message_bits, flat_of=up.ir_shape if up.flat_of is None else up.flat_of)
 
@@ -218,11 +310,11 @@ class LavaLowering(GraphWalker):
         else:
             proc = self.add(Dense(weights=w.astype(np.float64) * 2.0 ** (6 + int(node.weight_exp)),
                                   num_message_bits=up.message_bits, name=name))
-        up.port.connect(proc.s_in)
+        self.connect(up, proc.s_in, flat=True)
         return _Out(proc.a_out, self.shapes[name], up.depth + 1, 0)
 
     def int_conv2d(self, name, node: N.IntConv2d, up: _Out):
-        return _lower_conv(name, node, up, self.shapes[name], self.fixed, self.add)
+        return _lower_conv(name, node, up, self.shapes[name], self.fixed, self.add, self.connect)
 
     def int_lif(self, name, node: N.IntLIF, x):
         ups = x if isinstance(x, list) else [x]
@@ -237,50 +329,53 @@ class LavaLowering(GraphWalker):
         if node.target != "loihi2":
             raise TsslcError(f"population '{name}': integer LIF for target {node.target!r}, expected loihi2")
         shape = lava_shape(self.shapes[name])
-        proc = self.add(_lif(name, shape, node.params, self.fixed, self.period, depth))
+        proc = self.add(_lif(name, shape, node.params, self.fixed, self.net.reset_interval, depth))
         for u in ups:
             port = u.port if tuple(u.port.shape) == shape else u.port.reshape(shape)
             port.connect(proc.a_in)
-        record = os.path.join(self.record_dir, f"{len(self.lowered.populations)}.npy")
-        sink = self.add(SpikeSink(shape=shape, path=record, name=f"{name}.sink"))
-        proc.s_out.connect(sink.a_in)
-        self.lowered.populations[name] = Population(name, self.shapes[name], depth, proc, sink, record)
+        self.net.populations[name] = Population(name, self.shapes[name], depth, proc)
         return _Out(proc.s_out, self.shapes[name], depth, 0)
 
     def output(self, name, node, x):
-        return None  # the output population's sink is read
+        return None  # the output population's s_out is the network's output port
 
 
-def lower(graph: Graph, source_data: np.ndarray, period: int, record_dir: str,
-          select_tag: str = "fixed_pt") -> Lowered:
-    """Build the Lava processes of ``graph``.
+def build_network(compiled: Graph, select_tag: str = "fixed_pt", reset_interval: int | None = None) -> LavaNetwork:
+    """The loihi2-compiled graph ``compiled`` as standard ``lava.proc`` processes only
+    (Dense / Sparse / Conv, LIF or LIFReset; no source, no sink), for a user to attach their
+    own input (to ``.inp``: a ``lava.proc.io.source.RingBuffer``, a sensor, an adapter onto
+    the chip), outputs (``.out``, ``.outputs``) and run configuration.
 
-    ``source_data``: the input in Lava layout, ``(*lava_shape(input shape), n_columns)``,
-    already quantized (fixed_pt) or scaled (floating_pt); the source replays it cyclically.
-    ``period``: steps per sample (the LIFReset interval). Each population's sink records
-    into ``record_dir/<i>.npy``, which the caller creates (:func:`create_record`) before
-    running.
+    ``reset_interval``: steps per sample when samples run back to back (each population a
+    ``LIFReset`` whose offset is staggered by its depth, for an input port that receives
+    sample b's step t at Lava step ``b·reset_interval + t + 1``); None: plain ``LIF``, state
+    never reset. ``select_tag``: ``"fixed_pt"`` (bit-accurate, as the chip) or
+    ``"floating_pt"`` (Lava's float models with the equivalent parameters).
     """
-    check_runnable(graph, select_tag)
-    walker = LavaLowering(graph, source_data, period, record_dir, select_tag)
+    check_runnable(compiled, select_tag)
+    if reset_interval is not None and int(reset_interval) < 1:
+        raise TsslcError(f"reset_interval must be >= 1, got {reset_interval}")
+    walker = LavaLowering(compiled, select_tag, None if reset_interval is None else int(reset_interval))
     walker.run()
-    return walker.lowered
+    if not walker.net.inputs:
+        raise TsslcError("the compiled graph's input feeds no synapse")
+    return walker.net
 
 
-def _lif(name, shape, params: Loihi2LIF, fixed, period, depth) -> LIFReset:
+def _lif(name, shape, params: Loihi2LIF, fixed, period, depth):
     if not isinstance(params, Loihi2LIF):
         raise TsslcError(f"population '{name}': loihi2 populations need Loihi2LIF parameters, got {type(params).__name__}")
     du, dv, vth = params.du, params.dv, params.vth
     bias_mant, bias_exp = params.bias_mant, params.bias_exp
-    timing = dict(reset_interval=int(period), reset_offset=(1 + depth) % int(period))
+    cls, timing = (LIF, {}) if period is None else \
+        (LIFReset, dict(reset_interval=int(period), reset_offset=(1 + depth) % int(period)))
     if fixed:
-        return LIFReset(shape=shape, du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp,
-                        name=name, **timing)
-    return LIFReset(shape=shape, du=(du + 1) / 4096, dv=dv / 4096, vth=float(vth) * 64,
-                    bias_mant=float(bias_mant) * 2.0**bias_exp, bias_exp=0, name=name, **timing)
+        return cls(shape=shape, du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp, name=name, **timing)
+    return cls(shape=shape, du=(du + 1) / 4096, dv=dv / 4096, vth=float(vth) * 64,
+               bias_mant=float(bias_mant) * 2.0**bias_exp, bias_exp=0, name=name, **timing)
 
 
-def _lower_conv(name, node: N.IntConv2d, up: _Out, out_shape, fixed, add) -> _Out:
+def _lower_conv(name, node: N.IntConv2d, up: _Out, out_shape, fixed, add, connect) -> _Out:
     if len(up.ir_shape) != 3 or up.flat_of is not None:
         raise TsslcError(f"layer '{name}': a convolution needs a (C, H, W) input, got {up.ir_shape}")
     w = conv_weight_for_lava(np.asarray(node.weight).astype(np.int64))
@@ -289,12 +384,12 @@ def _lower_conv(name, node: N.IntConv2d, up: _Out, out_shape, fixed, add) -> _Ou
                   groups=int(node.groups), num_message_bits=up.message_bits, name=name)
     if not fixed:
         conv = add(Conv(weight=w.astype(np.float64) * 2.0 ** (6 + exp), **common))
-        up.port.connect(conv.s_in)
+        connect(up, conv.s_in, flat=False)
         return _Out(conv.a_out, out_shape, up.depth + 1, 0)
     if exp > 0:
         w = w << exp
     conv = add(Conv(weight=w.astype(np.int32), **common))
-    up.port.connect(conv.s_in)
+    connect(up, conv.s_in, flat=False)
     if exp >= 0:
         return _Out(conv.a_out, out_shape, up.depth + 1, 0)
     # Lava's Conv ignores weight_exp: apply the flooring shift in an identity Sparse.

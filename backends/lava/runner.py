@@ -1,12 +1,14 @@
-"""Run a loihi2-compiled graph on Lava: a whole batch in one Lava run.
+"""Run a loihi2-compiled graph on Lava: a whole batch in one Lava run (the simulation back end).
 
-The samples of the batch are laid end to end in time, ``n_steps`` Lava steps each; every
-population is a ``LIFReset`` whose reset offset is staggered by its synaptic depth (see
-:mod:`tsslc.backends.lava.lowering`), and the run lasts ``B·n_steps + depth`` steps so the
-deepest layer finishes the last sample. Spikes are read from one
-:class:`~tsslc.backends.lava.sink.SpikeSink` per population and shifted back by each
-population's depth, so they sit on the float model's time axis ``(T, B, *shape)``, the
-axis of the integer simulator.
+The network is :func:`tsslc.backends.lava.lowering.build_network`'s (standard ``lava.proc``
+processes); this module attaches the input (a ``io.source.RingBuffer``) and, to each
+population, tsslc's memory-mapped :class:`~tsslc.backends.lava.sink.SpikeSink` — only here,
+never in the network a user gets. The samples of the batch are laid end to end in time,
+``n_steps`` Lava steps each; every population is a ``LIFReset`` whose reset offset is
+staggered by its synaptic depth, and the run lasts ``B·n_steps + depth`` steps so the
+deepest layer finishes the last sample. Spikes are read from the sinks and shifted back by
+each population's depth, so they sit on the float model's time axis ``(T, B, *shape)``,
+the axis of the integer simulator.
 
 Lava processes are OS processes: they are stopped in ``finally``, also on errors and
 Ctrl-C.
@@ -15,7 +17,9 @@ Ctrl-C.
 from __future__ import annotations
 
 import math
+import os
 import shutil
+from dataclasses import dataclass, field
 import signal
 import tempfile
 import threading
@@ -40,8 +44,11 @@ import_lava()
 from lava.magma.core.run_conditions import RunSteps  # noqa: E402
 from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
 
-from tsslc.backends.lava.lowering import Lowered, check_runnable, lower, lava_shape, from_lava_layout, to_lava_layout  # noqa: E402
+from tsslc.backends.lava.lowering import LavaNetwork, build_network, check_runnable, lava_shape, from_lava_layout  # noqa: E402
+from tsslc.backends.lava.sink import PySpikeSinkModelFixed, PySpikeSinkModelFloat, SpikeSink  # noqa: E402
 from tsslc.backends.lava.sink import create_record, read_record  # noqa: E402
+
+SINK_MODELS = {"fixed_pt": PySpikeSinkModelFixed, "floating_pt": PySpikeSinkModelFloat}
 
 #: progress-bar / run-call granularity: about this many Lava run() calls per batch
 N_CHUNKS = 20
@@ -65,20 +72,55 @@ def input_payloads(graph: Graph, x, n_steps: int, select_tag: str) -> np.ndarray
     return raw * float(node.scale)
 
 
-def source_data(payloads: np.ndarray, ir_shape: tuple[int, ...], period: int, fixed: bool) -> np.ndarray:
-    """Source RingBuffer data ``(*lava_shape, B·period)``: sample b's step t in column
-    ``b·period + t``. The source replays it cyclically; what it sends after the last
-    sample only reaches layers after their reset for a sample that is not read."""
-    T, B = payloads.shape[:2]
-    data = np.zeros((B * period, math.prod(ir_shape)), dtype=np.int32 if fixed else np.float64)
-    cols = (np.arange(B)[:, None] * period + np.arange(T)[None, :]).reshape(-1)  # (B*T,) in b-major order
-    lava = to_lava_layout(payloads.transpose(1, 0, *range(2, payloads.ndim)), ir_shape)  # (B, T, *lava)
-    if fixed:
-        lim = np.iinfo(np.int32)
-        if lava.size and (lava.min() < lim.min or lava.max() > lim.max):
-            raise TsslcError("input payloads exceed 32 bits; reduce the input's bits")
-    data[cols] = lava.reshape(B * T, -1)
-    return np.ascontiguousarray(data.T.reshape(*lava_shape(ir_shape), B * period))
+@dataclass
+class Lowered:
+    """What a simulation runs: the standard network, its source and one SpikeSink per
+    population (``sinks``: population -> (sink, path of its record file))."""
+
+    network: LavaNetwork
+    sinks: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict)  # process instance -> process model class
+
+    @property
+    def source(self):
+        return self.network.source
+
+    @property
+    def select_tag(self) -> str:
+        return self.network.select_tag
+
+    @property
+    def populations(self):
+        return self.network.populations
+
+    @property
+    def depth(self) -> int:
+        return self.network.depth
+
+    @property
+    def n_processes(self) -> int:
+        return len(self.models)
+
+    def record(self, name: str) -> str:
+        return self.sinks[name][1]
+
+
+def lower(graph: Graph, payloads: np.ndarray, period: int, record_dir: str, select_tag: str = "fixed_pt") -> Lowered:
+    """The simulation of ``graph``: :func:`build_network` with samples back to back
+    (``period`` steps each), a RingBuffer source replaying ``payloads`` (time-first
+    ``(T, B, *input shape)``, integer for fixed_pt) and a SpikeSink per population recording
+    into ``record_dir/<i>.npy``, which the caller creates (:func:`create_record`) before
+    running."""
+    net = build_network(graph, select_tag, reset_interval=period)
+    net.attach_source(net.source_data(payloads, period))
+    lowered = Lowered(net, models=dict(net.models))
+    for i, (name, pop) in enumerate(net.populations.items()):
+        path = os.path.join(record_dir, f"{i}.npy")
+        sink = SpikeSink(shape=tuple(pop.out.shape), path=path, name=f"{name}.sink")
+        pop.out.connect(sink.a_in)
+        lowered.sinks[name] = (sink, path)
+        lowered.models[sink] = SINK_MODELS[select_tag]
+    return lowered
 
 
 def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = "fixed_pt",
@@ -95,30 +137,27 @@ def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = 
     check_runnable(graph, select_tag)
     T = n_steps_of(graph, n_steps)
     graph.validate()
-    fixed = select_tag == "fixed_pt"
     payloads = input_payloads(graph, x, T, select_tag)
     B = int(payloads.shape[1])
     if B < 1:
         raise TsslcError("the batch is empty")
-    in_shape = tuple(graph[graph.input_name].shape)
 
     workdir = tempfile.mkdtemp(prefix="tsslc-lava-")
     lowered: Lowered | None = None
     timing = {}
     try:
         t0 = time.perf_counter()
-        data = source_data(payloads, in_shape, T, fixed)
-        lowered = lower(graph, data, T, workdir, select_tag)
+        lowered = lower(graph, payloads, T, workdir, select_tag)
         depth = lowered.depth
         n_rows = B * T + depth  # the deepest layer finishes the last sample at this step
-        for pop in lowered.populations.values():
-            create_record(pop.record, n_rows, lava_shape(pop.ir_shape))
+        for name, pop in lowered.populations.items():
+            create_record(lowered.record(name), n_rows, lava_shape(pop.ir_shape))
         timing["build_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         execute(lowered, n_rows, T, B, progress)
         timing["run_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        spikes = {name: _aligned(read_record(pop.record), pop.depth, T, B, pop.ir_shape)
+        spikes = {name: aligned(read_record(lowered.record(name)), pop.depth, T, B, pop.ir_shape)
                   for name, pop in lowered.populations.items()}
         timing["read_s"] = time.perf_counter() - t0
     finally:
@@ -211,7 +250,7 @@ def _failure(lowered: Lowered, error: Exception) -> TsslcError:
     return TsslcError(f"a Lava process failed during the run ({detail})")
 
 
-def _aligned(rows: np.ndarray, depth: int, T: int, B: int, ir_shape) -> np.ndarray:
+def aligned(rows: np.ndarray, depth: int, T: int, B: int, ir_shape) -> np.ndarray:
     """Sink rows (n_rows, N) -> (T, B, *ir_shape): sample b's step t is row b·T + t + depth."""
     s = rows[depth:depth + B * T].reshape(B, T, -1).transpose(1, 0, 2)
     return np.ascontiguousarray(from_lava_layout(s, tuple(ir_shape))).astype(np.uint8)

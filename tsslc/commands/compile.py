@@ -2,7 +2,7 @@
 (:func:`tsslc.compile`): dropout dropped and pooling folded, calibrated on ``--calibration``
 training samples of the model's data set, or on every sample in ``--calibration-data X.npy``
 (an imported graph has no data set; layout: :mod:`tsslc.ir.inputs`), quantized with the
-target's rounding, mapped onto cores, saved atomically. Prints the per-layer quantization
+target's rounding (and ``--variant``: loihi2's ``netx``), mapped onto cores, saved atomically. Prints the per-layer quantization
 and mapping report.
 """
 
@@ -26,6 +26,9 @@ def add_arguments(parser) -> None:
                         help="calibrate on the inputs in this .npy file instead (static (B, *input shape) or "
                              "time-first (T, B, *input shape)); needed for a graph imported from NIR")
     add_rounding_argument(parser)
+    parser.add_argument("--variant", default=None, metavar="NAME",
+                        help="a variant of the target's quantizer; loihi2: netx (every Dense weight exponent 0, so "
+                             "that 'tsslc netx export' writes a file lava-dl netx runs exactly as intsim)")
     parser.add_argument("--json", default=None, help="also write the quantization and mapping report as JSON")
 
 
@@ -56,7 +59,7 @@ def run(args) -> int:
                          f"pass --calibration-data X.npy or --dataset NAME")
     else:
         x, _ = test_arrays(graph, args.data_dir, args.calibration, args.dataset, split="train")
-    compiled = tsslc.compile(graph, args.target, x, rounding=args.rounding)
+    compiled = tsslc.compile(graph, args.target, x, rounding=args.rounding, variant=args.variant)
     path = tsslc.save(compiled, args.out)
     for line in compile_lines(compiled):
         print(line)
@@ -66,5 +69,7 @@ def run(args) -> int:
         write_json(args.json, {"quantization": meta["quantization"],
                                "mapping": {k: v for k, v in meta.get("mapping", {}).items()
                                            if k in ("target", "cores", "neuron_cores", "splitter_cores", "neurons",
-                                                    "neuron_utilisation", "latency_ticks", "layers")}})
+                                                    "neuron_utilisation", "latency_ticks", "layers",
+                                                    "memory_per_core_bytes", "memory_bytes", "max_core_memory_bytes",
+                                                    "memory_utilisation", "core_memory")}})
     return 0

@@ -448,6 +448,9 @@ MAP_ROWS = [
     (None, "connected_inputs", "connected inputs"), (None, "axons_per_input", "axons per input"),
     (None, "splitter_levels", "splitter levels"), (None, "delay_padded_neurons", "delay-padding neurons"),
     ("hops", "hops", "hops (network: sum over layers)"), ("latency_ticks", "latency", "latency (ticks; network: sum)"),
+    ("memory_bytes", "memory_bytes", "core memory used (bytes; network: sum)"),
+    ("max_core_memory_bytes", "max_core_memory_bytes", "fullest core (bytes)"),
+    ("memory_per_core_bytes", None, "memory per core (bytes)"), ("memory_utilisation", None, "memory of the used cores (%)"),
 ]
 
 

@@ -20,17 +20,20 @@ def compile_lines(compiled) -> list[str]:
     q = compiled.metadata["quantization"]
     m = compiled.metadata.get("mapping", {})
     inp = q["input"]
-    lines = [f"target {q['target']}; input {inp['encoding']} scale {inp['scale']:g} ({'exact' if inp['exact'] else 'max error ' + format(inp['error_max'], '.3g')}); "
+    variant = f" (variant {q['variant']})" if q.get("variant") else ""
+    lines = [f"target {q['target']}{variant}; input {inp['encoding']} scale {inp['scale']:g} ({'exact' if inp['exact'] else 'max error ' + format(inp['error_max'], '.3g')}); "
              f"calibrated on {q['calibration_samples']} samples"]
-    head = (f"{'layer':<14}{'kind':<12}{'neurons':>8}{'cores':>6}{'scale':>11}{'w_exp':>6}{'w err':>8}{'sat':>6}{'vth':>7}"
+    head = (f"{'layer':<14}{'kind':<12}{'neurons':>8}{'cores':>6}{'KiB/core':>9}{'scale':>11}{'w_exp':>6}{'w err':>8}{'sat':>6}{'vth':>7}"
             f"{'du':>6}{'dv':>6}  rounding (current error)")
     lines.append(head)
     layers = m.get("layers", {})
     for row in q["layers"]:
         n = math.prod(int(d) for d in compiled[row["name"]].shape)
         cores = layers.get(row["name"], {}).get("cores", "")
+        mem = layers.get(row["name"], {}).get("max_core_memory_bytes")
+        mem = "" if mem is None else f"{mem / 1024:.1f}"
         lines.append(
-            f"{row['name']:<14}{row['kind']:<12}{n:>8}{cores!s:>6}{row.get('scale', 0):>11.4g}{row.get('weight_exp', 0):>6}"
+            f"{row['name']:<14}{row['kind']:<12}{n:>8}{cores!s:>6}{mem:>9}{row.get('scale', 0):>11.4g}{row.get('weight_exp', 0):>6}"
             f"{row.get('weight_error_rel_rms', 0) * 100:>7.2f}%{row.get('weight_saturated_fraction', 0) * 100:>5.1f}%"
             f"{row.get('vth', '')!s:>7}"
             f"{row.get('du', '')!s:>6}{row.get('dv', '')!s:>6}  {_rounding(row)}"
@@ -39,6 +42,11 @@ def compile_lines(compiled) -> list[str]:
         lines.append(f"mapping: {m.get('cores')} cores ({m.get('neuron_cores')} neuron, {m.get('splitter_cores')} splitter), "
                      f"{m.get('neurons')} neurons, utilisation {m.get('neuron_utilisation', 0) * 100:.1f} %, "
                      f"latency {m.get('latency_ticks')} ticks")
+        if m.get("memory_per_core_bytes"):
+            lines.append(f"memory: {m['memory_bytes'] / 1024:.1f} KiB in all, at most {m['max_core_memory_bytes'] / 1024:.1f} "
+                         f"KiB on one core of {m['memory_per_core_bytes'] / 1024:.0f} KiB "
+                         f"({m['memory_utilisation'] * 100:.1f} % of the used cores' memory); "
+                         f"KiB/core: the layer's fullest core")
     return lines
 
 
