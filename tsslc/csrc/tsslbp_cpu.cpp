@@ -36,7 +36,7 @@ constexpr double CLIP = 8.0;          // ∂t/∂u clipped to [-CLIP, 0]
 
 template <typename F>
 struct Params {
-    F neg_thm, thm, one_m_thm, ths, one_m_ths, V, inactive, beta;
+    F neg_thm, thm, one_m_thm, ths, one_m_ths, V, inactive, inv_beta;
     Params(double tau_m, double tau_s, double V_) {
         // The same constants as the reference: Python floats (doubles) cast to F by torch.
         const double theta_m = 1.0 / tau_m, theta_s = 1.0 / tau_s;
@@ -47,7 +47,7 @@ struct Params {
         one_m_ths = static_cast<F>(1.0 - theta_s);
         V = static_cast<F>(V_);
         inactive = static_cast<F>(1.0 / (4.0 * tau_s));
-        beta = static_cast<F>(FALLBACK_BETA);
+        inv_beta = static_cast<F>(1.0 / FALLBACK_BETA);  // backward only: a product, not a quotient
     }
 };
 
@@ -204,11 +204,11 @@ TSSLC_INLINE void backward_block(const F* __restrict x, const F* __restrict g, F
             const F A = u * p.thm * q + (F(1) - sp) * p.one_m_thm;
             const F d = q * Gt + rho[j] * A;                   // ρ = 0 after the last step
             rho[j] = sp != F(0) ? d : rho[j] * p.one_m_thm;
-            F z = (p.V - u) / p.beta;                          // fallback σ'((V-u)/β)/β
+            F z = (p.V - u) * p.inv_beta;                      // fallback σ'((V-u)/β)/β
             z = z < F(-8) ? F(-8) : z;
             z = z > F(8) ? F(8) : z;
             const F sig = F(1) / (F(1) + exp_bounded(-z));
-            const F sur = (F(1) - sig) * sig / p.beta;
+            const F sur = (F(1) - sig) * sig * p.inv_beta;
             dt[j] = It[j] != F(0) ? Gt * sur : d;
         }
     }
