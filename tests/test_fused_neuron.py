@@ -297,3 +297,34 @@ def test_setup_py_builds_the_extension(tmp_path):
     from tsslc.csrc import build
 
     assert fused_cpu._open(so, build.source_hash()) is not None
+
+
+def test_triton_kernels_in_the_interpreter(tmp_path):
+    """The CUDA kernels (tsslc/fused_triton.py) run on the CPU through Triton's interpreter
+    (TRITON_INTERPRET=1) against the reference path: spikes, PSC, u, Δu bit for bit, the
+    gradient to float rounding. The real GPU run is benchmarks/cuda_check.py."""
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is None:
+        pytest.skip("Triton is not installed (a CUDA build of torch brings it; CPU-only CI has none)")
+    code = """
+        import torch
+        from tsslc import fused_triton as ft
+        from tsslc.functional import lif_forward, tsslbp_backward
+        ft._kernels = ft._compile()
+        gen = torch.Generator().manual_seed(0)
+        for dt, tol in ((torch.float32, 2e-5), (torch.float64, 1e-12)):
+            for T, N, V in ((1, 5, 1.0), (5, 700, 0.1), (23, 300, 1.5)):
+                x = ((torch.rand(T, N, generator=gen, dtype=torch.float64) * 1.6 - 0.3) * V).to(dt)
+                g = torch.randn(T, N, generator=gen).to(dt)
+                a, s, saved = ft.forward_train(x, 4.0, 3.0, V)
+                ra, rs, ru, rdu = lif_forward(x, 4.0, 3.0, V)
+                assert torch.equal(a, ra) and torch.equal(s, rs), (dt, T, N)
+                assert torch.equal(saved[0], ru) and torch.equal(saved[1], rdu), (dt, T, N)
+                d = ft.backward(saved, g, 4.0, 3.0, V)
+                rd = tsslbp_backward(g, rs, ru, rdu, ra, 4.0, 3.0, V)
+                assert float((d - rd).abs().max()) <= tol * float(rd.abs().max()), (dt, T, N)
+        print("ok")
+    """
+    p = _run(code, {"TRITON_INTERPRET": "1"}, tmp_path)
+    assert p.returncode == 0 and "ok" in p.stdout, p.stderr[-3000:]

@@ -199,32 +199,36 @@ def neuron_impl(name: str):
         _impl_override = old
 
 
+def _fused_module(device: torch.device):
+    """(kernel module or None, why not)."""
+    if device.type == "cpu":
+        from tsslc import fused_cpu
+
+        return (fused_cpu, None) if fused_cpu.load() is not None else (None, fused_cpu.error)
+    if device.type == "cuda":
+        from tsslc import fused_triton
+
+        return (fused_triton, None) if fused_triton.available() else (None, fused_triton.error)
+    return None, f"no fused kernel for device type {device.type!r}"
+
+
+def fused_unavailable_reason(device: torch.device | str) -> str | None:
+    """``None`` when the fused kernel runs on ``device``, else why not (one line)."""
+    return _fused_module(torch.device(device))[1]
+
+
 def fused_kernel(device: torch.device | str, dtype: torch.dtype = torch.float32, note: bool = True):
     """The fused kernel module for tensors on ``device`` of ``dtype``, or ``None`` (then one
     line on stderr says why, once per device kind, unless ``note`` is false)."""
     device = torch.device(device)
     if dtype not in (torch.float32, torch.float64):
         return None  # float16/bfloat16: the reference path, as documented
-    reason = None
-    if device.type == "cpu":
-        from tsslc import fused_cpu
-
-        if fused_cpu.load() is not None:
-            return fused_cpu
-        reason = fused_cpu.error
-    elif device.type == "cuda":
-        from tsslc import fused_triton
-
-        if fused_triton.available():
-            return fused_triton
-        reason = fused_triton.error
-    else:
-        reason = f"no fused kernel for device type {device.type!r}"
-    if note and device.type not in _noted:
+    module, reason = _fused_module(device)
+    if module is None and note and device.type not in _noted:
         _noted.add(device.type)
         print(f"tsslc: fused neuron unavailable on {device.type} ({reason}); using the reference path",
               file=sys.stderr)
-    return None
+    return module
 
 
 def neuron_path(x: torch.Tensor, impl: str | None = None) -> str:
