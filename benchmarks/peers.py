@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import statistics
 import sys
 import time
@@ -219,6 +220,7 @@ def measure(steps: dict, rounds: int, warmup: int = 3) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps of every method first")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
     ap.add_argument("--peers", nargs="*", default=list(PEERS), choices=list(PEERS))
@@ -226,6 +228,7 @@ def main() -> int:
     args = ap.parse_args()
     import platform
 
+    logging.getLogger("torch._library.triton").setLevel(logging.ERROR)  # "Triton not available" on CPU builds
     from tsslc.functional import neuron_path
     from tsslc.network import Network
 
@@ -241,7 +244,7 @@ def main() -> int:
         for threads in args.threads:
             torch.set_num_threads(threads)
             steps = make_steps(net_name, x, y, cfg, base_state, args.peers)
-            res = measure(steps, args.rounds)
+            res = measure(steps, args.rounds, args.warmup)
             report[f"{net_name}/{threads}"] = res
             ours, floor = res["tsslc TSSL-BP"]["ms"], res["floor"]["ms"]
             print(f"\n{net_name}, {threads} thread{'s' if threads > 1 else ''}")

@@ -328,3 +328,25 @@ def test_triton_kernels_in_the_interpreter(tmp_path):
     """
     p = _run(code, {"TRITON_INTERPRET": "1"}, tmp_path)
     assert p.returncode == 0 and "ok" in p.stdout, p.stderr[-3000:]
+
+
+def test_baseline_instruction_set_is_bit_identical_too(tmp_path, monkeypatch):
+    """This machine runs the AVX-512 clone; the x86-64 baseline build (what an old CPU gets)
+    must give the same bits."""
+    from tsslc.csrc import build
+
+    path = tmp_path / "baseline.so"
+    build.build_shared_library(path, ("-DTSSLC_NO_CLONES",))
+    lib = fused_cpu._open(path, build.source_hash())
+    monkeypatch.setattr(fused_cpu, "_lib", lib)
+    gen = torch.Generator().manual_seed(8)
+    for dtype in (torch.float32, torch.float64):
+        x = currents((7, 3, 301), dtype, 0.1, gen)
+        for f, r in zip(fused_cpu.forward(x, 3, 2, 0.1, with_membrane=True), lif_forward(x, 3, 2, 0.1)):
+            assert torch.equal(f, r)
+        g = torch.randn(x.shape, generator=gen, dtype=dtype)
+        a, s, u, du = lif_forward(x, 3, 2, 0.1)
+        ref = tsslbp_backward(g.clone(), s, u, du, a, 3, 2, 0.1)
+        got = fused_cpu.backward((x,), g, 3, 2, 0.1)
+        tol = F64_TOL if dtype == torch.float64 else F32_TOL
+        assert float((got - ref).abs().max()) <= tol * float(ref.abs().max())

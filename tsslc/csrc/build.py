@@ -56,9 +56,10 @@ def compiler() -> str | None:
     return None
 
 
-def build_shared_library(dest: Path) -> None:
+def build_shared_library(dest: Path, extra_flags: tuple[str, ...] = ()) -> None:
     """Compile the kernel to ``dest`` (written beside it, then renamed: never half-written).
-    Raises ``RuntimeError`` with the compiler's last line when there is no compiler or it fails."""
+    Raises ``RuntimeError`` with the compiler's last line when there is no compiler or it fails.
+    ``extra_flags`` (tests): e.g. ``-DTSSLC_NO_CLONES`` builds only the baseline x86-64 code."""
     cxx = compiler()
     if cxx is None:
         raise RuntimeError("no C++ compiler found (set CXX or install g++)")
@@ -67,7 +68,8 @@ def build_shared_library(dest: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     try:
-        cmd = [cxx, *COMPILE_FLAGS, "-shared", f"-D{name}={value}", str(SOURCE), "-o", tmp, *LINK_FLAGS]
+        cmd = [cxx, *COMPILE_FLAGS, "-shared", f"-D{name}={value}", *extra_flags, str(SOURCE), "-o", tmp,
+               *LINK_FLAGS]
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             last = (p.stderr.strip().splitlines() or ["exit status %d" % p.returncode])[-1]

@@ -236,9 +236,14 @@ inline void block_of(int64_t b, int64_t N, int64_t& n0, int64_t& len) {
     len = N - n0 < BLOCK ? N - n0 : BLOCK;
 }
 
-// Parallel over blocks only when there is enough work for the threads to pay off.
-inline bool parallel(int nthreads, int64_t T, int64_t N) {
-    return nthreads > 1 && N > BLOCK && T * N >= 32768;
+// Threads for a (T, N) problem: at most one per GRAIN values and one per block, so that a
+// small layer does not pay for waking threads it cannot keep busy.
+constexpr int64_t GRAIN = 65536;
+inline int threads_for(int nthreads, int64_t T, int64_t N) {
+    const int64_t by_work = (T * N) / GRAIN, by_blocks = (N + BLOCK - 1) / BLOCK;
+    int64_t n = nthreads < by_work ? nthreads : by_work;
+    n = n < by_blocks ? n : by_blocks;
+    return n < 1 ? 1 : static_cast<int>(n);
 }
 
 template <typename F, typename Fn>
@@ -246,7 +251,8 @@ void run_forward(Fn fn, const F* x, F* a, F* s, F* u, F* du, int64_t T, int64_t 
                  double V, int nthreads) {
     const Params<F> p(tau_m, tau_s, V);
     const int64_t nb = (N + BLOCK - 1) / BLOCK;
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (parallel(nthreads, T, N))
+    const int nt = threads_for(nthreads, T, N);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int64_t b = 0; b < nb; ++b) {
         int64_t n0, len;
         block_of(b, N, n0, len);
@@ -259,7 +265,8 @@ void run_backward(Fn fn, const F* x, const F* g, F* d, int64_t T, int64_t N, dou
                   int nthreads) {
     const Params<F> p(tau_m, tau_s, V);
     const int64_t nb = (N + BLOCK - 1) / BLOCK;
-#pragma omp parallel num_threads(nthreads) if (parallel(nthreads, T, N))
+    const int nt = threads_for(nthreads, T, N);
+#pragma omp parallel num_threads(nt) if (nt > 1)
     {
         std::vector<F> buf(static_cast<size_t>(4 * T * BLOCK));
 #pragma omp for schedule(static)
