@@ -23,16 +23,17 @@ Two implementations of the TSSL-BP neuron, chosen by ``impl`` (``neuron_impl``):
 
 * ``"fused"`` (the default where it is available): the forward and the backward each one
   pass over time per neuron in a compiled kernel: C++/OpenMP on the CPU
-  (:mod:`tsslc.fused_cpu`), Triton on CUDA (:mod:`tsslc.fused_triton`). Only the input
-  current is kept for the backward (the forward is recomputed inside the backward kernel).
+  (:mod:`tsslc.fused_cpu`), Triton on CUDA (:mod:`tsslc.fused_triton`). On the CPU only the
+  input current is kept for the backward (the backward kernel recomputes the forward of each
+  block of neurons); on CUDA u and Δu.
   Same spikes, PSC, u and Δu bit for bit as the reference; the gradient equal to float
   rounding.
 * ``"reference"``: :func:`lif_forward` and :func:`tsslbp_backward` below, pure torch.
 
 The default comes from :func:`set_neuron_impl`, else the environment variable
 ``TSSLC_NEURON_IMPL``, else ``"fused"``. When the fused kernel cannot be had on a device
-(no compiler, no Triton, a dtype other than float32/float64), the reference path runs and
-one line on stderr says why (once per process and device).
+(no compiler, no Triton), the reference path runs and one line on stderr says why (once
+per process and device); float16/bfloat16 always take the reference path.
 """
 
 from __future__ import annotations

@@ -98,10 +98,18 @@ def _compile():
     return forward_kernel, backward_kernel
 
 
+_const_cache: dict = {}
+
+
 def _constants(x: torch.Tensor, tau_m: float, tau_s: float, threshold: float) -> torch.Tensor:
-    theta_m, theta_s = 1.0 / tau_m, 1.0 / tau_s
-    vals = [-theta_m, theta_s, threshold, theta_m, 1 - theta_m, 1 - theta_s, 1.0 / (4.0 * tau_s), 0.2]
-    return torch.tensor(vals, dtype=x.dtype, device=x.device)
+    """The kernels' constants in x's dtype on x's device (kept: one copy per layer setting)."""
+    key = (tau_m, tau_s, threshold, x.dtype, x.device)
+    c = _const_cache.get(key)
+    if c is None:
+        theta_m, theta_s = 1.0 / tau_m, 1.0 / tau_s
+        vals = [-theta_m, theta_s, threshold, theta_m, 1 - theta_m, 1 - theta_s, 1.0 / (4.0 * tau_s), 0.2]
+        c = _const_cache[key] = torch.tensor(vals, dtype=x.dtype, device=x.device)
+    return c
 
 
 def _grid(N: int):
