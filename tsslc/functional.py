@@ -44,6 +44,8 @@ import sys
 
 import torch
 
+from tsslc.errors import TsslcError
+
 #: β of the inactive-neuron fallback (TSSLBP_SPEC.md §5).
 FALLBACK_BETA = 0.2
 #: Clip of ∂t/∂u (-1/Δu) to [-CLIP, 0].
@@ -169,9 +171,13 @@ _impl_override: str | None = None
 _noted: set[str] = set()
 
 
+class NeuronImplError(TsslcError, ValueError):
+    """An unknown neuron implementation (a user mistake: one line, no traceback in the CLI)."""
+
+
 def _valid_impl(name: str, where: str) -> str:
     if name not in NEURON_IMPLS:
-        raise ValueError(f"{where}: unknown neuron implementation {name!r} (expected 'fused' or 'reference')")
+        raise NeuronImplError(f"{where}: unknown neuron implementation {name!r} (expected 'fused' or 'reference')")
     return name
 
 
