@@ -225,6 +225,7 @@ def main() -> int:
     ap.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
     ap.add_argument("--peers", nargs="*", default=list(PEERS), choices=list(PEERS))
     ap.add_argument("--json", help="also write the figures to this JSON file")
+    ap.add_argument("--markdown", action="store_true", help="also print the figures as README's table")
     args = ap.parse_args()
     import platform
 
@@ -260,7 +261,23 @@ def main() -> int:
                 print(line + f"; TSSL-BP / floor = {ours / floor:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
+    if args.markdown:
+        print("\n" + markdown(report))
     return 0
+
+
+def markdown(report: dict) -> str:
+    """README's table: wall ms per step (median), ratios to snnTorch and to the floor."""
+    methods = [m for m in TSSLC + PEERS if all(m in r for r in report.values())]
+    head = "| network | threads | " + " | ".join(methods) + " | TSSL-BP / snnTorch | TSSL-BP / floor |"
+    lines = [head, "|" + "---|" * (len(methods) + 4)]
+    for key, res in report.items():
+        net, threads = key.split("/")
+        ours = res["tsslc TSSL-BP"]["ms"]
+        snn = f"{ours / res['snnTorch']['ms']:.2f}" if "snnTorch" in res else "–"
+        cells = " | ".join(f"{res[m]['ms']:.1f}" for m in methods)
+        lines.append(f"| {net} | {threads} | {cells} | {snn} | {ours / res['floor']['ms']:.2f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
