@@ -27,10 +27,11 @@ Each round runs every method once (the order rotates between rounds); the table 
 median over rounds of the wall time and of the process CPU time (all threads), for 1 and 2
 threads, and the ratios to tsslc TSSL-BP and to the floor.
 
-A peer that is not installed is reported and left out. They are benchmark-only
-dependencies, installed without letting them replace torch::
+A peer that is not installed is reported and left out. snnTorch and Norse are in
+scripts/setup.sh's pins (NeuroBench's and the NIR tests'); SpikingJelly is benchmark-only,
+installed without letting it replace torch::
 
-    .venv/bin/python -m pip install --no-deps snntorch==1.0.0 spikingjelly==2.0.0 loguru norse==1.1.0
+    .venv/bin/python -m pip install --no-deps spikingjelly==2.0.0 loguru
 
     python benchmarks/peers.py [--rounds 15] [--threads 1 2] [--nets mnist_cnn mlp_784_400_400_10] [--json F]
 """

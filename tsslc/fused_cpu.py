@@ -46,9 +46,12 @@ def cache_dir() -> Path:
 
 
 def _installed() -> list[Path]:
+    """The library built at install, whatever Python version named it (it is loaded through
+    ctypes and uses no Python ABI)."""
     here = Path(__file__).resolve().parent
     name = build.MODULE.rsplit(".", 1)[1]
-    return [here / f"{name}{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+    own = [here / f"{name}{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+    return own + sorted(p for p in here.glob(f"{name}.*") if p.suffix in (".so", ".pyd") and p not in own)
 
 
 def _open(path: Path, want: str | None) -> ctypes.CDLL | None:
