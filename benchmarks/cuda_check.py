@@ -10,9 +10,15 @@ Checks (each prints a line; the figures go to a JSON file; exit status 1 if any 
 3. The digits config trained on CUDA (``fit(..., device="cuda")``) passes 95 %.
 4. intsim on CUDA: the digits net compiled for loihi2 gives bit-identical spikes on the
    GPU and on the CPU (int64 arithmetic either way).
-5. Step time: ``benchmarks/train_step.py --device cuda`` (MNIST CNN and 784-400-400-10,
-   batch 50, T = 5, with the time-loop baseline and the ratios).
-6. Paper scale: the paper's MNIST CNN (examples/mnist_cnn.yaml, the authors' recipe) trained
+5. The fused neuron (Triton on CUDA) against the pure-torch reference path on the same
+   device: spikes and PSC bit for bit, the gradient to ≤ 1e-9 (float64) / 2e-5 (float32)
+   relative, on shapes from one neuron to the MNIST CNN's first layer, T = 1..100,
+   contiguous or not; and the time of one forward + backward of the neuron on the MNIST
+   CNN's conv_1 currents (T = 5, batch 50, float32), fused vs reference.
+6. Step time: ``benchmarks/train_step.py --device cuda`` (MNIST CNN and 784-400-400-10,
+   batch 50, T = 5: the fused and the reference TSSL-BP path, BPTT, the time-loop baseline
+   and the no-neuron floor, with the ratios).
+7. Paper scale: the paper's MNIST CNN (examples/mnist_cnn.yaml, the authors' recipe) trained
    on the real MNIST IDX files (``--mnist-dir``; default ``shared/data/mnist`` in the
    checkout, else ``../shared/data/mnist`` beside it) for as many epochs as fit in
    ``--paper-seconds`` (default 300), printing each epoch's test accuracy beside the paper's
@@ -75,6 +81,59 @@ def check_tssl_lif(dev) -> dict:
     ok = spikes_equal and worst["float64"] <= 1e-9 and worst["float32"] <= 1e-4
     return {"ok": ok, "cases": cases, "spikes_equal": spikes_equal, "max_rel_float64": worst["float64"],
             "max_rel_float32": worst["float32"]}
+
+
+def check_fused_vs_reference(dev, reps: int = 20) -> dict:
+    from tsslc.functional import fused_unavailable_reason, tssl_lif
+
+    reason = fused_unavailable_reason(dev)
+    if reason is not None:
+        return {"ok": False, "fused_available": False, "reason": reason}
+    gen = torch.Generator().manual_seed(2)
+    worst = {"float64": 0.0, "float32": 0.0}
+    equal = True
+    cases = 0
+    for shape, T, tau_m, tau_s, thr in (((1,), 1, 5, 3, 1.0), ((255,), 17, 8, 4, 0.1), ((3, 7, 11), 100, 20, 5, 2.0),
+                                        ((8, 15, 24, 24), 5, 5, 3, 1.0), ((2, 300), 30, 1.5, 1.2, 0.3)):
+        for dtype in (torch.float64, torch.float32):
+            for strided in (False, True):
+                full = (T, *shape[:-1], 2 * shape[-1]) if strided else (T, *shape)
+                x = ((torch.rand(full, generator=gen, dtype=torch.float64) * 1.6 - 0.3) * thr).to(dtype).to(dev)
+                if strided:
+                    x = x[..., ::2]
+                w = torch.randn(x.shape, generator=gen, dtype=torch.float64).to(dtype).to(dev)
+                out = {}
+                for impl in ("fused", "reference"):
+                    xi = x.detach().clone().requires_grad_(True) if not strided else x.detach().requires_grad_(True)
+                    a, s = tssl_lif(xi, tau_m, tau_s, thr, return_spikes=True, impl=impl)
+                    (a * w).sum().backward()
+                    out[impl] = (a, s, xi.grad)
+                equal &= torch.equal(out["fused"][0], out["reference"][0]) and torch.equal(out["fused"][1], out["reference"][1])
+                key = "float64" if dtype == torch.float64 else "float32"
+                worst[key] = max(worst[key], rel(out["fused"][2], out["reference"][2]))
+                cases += 1
+    # time: one forward + backward of the MNIST CNN's first spiking layer
+    x = (torch.rand(5, 50, 15, 24, 24, generator=gen) * 1.5).to(dev)
+    g = torch.randn(x.shape, generator=gen).to(dev)
+    ms = {}
+    for impl in ("fused", "reference"):
+        times = []
+        for i in range(reps + 3):
+            xi = x.detach().requires_grad_(True)
+            if dev.startswith("cuda"):
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            a = tssl_lif(xi, 5, 3, 1.0, impl=impl)
+            a.backward(g)
+            if dev.startswith("cuda"):
+                torch.cuda.synchronize()
+            if i >= 3:
+                times.append(time.perf_counter() - t0)
+        ms[impl] = 1000 * sorted(times)[len(times) // 2]
+    ok = equal and worst["float64"] <= 1e-9 and worst["float32"] <= 2e-5
+    return {"ok": ok, "fused_available": True, "cases": cases, "spikes_and_psc_equal": equal,
+            "max_rel_grad_float64": worst["float64"], "max_rel_grad_float32": worst["float32"],
+            "conv1_fwd_bwd_ms": ms, "reference_over_fused": ms["reference"] / ms["fused"]}
 
 
 def check_mnist_cnn_gradients(dev) -> dict:
@@ -237,6 +296,7 @@ def main() -> int:
     report = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0) if dev.startswith("cuda") else dev}
     print(f"torch {report['torch']} on {report['gpu']}")
     checks = [("tssl_lif CPU vs CUDA", lambda: check_tssl_lif(dev)),
+              ("fused vs reference neuron", lambda: check_fused_vs_reference(dev, 20 if dev != "cpu" else 3)),
               ("MNIST CNN gradients CPU vs CUDA", lambda: check_mnist_cnn_gradients(dev))]
     ok = True
     for name, fn in checks:

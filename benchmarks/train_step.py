@@ -1,7 +1,12 @@
-"""ms per training step and peak memory: TSSL-BP (tsslc), BPTT (tsslc, rule: bptt) and a
-straightforward time-loop implementation of TSSLBP_SPEC.md §5 in the authors' style (the
-baseline), on the paper's MNIST CNN (15C5-P2-40C5-P2-300-10) and on 784-400-400-10, batch 50,
-T = 5. Prints the ratios baseline / tsslc.
+"""ms per training step and peak memory: TSSL-BP (tsslc, fused neuron and the reference
+path), BPTT (tsslc, rule: bptt), a straightforward time-loop implementation of
+TSSLBP_SPEC.md §5 in the authors' style (the baseline), and the no-neuron floor, on the
+paper's MNIST CNN (15C5-P2-40C5-P2-300-10) and on 784-400-400-10, batch 50, T = 5. Prints the
+ratios baseline / tsslc and tsslc / floor.
+
+The floor is the same training step with every spiking neuron replaced by the identity
+(the layer's PSC is its input current): the convolutions, matmuls, pooling, input filter,
+loss and optimiser that any implementation of these networks pays, and nothing else.
 
 The baseline is written as the authors' code is: tensors time-last ``(B, C, H, W, T)``, the
 input PSC and the forward in per-step Python loops, conv layers as conv3d with a (k, k, 1)
@@ -37,7 +42,25 @@ Layers:
   output: {type: linear, n_inputs: 400, n_outputs: 10}
 """
 NETS = {"mnist_cnn": "examples/mnist_cnn.yaml", "mlp_784_400_400_10": MLP_YAML}
-METHODS = ("baseline", "tsslbp", "bptt")
+METHODS = ("baseline", "tsslbp", "tsslbp_ref", "bptt", "floor")
+LABELS = {"baseline": "baseline", "tsslbp": "TSSL-BP", "tsslbp_ref": "TSSL-BP (reference path)",
+          "bptt": "BPTT", "floor": "floor (no neuron)"}
+
+
+def without_neurons(net):
+    """Replace every spiking layer's neuron by the identity, in place (the floor)."""
+    import types
+
+    from tsslc.layers import SpikingLayer
+
+    def forward(self, a_in):
+        x = self.current(a_in)
+        return x, x.detach()
+
+    for layer in net.modules():
+        if isinstance(layer, SpikingLayer):
+            layer.forward = types.MethodType(forward, layer)
+    return net
 
 
 # ----------------------------------------------------------------------------- baseline
@@ -244,9 +267,15 @@ def measure(net_name, method, steps, device):
     dev = torch.device(device)
     cfg = load_config_any(NETS[net_name])
     cfg.rule = "bptt" if method == "bptt" else "tsslbp"
+    if method == "tsslbp_ref":
+        from tsslc.functional import set_neuron_impl
+
+        set_neuron_impl("reference")
     x, y = batch(cfg, 50, dev)
     torch.manual_seed(0)
     net = Network(cfg).to(dev)
+    if method == "floor":
+        without_neurons(net)
     opt = make_optimizer(net, cfg)
     if method == "baseline":
         base = BaselineNet(net)
@@ -307,7 +336,7 @@ def main():
         check_baseline_gradient(spec, "cpu")
     print(f"device {args.device}, threads {args.threads or torch.get_num_threads()}, batch 50, T 5, "
           f"median of {args.steps} steps; baseline gradient == tsslc gradient (checked, float64)")
-    print(f"{'network':22s} {'method':9s} {'ms/step':>9s} {'peak MB':>9s} {'baseline/this':>14s}")
+    print(f"{'network':22s} {'method':25s} {'ms/step':>9s} {'peak MB':>9s} {'baseline/this':>14s} {'this/floor':>11s}")
     for name in NETS:
         res = {}
         for method in METHODS:
@@ -319,10 +348,12 @@ def main():
         for method in METHODS:
             r = res[method]
             ratio = res["baseline"]["ms"] / r["ms"]
-            print(f"{name:22s} {method:9s} {r['ms']:9.1f} {r['peak_mb']:9.1f} {ratio:13.2f}x")
+            print(f"{name:22s} {LABELS[method]:25s} {r['ms']:9.1f} {r['peak_mb']:9.1f} {ratio:13.2f}x "
+                  f"{r['ms'] / res['floor']['ms']:10.2f}x")
         print(f"{name:22s} speed-up of TSSL-BP over the time-loop baseline: "
               f"{res['baseline']['ms'] / res['tsslbp']['ms']:.2f}x; BPTT / TSSL-BP time: "
-              f"{res['bptt']['ms'] / res['tsslbp']['ms']:.2f}")
+              f"{res['bptt']['ms'] / res['tsslbp']['ms']:.2f}; TSSL-BP / floor: "
+              f"{res['tsslbp']['ms'] / res['floor']['ms']:.2f}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 stamp=.venv/.tsslc-installed
-want=$(cat requirements.txt requirements-test.txt requirements-nodeps.txt pyproject.toml | sha256sum | cut -c1-16)
+want=$(cat requirements.txt requirements-test.txt requirements-nodeps.txt pyproject.toml setup.py | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     # torch first and on its own: pinned to the CPU build on CPU-only machines.
     .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0"

@@ -3,7 +3,7 @@
 On this CPU-only machine it runs with ``--device cpu`` (the CPU compared with itself), which
 keeps the script working between the sessions that are lent a GPU; on a machine with CUDA
 the second test runs the real comparison (gradient CPU vs CUDA, digits trained on the GPU,
-intsim on the GPU bit-identical)."""
+intsim on the GPU bit-identical, the Triton neuron against the reference path)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ def test_cuda_check_script_runs_on_cpu(tmp_path):
                     "--paper-train-samples", "200", "--paper-test-samples", "100")
     assert rep["ok"] and rep["tssl_lif CPU vs CUDA"]["cases"] == 24
     assert rep["tssl_lif CPU vs CUDA"]["max_rel_float64"] == 0.0  # the same device: bitwise
+    fused = rep["fused vs reference neuron"]  # on the CPU: the C++ kernel against the torch path
+    assert fused["ok"] and fused["fused_available"] and fused["cases"] == 20 and fused["spikes_and_psc_equal"]
+    assert set(fused["conv1_fwd_bwd_ms"]) == {"fused", "reference"}
     assert rep["digits on CUDA"]["test_accuracy"] >= 0.95
     assert rep["intsim CPU vs CUDA"]["ok"]
     paper = rep["paper MNIST CNN"]

@@ -1,4 +1,5 @@
-"""tssl_lif against a slow, obviously-correct implementation written from TSSLBP_SPEC.md."""
+"""tssl_lif against a slow, obviously-correct implementation written from TSSLBP_SPEC.md,
+on both implementations of the neuron (the fused kernel and the pure-torch reference)."""
 
 import math
 
@@ -6,7 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from tsslc.functional import bptt_lif, input_psc, tssl_lif
+from tsslc.functional import bptt_lif, input_psc, neuron_path, tssl_lif
+
+
+@pytest.fixture(params=["fused", "reference"])
+def impl(request):
+    """Each test below runs on both paths; "fused" must really be the compiled kernel."""
+    if request.param == "fused":
+        assert neuron_path(torch.zeros(1, 1), "fused") == "fused", "the fused CPU kernel did not load"
+    return request.param
 
 
 def ref_forward(x, tau_m, tau_s, V):
@@ -55,12 +64,12 @@ def ref_backward(g, a, s, u, du, tau_m, tau_s, V):
 
 
 @pytest.mark.parametrize("T,tau_m,tau_s,V", [(5, 5, 3, 1.0), (10, 8, 4, 0.5), (17, 3, 2, 1.5), (30, 8, 4, 1.0), (30, 20, 5, 2.0)])
-def test_forward_and_gradient_match_spec(T, tau_m, tau_s, V):
+def test_forward_and_gradient_match_spec(T, tau_m, tau_s, V, impl):
     gen = torch.Generator().manual_seed(T * 7 + tau_m)
     N = 64
     x = (torch.rand(T, N, generator=gen, dtype=torch.float64) * 1.4 * V).requires_grad_()
     g = torch.randn(T, N, generator=gen, dtype=torch.float64)
-    a, s = tssl_lif(x, tau_m, tau_s, V, return_spikes=True)
+    a, s = tssl_lif(x, tau_m, tau_s, V, return_spikes=True, impl=impl)
     ra, rs, ru, rdu = ref_forward(x.detach().numpy(), tau_m, tau_s, V)
     np.testing.assert_array_equal(s.numpy(), rs)
     np.testing.assert_allclose(a.detach().numpy(), ra, rtol=1e-12, atol=1e-14)
@@ -74,17 +83,17 @@ def test_forward_and_gradient_match_spec(T, tau_m, tau_s, V):
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
 
 
-def test_any_shape_and_float32():
+def test_any_shape_and_float32(impl):
     x = torch.rand(5, 2, 3, 4, 4) * 1.5
-    a, s = tssl_lif(x.requires_grad_(), 5, 3, 1.0, return_spikes=True)
+    a, s = tssl_lif(x.requires_grad_(), 5, 3, 1.0, return_spikes=True, impl=impl)
     assert a.shape == x.shape and s.dtype == torch.float32
     a.sum().backward()
     assert x.grad.shape == x.shape and torch.isfinite(x.grad).all()
 
 
-def test_bptt_has_identical_forward():
+def test_bptt_has_identical_forward(impl):
     x = torch.rand(5, 100, dtype=torch.float32) * 2
-    a1, s1 = tssl_lif(x, 5, 3, 1.0, return_spikes=True)
+    a1, s1 = tssl_lif(x, 5, 3, 1.0, return_spikes=True, impl=impl)
     a2, s2 = bptt_lif(x, 5, 3, 1.0, return_spikes=True)
     assert torch.equal(s1, s2) and torch.equal(a1, a2)
 
@@ -98,8 +107,10 @@ def test_input_psc_is_the_spec_filter():
     np.testing.assert_allclose(input_psc(p, 3).numpy()[:, 0], out)
 
 
-def test_bad_input_is_clear_error():
+def test_bad_input_is_clear_error(impl):
     with pytest.raises(TypeError, match="float"):
-        tssl_lif(torch.zeros(5, 3, dtype=torch.int64), 5, 3, 1)
+        tssl_lif(torch.zeros(5, 3, dtype=torch.int64), 5, 3, 1, impl=impl)
     with pytest.raises(ValueError, match="tau_s"):
-        tssl_lif(torch.zeros(5, 3), 5, 0, 1)
+        tssl_lif(torch.zeros(5, 3), 5, 0, 1, impl=impl)
+    with pytest.raises(ValueError, match="'fast'"):
+        tssl_lif(torch.zeros(5, 3), 5, 3, 1, impl="fast")

@@ -18,11 +18,33 @@ G[t] = θs·g[t] + (1-θs)·G[t+1] (the error seen through the PSC kernel κ[k] 
 the inter-neuron term q·G at spikes (q = min(1/Δu, 8)), the intra-neuron term carried by
 ρ through resets and leaks, and the inactive-neuron fallback G·σ'((V-u)/β)/β where
 a[t] < 1/(4τs). O(T) per neuron, vectorised over neurons.
+
+Two implementations of the TSSL-BP neuron, chosen by ``impl`` (``neuron_impl``):
+
+* ``"fused"`` (the default where it is available): the forward and the backward each one
+  pass over time per neuron in a compiled kernel: C++/OpenMP on the CPU
+  (:mod:`tsslc.fused_cpu`), Triton on CUDA (:mod:`tsslc.fused_triton`). On the CPU only the
+  input current is kept for the backward (the backward kernel recomputes the forward of each
+  block of neurons); on CUDA u and Δu.
+  Same spikes, PSC, u and Δu bit for bit as the reference; the gradient equal to float
+  rounding.
+* ``"reference"``: :func:`lif_forward` and :func:`tsslbp_backward` below, pure torch.
+
+The default comes from :func:`set_neuron_impl`, else the environment variable
+``TSSLC_NEURON_IMPL``, else ``"fused"``. When the fused kernel cannot be had on a device
+(no compiler, no Triton), the reference path runs and one line on stderr says why (once
+per process and device); float16/bfloat16 always take the reference path.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 import torch
+
+from tsslc.errors import TsslcError
 
 #: β of the inactive-neuron fallback (TSSLBP_SPEC.md §5).
 FALLBACK_BETA = 0.2
@@ -124,6 +146,106 @@ class _TSSLLIF(torch.autograd.Function):
         return delta, None, None, None
 
 
+class _FusedTSSLLIF(torch.autograd.Function):
+    """The same neuron through a fused kernel (CPU: saves only the input current)."""
+
+    @staticmethod
+    def forward(ctx, x, tau_m, tau_s, threshold, kernel):
+        a, s, saved = kernel.forward_train(x.detach().contiguous(), tau_m, tau_s, threshold)
+        ctx.save_for_backward(*saved)
+        ctx.params = (tau_m, tau_s, threshold)
+        ctx.kernel = kernel
+        ctx.mark_non_differentiable(s)
+        return a, s
+
+    @staticmethod
+    def backward(ctx, grad_a, grad_s):
+        if grad_a is None:
+            return None, None, None, None, None
+        delta = ctx.kernel.backward(ctx.saved_tensors, grad_a.contiguous(), *ctx.params)
+        return delta, None, None, None, None
+
+
+NEURON_IMPLS = ("fused", "reference")
+_impl_override: str | None = None
+_noted: set[str] = set()
+
+
+class NeuronImplError(TsslcError, ValueError):
+    """An unknown neuron implementation (a user mistake: one line, no traceback in the CLI)."""
+
+
+def _valid_impl(name: str, where: str) -> str:
+    if name not in NEURON_IMPLS:
+        raise NeuronImplError(f"{where}: unknown neuron implementation {name!r} (expected 'fused' or 'reference')")
+    return name
+
+
+def default_neuron_impl() -> str:
+    """The implementation used when ``impl`` is not given: :func:`set_neuron_impl`'s, else
+    ``$TSSLC_NEURON_IMPL``, else ``"fused"``."""
+    if _impl_override is not None:
+        return _impl_override
+    return _valid_impl(os.environ.get("TSSLC_NEURON_IMPL", "fused").strip().lower(), "TSSLC_NEURON_IMPL")
+
+
+def set_neuron_impl(name: str | None) -> None:
+    """Set the process-wide default (``None``: back to ``$TSSLC_NEURON_IMPL`` / ``"fused"``)."""
+    global _impl_override
+    _impl_override = None if name is None else _valid_impl(name, "set_neuron_impl")
+
+
+@contextlib.contextmanager
+def neuron_impl(name: str):
+    """``with neuron_impl("reference"): ...`` runs the block on that implementation."""
+    global _impl_override
+    old, _impl_override = _impl_override, _valid_impl(name, "neuron_impl")
+    try:
+        yield
+    finally:
+        _impl_override = old
+
+
+def _fused_module(device: torch.device):
+    """(kernel module or None, why not)."""
+    if device.type == "cpu":
+        from tsslc import fused_cpu
+
+        return (fused_cpu, None) if fused_cpu.load() is not None else (None, fused_cpu.error)
+    if device.type == "cuda":
+        from tsslc import fused_triton
+
+        return (fused_triton, None) if fused_triton.available() else (None, fused_triton.error)
+    return None, f"no fused kernel for device type {device.type!r}"
+
+
+def fused_unavailable_reason(device: torch.device | str) -> str | None:
+    """``None`` when the fused kernel runs on ``device``, else why not (one line)."""
+    return _fused_module(torch.device(device))[1]
+
+
+def fused_kernel(device: torch.device | str, dtype: torch.dtype = torch.float32, note: bool = True):
+    """The fused kernel module for tensors on ``device`` of ``dtype``, or ``None`` (then one
+    line on stderr says why, once per device kind, unless ``note`` is false)."""
+    device = torch.device(device)
+    if dtype not in (torch.float32, torch.float64):
+        return None  # float16/bfloat16: the reference path, as documented
+    module, reason = _fused_module(device)
+    if module is None and note and device.type not in _noted:
+        _noted.add(device.type)
+        print(f"tsslc: fused neuron unavailable on {device.type} ({reason}); using the reference path",
+              file=sys.stderr)
+    return module
+
+
+def neuron_path(x: torch.Tensor, impl: str | None = None) -> str:
+    """Which implementation :func:`tssl_lif` runs for ``x``: ``"fused"`` or ``"reference"``."""
+    impl = default_neuron_impl() if impl is None else _valid_impl(impl, "impl")
+    if impl == "fused" and fused_kernel(x.device, x.dtype) is not None:
+        return "fused"
+    return "reference"
+
+
 def _check(x: torch.Tensor, tau_m, tau_s, threshold):
     if not torch.is_floating_point(x):
         raise TypeError(f"input current must be a float tensor, got {x.dtype}")
@@ -134,15 +256,22 @@ def _check(x: torch.Tensor, tau_m, tau_s, threshold):
             raise ValueError(f"{name} must be > 0, got {v}")
 
 
-def tssl_lif(x: torch.Tensor, tau_m: float, tau_s: float, threshold: float, return_spikes: bool = False):
+def tssl_lif(x: torch.Tensor, tau_m: float, tau_s: float, threshold: float, return_spikes: bool = False,
+             impl: str | None = None):
     """LIF layer with first-order synapse, trained by TSSL-BP.
 
-    ``x``: input current, time first ``(T, *neurons)``, any float dtype and device.
-    Returns the PSC ``a`` (same shape), or ``(a, spikes)`` with ``return_spikes=True``.
-    The gradient is TSSL-BP's (§5), not the derivative of the step function.
+    ``x``: input current, time first ``(T, *neurons)``, any float dtype and device, any
+    strides. Returns the PSC ``a`` (same shape), or ``(a, spikes)`` with ``return_spikes=True``.
+    The gradient is TSSL-BP's (§5), not the derivative of the step function. ``impl``:
+    ``"fused"`` or ``"reference"`` (default: :func:`default_neuron_impl`).
     """
     _check(x, tau_m, tau_s, threshold)
-    a, s = _TSSLLIF.apply(x, float(tau_m), float(tau_s), float(threshold))
+    impl = default_neuron_impl() if impl is None else _valid_impl(impl, "impl")
+    kernel = fused_kernel(x.device, x.dtype) if impl == "fused" else None
+    if kernel is not None:
+        a, s = _FusedTSSLLIF.apply(x, float(tau_m), float(tau_s), float(threshold), kernel)
+    else:
+        a, s = _TSSLLIF.apply(x, float(tau_m), float(tau_s), float(threshold))
     return (a, s) if return_spikes else a
 
 
@@ -185,10 +314,10 @@ def bptt_lif(x: torch.Tensor, tau_m: float, tau_s: float, threshold: float, retu
     return (a, torch.stack(s_list)) if return_spikes else a
 
 
-def lif(x, tau_m, tau_s, threshold, rule: str = "tsslbp", return_spikes: bool = False):
-    """Dispatch on the learning rule: ``"tsslbp"`` or ``"bptt"``."""
+def lif(x, tau_m, tau_s, threshold, rule: str = "tsslbp", return_spikes: bool = False, impl: str | None = None):
+    """Dispatch on the learning rule: ``"tsslbp"`` or ``"bptt"`` (``impl``: TSSL-BP's implementation)."""
     if rule == "tsslbp":
-        return tssl_lif(x, tau_m, tau_s, threshold, return_spikes)
+        return tssl_lif(x, tau_m, tau_s, threshold, return_spikes, impl)
     if rule == "bptt":
         return bptt_lif(x, tau_m, tau_s, threshold, return_spikes)
     raise ValueError(f"unknown learning rule {rule!r} (expected 'tsslbp' or 'bptt')")

@@ -1,0 +1,305 @@
+// The fused TSSL-BP neuron on the CPU (TSSLBP_SPEC.md §1 forward, §5 backward).
+//
+// Plain C++ with a C interface, loaded by tsslc/fused_cpu.py through ctypes: no torch
+// headers, so it builds in about a second with any g++/clang++ and does not depend on
+// torch's C++ ABI. Tensors are time-first and contiguous, (T, N) with N neurons.
+//
+// One pass over time per neuron, neurons in blocks that the compiler vectorises (one clone
+// per instruction set, chosen at load time), blocks spread over OpenMP threads (the same
+// libgomp as torch's, already loaded by `import torch`, so one thread pool).
+//
+// Forward: bit for bit the arithmetic of tsslc.functional.lif_forward (each operation
+// rounded on its own: the build uses -ffp-contract=off, so no fused multiply-add).
+// Backward: recomputes the forward of a block into a small buffer from the saved input
+// current x (nothing but x is kept between forward and backward), then one reverse sweep.
+#include <cstdint>
+#include <cstring>
+#include <vector>
+#include <omp.h>
+
+#ifndef TSSLC_SRC_HASH
+#define TSSLC_SRC_HASH "unknown"
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(TSSLC_NO_CLONES)
+#define TSSLC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define TSSLC_CLONES
+#endif
+#define TSSLC_INLINE static inline __attribute__((always_inline))
+
+namespace {
+
+constexpr int64_t BLOCK = 256;       // neurons per block (a multiple of every vector width)
+constexpr double FALLBACK_BETA = 0.2;  // β of the inactive-neuron fallback
+constexpr double CLIP = 8.0;          // ∂t/∂u clipped to [-CLIP, 0]
+
+template <typename F>
+struct Params {
+    F neg_thm, thm, one_m_thm, ths, one_m_ths, V, inactive, inv_beta;
+    Params(double tau_m, double tau_s, double V_) {
+        // The same constants as the reference: Python floats (doubles) cast to F by torch.
+        const double theta_m = 1.0 / tau_m, theta_s = 1.0 / tau_s;
+        neg_thm = static_cast<F>(-theta_m);
+        thm = static_cast<F>(theta_m);
+        one_m_thm = static_cast<F>(1.0 - theta_m);
+        ths = static_cast<F>(theta_s);
+        one_m_ths = static_cast<F>(1.0 - theta_s);
+        V = static_cast<F>(V_);
+        inactive = static_cast<F>(1.0 / (4.0 * tau_s));
+        inv_beta = static_cast<F>(1.0 / FALLBACK_BETA);  // backward only: a product, not a quotient
+    }
+};
+
+// exp(z) for |z| <= 8 without a library call, so that the loop vectorises: a Taylor series
+// of exp(z/16) (|z/16| <= 1/2) squared four times. Relative error ~1e-15 (double), a few
+// float ulps (float).
+template <typename F>
+TSSLC_INLINE F exp_bounded(F z) {
+    const F r = z * F(0.0625);
+    F p;
+    if constexpr (sizeof(F) == 8) {
+        p = F(1.0 / 87178291200.0);  // 1/14!
+        p = p * r + F(1.0 / 6227020800.0);
+        p = p * r + F(1.0 / 479001600.0);
+        p = p * r + F(1.0 / 39916800.0);
+        p = p * r + F(1.0 / 3628800.0);
+        p = p * r + F(1.0 / 362880.0);
+        p = p * r + F(1.0 / 40320.0);
+        p = p * r + F(1.0 / 5040.0);
+        p = p * r + F(1.0 / 720.0);
+        p = p * r + F(1.0 / 120.0);
+        p = p * r + F(1.0 / 24.0);
+        p = p * r + F(1.0 / 6.0);
+        p = p * r + F(0.5);
+        p = p * r + F(1.0);
+        p = p * r + F(1.0);
+    } else {
+        p = F(1.0 / 40320.0);
+        p = p * r + F(1.0 / 5040.0);
+        p = p * r + F(1.0 / 720.0);
+        p = p * r + F(1.0 / 120.0);
+        p = p * r + F(1.0 / 24.0);
+        p = p * r + F(1.0 / 6.0);
+        p = p * r + F(0.5);
+        p = p * r + F(1.0);
+        p = p * r + F(1.0);
+    }
+    p = p * p;
+    p = p * p;
+    p = p * p;
+    return p * p;
+}
+
+// §1 for neurons [n0, n0 + len) of a (T, N) current; u and du optional (may be null).
+template <typename F>
+TSSLC_INLINE void forward_block(const F* __restrict x, F* __restrict a, F* __restrict s, F* __restrict uo,
+                                F* __restrict duo, int64_t T, int64_t N, int64_t n0, int64_t len,
+                                const Params<F>& p) {
+    alignas(64) F mem[BLOCK];
+    alignas(64) F syn[BLOCK];
+    for (int64_t j = 0; j < len; ++j) mem[j] = F(0), syn[j] = F(0);
+    for (int64_t t = 0; t < T; ++t) {
+        const int64_t o = t * N + n0;
+        const F* __restrict xt = x + o;
+        F* __restrict at = a + o;
+        F* __restrict st = s + o;
+        if (uo) {
+            F* __restrict ut = uo + o;
+            F* __restrict dut = duo + o;
+#pragma omp simd
+            for (int64_t j = 0; j < len; ++j) {
+                F du = mem[j] * p.neg_thm;        // Δu = -θm·u' + x
+                du = du + xt[j];
+                const F u = mem[j] + du;          // u = u' + Δu
+                const bool fire = u > p.V;        // s = u > V
+                const F sp = fire ? F(1) : F(0);
+                mem[j] = fire ? F(0) : u;         // u' = u·(1 - s)
+                F step = sp - syn[j];             // a = a + (s - a)·θs
+                step = step * p.ths;
+                const F an = syn[j] + step;
+                syn[j] = an;
+                at[j] = an;
+                st[j] = sp;
+                ut[j] = u;
+                dut[j] = du;
+            }
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < len; ++j) {
+                F du = mem[j] * p.neg_thm;
+                du = du + xt[j];
+                const F u = mem[j] + du;
+                const bool fire = u > p.V;
+                const F sp = fire ? F(1) : F(0);
+                mem[j] = fire ? F(0) : u;
+                F step = sp - syn[j];
+                step = step * p.ths;
+                const F an = syn[j] + step;
+                syn[j] = an;
+                at[j] = an;
+                st[j] = sp;
+            }
+        }
+    }
+}
+
+// §5 for neurons [n0, n0 + len): the forward again into buf (u, Δu, s, inactive), then the
+// reverse sweep. buf holds 4·T·BLOCK values.
+template <typename F>
+TSSLC_INLINE void backward_block(const F* __restrict x, const F* __restrict g, F* __restrict delta, F* __restrict buf,
+                                 int64_t T, int64_t N, int64_t n0, int64_t len, const Params<F>& p) {
+    F* __restrict U = buf;
+    F* __restrict DU = buf + T * BLOCK;
+    F* __restrict S = buf + 2 * T * BLOCK;
+    F* __restrict I = buf + 3 * T * BLOCK;
+    alignas(64) F mem[BLOCK];
+    alignas(64) F syn[BLOCK];
+    for (int64_t j = 0; j < len; ++j) mem[j] = F(0), syn[j] = F(0);
+    for (int64_t t = 0; t < T; ++t) {
+        const F* __restrict xt = x + t * N + n0;
+        F* __restrict Ut = U + t * BLOCK;
+        F* __restrict DUt = DU + t * BLOCK;
+        F* __restrict St = S + t * BLOCK;
+        F* __restrict It = I + t * BLOCK;
+#pragma omp simd
+        for (int64_t j = 0; j < len; ++j) {
+            F du = mem[j] * p.neg_thm;
+            du = du + xt[j];
+            const F u = mem[j] + du;
+            const bool fire = u > p.V;
+            const F sp = fire ? F(1) : F(0);
+            mem[j] = fire ? F(0) : u;
+            F step = sp - syn[j];
+            step = step * p.ths;
+            const F an = syn[j] + step;
+            syn[j] = an;
+            Ut[j] = u;
+            DUt[j] = du;
+            St[j] = sp;
+            It[j] = an < p.inactive ? F(1) : F(0);
+        }
+    }
+    alignas(64) F G[BLOCK];
+    alignas(64) F rho[BLOCK];
+    for (int64_t j = 0; j < len; ++j) G[j] = F(0), rho[j] = F(0);
+    const F clip = F(CLIP);
+    for (int64_t t = T - 1; t >= 0; --t) {
+        const F* __restrict gt = g + t * N + n0;
+        F* __restrict dt = delta + t * N + n0;
+        const F* __restrict Ut = U + t * BLOCK;
+        const F* __restrict DUt = DU + t * BLOCK;
+        const F* __restrict St = S + t * BLOCK;
+        const F* __restrict It = I + t * BLOCK;
+#pragma omp simd
+        for (int64_t j = 0; j < len; ++j) {
+            const F Gt = gt[j] * p.ths + p.one_m_ths * G[j];  // G[t] = θs·g[t] + (1-θs)·G[t+1]
+            G[j] = Gt;
+            const F sp = St[j];
+            F r = F(-1) / DUt[j];                              // -clip(-1/Δu, -8, 0)·s
+            r = r < -clip ? -clip : r;
+            r = r > F(0) ? F(0) : r;
+            const F q = -(r * sp);
+            const F u = Ut[j];
+            const F A = u * p.thm * q + (F(1) - sp) * p.one_m_thm;
+            const F d = q * Gt + rho[j] * A;                   // ρ = 0 after the last step
+            rho[j] = sp != F(0) ? d : rho[j] * p.one_m_thm;
+            F z = (p.V - u) * p.inv_beta;                      // fallback σ'((V-u)/β)/β
+            z = z < F(-8) ? F(-8) : z;
+            z = z > F(8) ? F(8) : z;
+            const F sig = F(1) / (F(1) + exp_bounded(-z));
+            const F sur = (F(1) - sig) * sig * p.inv_beta;
+            dt[j] = It[j] != F(0) ? Gt * sur : d;
+        }
+    }
+}
+
+TSSLC_CLONES void forward_f32(const float* x, float* a, float* s, float* u, float* du, int64_t T, int64_t N,
+                              int64_t n0, int64_t len, const Params<float>& p) {
+    forward_block<float>(x, a, s, u, du, T, N, n0, len, p);
+}
+TSSLC_CLONES void forward_f64(const double* x, double* a, double* s, double* u, double* du, int64_t T, int64_t N,
+                              int64_t n0, int64_t len, const Params<double>& p) {
+    forward_block<double>(x, a, s, u, du, T, N, n0, len, p);
+}
+TSSLC_CLONES void backward_f32(const float* x, const float* g, float* d, float* buf, int64_t T, int64_t N,
+                               int64_t n0, int64_t len, const Params<float>& p) {
+    backward_block<float>(x, g, d, buf, T, N, n0, len, p);
+}
+TSSLC_CLONES void backward_f64(const double* x, const double* g, double* d, double* buf, int64_t T, int64_t N,
+                               int64_t n0, int64_t len, const Params<double>& p) {
+    backward_block<double>(x, g, d, buf, T, N, n0, len, p);
+}
+
+inline void block_of(int64_t b, int64_t N, int64_t& n0, int64_t& len) {
+    n0 = b * BLOCK;
+    len = N - n0 < BLOCK ? N - n0 : BLOCK;
+}
+
+// Threads for a (T, N) problem: at most one per GRAIN values and one per block, so that a
+// small layer does not pay for waking threads it cannot keep busy.
+constexpr int64_t GRAIN = 65536;
+inline int threads_for(int nthreads, int64_t T, int64_t N) {
+    const int64_t by_work = (T * N) / GRAIN, by_blocks = (N + BLOCK - 1) / BLOCK;
+    int64_t n = nthreads < by_work ? nthreads : by_work;
+    n = n < by_blocks ? n : by_blocks;
+    return n < 1 ? 1 : static_cast<int>(n);
+}
+
+template <typename F, typename Fn>
+void run_forward(Fn fn, const F* x, F* a, F* s, F* u, F* du, int64_t T, int64_t N, double tau_m, double tau_s,
+                 double V, int nthreads) {
+    const Params<F> p(tau_m, tau_s, V);
+    const int64_t nb = (N + BLOCK - 1) / BLOCK;
+    const int nt = threads_for(nthreads, T, N);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t b = 0; b < nb; ++b) {
+        int64_t n0, len;
+        block_of(b, N, n0, len);
+        fn(x, a, s, u, du, T, N, n0, len, p);
+    }
+}
+
+template <typename F, typename Fn>
+void run_backward(Fn fn, const F* x, const F* g, F* d, int64_t T, int64_t N, double tau_m, double tau_s, double V,
+                  int nthreads) {
+    const Params<F> p(tau_m, tau_s, V);
+    const int64_t nb = (N + BLOCK - 1) / BLOCK;
+    const int nt = threads_for(nthreads, T, N);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        std::vector<F> buf(static_cast<size_t>(4 * T * BLOCK));
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < nb; ++b) {
+            int64_t n0, len;
+            block_of(b, N, n0, len);
+            fn(x, g, d, buf.data(), T, N, n0, len, p);
+        }
+    }
+}
+
+}  // namespace
+
+extern "C" {
+
+// The hash of the source this library was built from (tsslc/fused_cpu.py rebuilds a stale one).
+const char* tsslc_src_hash() { return TSSLC_SRC_HASH; }
+
+void tsslc_forward_f32(const float* x, float* a, float* s, float* u, float* du, int64_t T, int64_t N, double tau_m,
+                       double tau_s, double V, int nthreads) {
+    run_forward<float>(forward_f32, x, a, s, u, du, T, N, tau_m, tau_s, V, nthreads);
+}
+void tsslc_forward_f64(const double* x, double* a, double* s, double* u, double* du, int64_t T, int64_t N,
+                       double tau_m, double tau_s, double V, int nthreads) {
+    run_forward<double>(forward_f64, x, a, s, u, du, T, N, tau_m, tau_s, V, nthreads);
+}
+void tsslc_backward_f32(const float* x, const float* g, float* d, int64_t T, int64_t N, double tau_m, double tau_s,
+                        double V, int nthreads) {
+    run_backward<float>(backward_f32, x, g, d, T, N, tau_m, tau_s, V, nthreads);
+}
+void tsslc_backward_f64(const double* x, const double* g, double* d, int64_t T, int64_t N, double tau_m,
+                        double tau_s, double V, int nthreads) {
+    run_backward<double>(backward_f64, x, g, d, T, N, tau_m, tau_s, V, nthreads);
+}
+
+}  // extern "C"

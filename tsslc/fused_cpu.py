@@ -1,0 +1,140 @@
+"""The fused TSSL-BP neuron on the CPU: loads the compiled kernel (``tsslc/csrc``).
+
+Where the library comes from, first that works:
+
+1. the extension built at install (``pip install .`` / ``-e .`` / a wheel: ``setup.py``),
+   if its stamp matches the source beside it;
+2. a copy built earlier into the cache folder (``$TSSLC_CACHE_DIR``, else
+   ``$XDG_CACHE_HOME/tsslc``, else ``~/.cache/tsslc``), named by the source's hash;
+3. a fresh build into that folder with the system's C++ compiler (about a second).
+
+If none works, :func:`load` returns ``None`` and :data:`error` says why in one line; the
+caller (:mod:`tsslc.functional`) then runs the reference path.
+
+:func:`forward`, :func:`forward_train` and :func:`backward` take contiguous time-first ``(T, *neurons)`` float32 or
+float64 tensors and use ``torch.get_num_threads()`` OpenMP threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.machinery
+import os
+from pathlib import Path
+
+import torch
+
+from tsslc.csrc import build
+
+_lib: ctypes.CDLL | None = None
+_tried = False
+#: Why the kernel is unavailable (one line), or ``None``.
+error: str | None = None
+#: Where the loaded library came from ("installed" or the cache path).
+origin: str | None = None
+
+_P = ctypes.c_void_p
+_I64 = ctypes.c_int64
+_D = ctypes.c_double
+
+
+def cache_dir() -> Path:
+    if os.environ.get("TSSLC_CACHE_DIR"):
+        return Path(os.environ["TSSLC_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tsslc"
+
+
+def _installed() -> list[Path]:
+    """The library built at install, whatever Python version named it (it is loaded through
+    ctypes and uses no Python ABI)."""
+    here = Path(__file__).resolve().parent
+    name = build.MODULE.rsplit(".", 1)[1]
+    own = [here / f"{name}{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+    return own + sorted(p for p in here.glob(f"{name}.*") if p.suffix in (".so", ".pyd") and p not in own)
+
+
+def _open(path: Path, want: str | None) -> ctypes.CDLL | None:
+    lib = ctypes.CDLL(str(path))
+    lib.tsslc_src_hash.restype = ctypes.c_char_p
+    if want is not None and lib.tsslc_src_hash().decode() != want:
+        return None  # built from another version of the source
+    for dt in ("f32", "f64"):
+        f = getattr(lib, f"tsslc_forward_{dt}")
+        f.argtypes = [_P, _P, _P, _P, _P, _I64, _I64, _D, _D, _D, ctypes.c_int]
+        f.restype = None
+        b = getattr(lib, f"tsslc_backward_{dt}")
+        b.argtypes = [_P, _P, _P, _I64, _I64, _D, _D, _D, ctypes.c_int]
+        b.restype = None
+    return lib
+
+
+def load() -> ctypes.CDLL | None:
+    """The kernel library, built if need be; ``None`` (and :data:`error`) if it cannot be had."""
+    global _lib, _tried, error, origin
+    if _tried:
+        return _lib
+    _tried = True
+    want = build.source_hash() if build.SOURCE.exists() else None
+    try:
+        for path in _installed():
+            if path.exists():
+                lib = _open(path, want)
+                if lib is not None:
+                    _lib, origin = lib, "installed"
+                    return _lib
+        if want is None:
+            raise RuntimeError(f"neither an installed kernel nor its source {build.SOURCE} is there")
+        path = cache_dir() / f"tsslbp_cpu-{want}.so"
+        if not path.exists():
+            build.build_shared_library(path)
+        _lib, origin = _open(path, want), str(path)
+        if _lib is None:
+            raise RuntimeError(f"{path} does not match its source")
+    except (OSError, RuntimeError) as e:
+        _lib, error = None, " ".join(str(e).split())
+    return _lib
+
+
+def _ptr(t: torch.Tensor):
+    return ctypes.c_void_p(t.data_ptr())
+
+
+def _dims(x: torch.Tensor) -> tuple[int, int]:
+    return x.shape[0], x.numel() // x.shape[0] if x.shape[0] else 0
+
+
+def _suffix(x: torch.Tensor) -> str:
+    return "f32" if x.dtype == torch.float32 else "f64"
+
+
+def forward(x: torch.Tensor, tau_m: float, tau_s: float, threshold: float, with_membrane: bool = False):
+    """§1 on a contiguous ``x``: ``(a, s)``, or ``(a, s, u, du)`` with ``with_membrane``."""
+    lib = load()
+    T, N = _dims(x)
+    a, s = torch.empty_like(x), torch.empty_like(x)
+    u = du = None
+    if with_membrane:
+        u, du = torch.empty_like(x), torch.empty_like(x)
+    getattr(lib, f"tsslc_forward_{_suffix(x)}")(
+        _ptr(x), _ptr(a), _ptr(s), _ptr(u) if u is not None else None, _ptr(du) if du is not None else None,
+        T, N, float(tau_m), float(tau_s), float(threshold), torch.get_num_threads())
+    return (a, s, u, du) if with_membrane else (a, s)
+
+
+def forward_train(x: torch.Tensor, tau_m: float, tau_s: float, threshold: float):
+    """``(a, s, saved)``: the outputs and what :func:`backward` needs (only ``x``)."""
+    a, s = forward(x, tau_m, tau_s, threshold)
+    return a, s, (x,)
+
+
+def backward(saved, g: torch.Tensor, tau_m: float, tau_s: float, threshold: float) -> torch.Tensor:
+    """§5: δ = ∂L/∂x from ``saved`` = (x,) and ``g`` = ∂L/∂a (both contiguous): the kernel
+    recomputes the forward of each block of neurons, then sweeps back over time."""
+    (x,) = saved
+    lib = load()
+    T, N = _dims(x)
+    delta = torch.empty_like(x)
+    getattr(lib, f"tsslc_backward_{_suffix(x)}")(
+        _ptr(x), _ptr(g), _ptr(delta), T, N, float(tau_m), float(tau_s), float(threshold), torch.get_num_threads())
+    return delta
