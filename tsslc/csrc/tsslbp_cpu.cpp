@@ -91,6 +91,28 @@ TSSLC_INLINE F exp_bounded(F z) {
     return p * p;
 }
 
+// One step of §1 for one neuron, in the reference's order of operations: updates the
+// neuron's state (mem = u', syn = a) and gives u, Δu, s and a.
+template <typename F>
+struct Step {
+    F u, du, s, a;
+};
+
+template <typename F>
+TSSLC_INLINE Step<F> lif_step(F& mem, F& syn, F x, const Params<F>& p) {
+    F du = mem * p.neg_thm;                   // Δu = -θm·u' + x
+    du = du + x;
+    const F u = mem + du;                     // u = u' + Δu
+    const bool fire = u > p.V;                // s = u > V
+    const F sp = fire ? F(1) : F(0);
+    mem = fire ? F(0) : u;                    // u' = u·(1 - s)
+    F step = sp - syn;                        // a = a + (s - a)·θs
+    step = step * p.ths;
+    const F an = syn + step;
+    syn = an;
+    return {u, du, sp, an};
+}
+
 // §1 for neurons [n0, n0 + len) of a (T, N) current; u and du optional (may be null).
 template <typename F>
 TSSLC_INLINE void forward_block(const F* __restrict x, F* __restrict a, F* __restrict s, F* __restrict uo,
@@ -109,36 +131,18 @@ TSSLC_INLINE void forward_block(const F* __restrict x, F* __restrict a, F* __res
             F* __restrict dut = duo + o;
 #pragma omp simd
             for (int64_t j = 0; j < len; ++j) {
-                F du = mem[j] * p.neg_thm;        // Δu = -θm·u' + x
-                du = du + xt[j];
-                const F u = mem[j] + du;          // u = u' + Δu
-                const bool fire = u > p.V;        // s = u > V
-                const F sp = fire ? F(1) : F(0);
-                mem[j] = fire ? F(0) : u;         // u' = u·(1 - s)
-                F step = sp - syn[j];             // a = a + (s - a)·θs
-                step = step * p.ths;
-                const F an = syn[j] + step;
-                syn[j] = an;
-                at[j] = an;
-                st[j] = sp;
-                ut[j] = u;
-                dut[j] = du;
+                const Step<F> r = lif_step(mem[j], syn[j], xt[j], p);
+                at[j] = r.a;
+                st[j] = r.s;
+                ut[j] = r.u;
+                dut[j] = r.du;
             }
         } else {
 #pragma omp simd
             for (int64_t j = 0; j < len; ++j) {
-                F du = mem[j] * p.neg_thm;
-                du = du + xt[j];
-                const F u = mem[j] + du;
-                const bool fire = u > p.V;
-                const F sp = fire ? F(1) : F(0);
-                mem[j] = fire ? F(0) : u;
-                F step = sp - syn[j];
-                step = step * p.ths;
-                const F an = syn[j] + step;
-                syn[j] = an;
-                at[j] = an;
-                st[j] = sp;
+                const Step<F> r = lif_step(mem[j], syn[j], xt[j], p);
+                at[j] = r.a;
+                st[j] = r.s;
             }
         }
     }
@@ -164,20 +168,11 @@ TSSLC_INLINE void backward_block(const F* __restrict x, const F* __restrict g, F
         F* __restrict It = I + t * BLOCK;
 #pragma omp simd
         for (int64_t j = 0; j < len; ++j) {
-            F du = mem[j] * p.neg_thm;
-            du = du + xt[j];
-            const F u = mem[j] + du;
-            const bool fire = u > p.V;
-            const F sp = fire ? F(1) : F(0);
-            mem[j] = fire ? F(0) : u;
-            F step = sp - syn[j];
-            step = step * p.ths;
-            const F an = syn[j] + step;
-            syn[j] = an;
-            Ut[j] = u;
-            DUt[j] = du;
-            St[j] = sp;
-            It[j] = an < p.inactive ? F(1) : F(0);
+            const Step<F> r = lif_step(mem[j], syn[j], xt[j], p);
+            Ut[j] = r.u;
+            DUt[j] = r.du;
+            St[j] = r.s;
+            It[j] = r.a < p.inactive ? F(1) : F(0);
         }
     }
     alignas(64) F G[BLOCK];
