@@ -68,14 +68,28 @@ def test_diagnose_rules():
 
 
 SCRIPT = """
-import sys, torch
-from torch.utils.data import TensorDataset
+import sys, time, torch
+from torch.utils.data import Dataset
 from tsslc.data.digits import load_digits_datasets
 from tsslc.training.run import train_run
 torch.set_num_threads(1)
 train, test = load_digits_datasets()
-if sys.argv[3] == "big":  # the test set 400 times over: an evaluation of several seconds
-    test = TensorDataset(test.tensors[0].repeat(400, 1, 1, 1), test.tensors[1].repeat(400))
+
+
+class Slow(Dataset):
+    """The test set read at 30 ms a sample: its evaluation takes over ten seconds however fast
+    the machine, so a signal sent just after epoch 1's checkpoint lands inside it."""
+    def __init__(self, base):
+        self.base = base
+    def __len__(self):
+        return len(self.base)
+    def __getitem__(self, i):
+        time.sleep(0.03)
+        return self.base[i]
+
+
+if sys.argv[3] == "big":
+    test = Slow(test)
 train_run(sys.argv[1], sys.argv[2], epochs=2, seed=4, device="cpu", progress=False, resume=True,
           datasets=(train, test))
 """
@@ -96,7 +110,7 @@ def test_stopping_during_evaluation_keeps_the_trained_epoch(tmp_path, sig):
     while not ckpt.exists():  # written when epoch 1's training ends, before its evaluation
         assert victim.poll() is None and time.time() < deadline, victim.communicate()[1][-3000:]
         time.sleep(0.01)
-    time.sleep(0.5)
+    time.sleep(0.3)
     assert victim.poll() is None, "the evaluation ended before the signal"
     victim.send_signal(sig)
     _, err = victim.communicate(timeout=120)
