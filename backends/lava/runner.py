@@ -169,20 +169,38 @@ def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = 
     return BackendResult(spikes, c, graph.output_population, "lava", info, target="loihi2")
 
 
+class _Deferred:
+    """A SIGINT handler that only notes the signal. The Lava processes are forked while it is
+    installed and keep it: a Ctrl-C in the terminal (sent to the whole process group) is
+    then a no-op in them, and this process, which noted it, stops them all. (A process model
+    killed by KeyboardInterrupt mid-step would leave Lava's runtime waiting forever.)"""
+
+    def __init__(self):
+        self.pending = False
+
+    def __call__(self, signum, frame):
+        self.pending = True
+
+
 def _start(lowered: Lowered) -> None:
-    """Compile and spawn the Lava processes with SIGINT ignored, so that they inherit that
-    disposition: a Ctrl-C in the terminal (sent to the whole process group) then reaches
-    only this process, which stops the intact Lava processes in ``finally``. (A process
-    model killed by KeyboardInterrupt mid-step would leave Lava's runtime waiting forever.)"""
+    """Compile and spawn the Lava processes under :class:`_Deferred`; a Ctrl-C during the
+    start-up is raised as KeyboardInterrupt once the processes exist, so that
+    :func:`execute` stops them (it used to be ignored, and the run went on to the end)."""
     cfg = Loihi2SimCfg(select_tag=lowered.select_tag, exception_proc_model_map=dict(lowered.models))
     if threading.current_thread() is not threading.main_thread():
         lowered.source.create_runtime(run_cfg=cfg)
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    deferred = _Deferred()
+    previous = signal.signal(signal.SIGINT, deferred)
     try:
         lowered.source.create_runtime(run_cfg=cfg)
     finally:
         signal.signal(signal.SIGINT, previous)
+    if deferred.pending:  # now as it would have been then
+        if callable(previous):
+            previous(signal.SIGINT, None)
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 def execute(lowered: Lowered, n_rows: int, T: int, B: int, progress: bool = False) -> None:
@@ -190,10 +208,10 @@ def execute(lowered: Lowered, n_rows: int, T: int, B: int, progress: bool = Fals
     depth); every Lava process is stopped afterwards, also on errors and Ctrl-C."""
     try:
         _run(lowered, n_rows, T, B, lowered.depth, progress)
+        _stop(lowered)
     except BaseException:
         _abort(lowered)
         raise
-    _stop(lowered)
 
 
 def _run(lowered: Lowered, n_rows: int, T: int, B: int, depth: int, progress: bool) -> None:

@@ -30,15 +30,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import yaml
-
-    import torch
-
-    from tsslc.data import load_dataset, sample_arrays
-    from tsslc.finetune import finetune, target_accuracy
+    from tsslc.atomic import refuse_clobber
+    from tsslc.runlock import run_lock
     from tsslc.targets import get_target
-    from tsslc.atomic import atomic_write_text
-    from tsslc.training.checkpoint import load_checkpoint, save_checkpoint
+    from tsslc.training.checkpoint import load_checkpoint
     from tsslc.training.run import CHECKPOINT, CONFIG, METRICS
 
     src = Path(args.run)
@@ -52,6 +47,24 @@ def run(args) -> int:
     out = Path(args.out) if args.out else (src if src.is_dir() else src.parent) / f"finetune-{target.name}"
     if out.exists() and not out.is_dir():
         raise TsslcError(f"--out {out} exists and is not a folder")
+    outputs = [(f"--out's {n}", out / n) for n in (CONFIG, CHECKPOINT, METRICS)]
+    inputs = [("checkpoint", ckpt_path), ("--data-dir", args.data_dir)]
+    refuse_clobber(outputs, inputs)
+    with run_lock(out, "finetune"):  # the whole run: a second fine-tuning into the folder is refused at once
+        return _finetune(args, net, config, target, out, ckpt_path)
+
+
+def _finetune(args, net, config, target, out: Path, ckpt_path: Path) -> int:
+    import yaml
+
+    import torch
+
+    from tsslc.atomic import atomic_write_text
+    from tsslc.data import load_dataset, sample_arrays
+    from tsslc.finetune import finetune, target_accuracy
+    from tsslc.training.checkpoint import save_checkpoint
+    from tsslc.training.run import CHECKPOINT, CONFIG, METRICS
+
     train_set, test_set = load_dataset(config, args.data_dir)
     calib = torch.from_numpy(sample_arrays(train_set, args.calibration, args.seed)[0])
     x_eval, y_eval = sample_arrays(test_set, args.eval_samples or None, args.seed)
@@ -65,13 +78,12 @@ def run(args) -> int:
     print(f"{target.name}: accuracy after {args.epochs} epoch(s) {after:.4f} (intsim); "
           f"float model {res.history[-1]['test_acc']:.4f} through the target's rounding")
 
-    out.mkdir(parents=True, exist_ok=True)
     cfg = res.network.config
-    atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    save_checkpoint(out / CHECKPOINT, res.network, res.optimizer, cfg, len(res.history), args.seed, res.history)
     doc = {"source": str(ckpt_path), "target": target.name, "epochs": res.history,
            "eval_samples": int(len(y_eval)), "target_accuracy_before": before, "target_accuracy_after": after,
            "tau_m": cfg.tau_m, "tau_s": cfg.tau_s, "test_acc": res.history[-1]["test_acc"]}
+    atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    save_checkpoint(out / CHECKPOINT, res.network, res.optimizer, cfg, len(res.history), args.seed, res.history)
     atomic_write_text(out / METRICS, json.dumps(doc, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

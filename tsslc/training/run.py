@@ -16,6 +16,7 @@ every batch; rank 0 writes the files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -29,7 +30,8 @@ from tqdm.auto import tqdm
 from tsslc.config import NetworkConfig, load_config, parse_config
 from tsslc.errors import TsslcError
 from tsslc.network import Network
-from tsslc.atomic import atomic_write_text
+from tsslc.atomic import atomic_write_text, refuse_clobber
+from tsslc.runlock import run_lock
 from tsslc.training.checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from tsslc.training.health import diagnose
 from tsslc.training.trainer import NonFiniteLoss, Shard, bare, evaluate_detailed, make_optimizer, train_epoch
@@ -82,18 +84,78 @@ def _write_metrics(out: Path, doc: dict) -> None:
 
 def train_run(config_path_or_config, out_dir, data_dir=None, epochs: int | None = None, seed: int = 0,
               device: str = "auto", resume: bool = False, progress: bool = True, datasets=None,
-              eval_samples: int | None = None) -> dict:
+              eval_samples: int | None = None, overwrite: bool = False) -> dict:
     """Train (or with ``resume`` continue) a run in ``out_dir``; returns the final metrics.
 
     ``datasets`` = ``(train_set, test_set)`` overrides :func:`tsslc.data.load_dataset`. With
     ``resume`` the checkpoint's seed is used, and the config must be the run's own.
     ``eval_samples``: evaluate on that many test samples, drawn from every class with the
-    run's seed (the same ones every epoch); default: the whole test set."""
+    run's seed (the same ones every epoch); default: the whole test set.
+
+    The run folder is locked for the whole run (:func:`tsslc.runlock.run_lock`: a second
+    process writing it is refused). A folder that already holds a run (its checkpoint,
+    metrics or config) is refused unless ``resume`` (continue it; the config must be the
+    same) or ``overwrite`` (its run files are removed first)."""
     config = (config_path_or_config if isinstance(config_path_or_config, NetworkConfig)
               else load_config(config_path_or_config))
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise TsslcError(f"--out {out} exists and is not a folder")
+    if resume and overwrite:
+        raise TsslcError("--resume continues the run in the folder, --overwrite replaces it: give one of them")
+    rank = _distributed_env()[0]
+    with run_lock(out, "train") if rank == 0 else contextlib.nullcontext():
+        _claim(out, config, data_dir, resume, overwrite, rank)
+        return _train(config, out, data_dir, epochs, seed, device, resume, progress, datasets, eval_samples)
+
+
+def _claim(out: Path, config: NetworkConfig, data_dir, resume: bool, overwrite: bool, rank: int) -> None:
+    """Refuse a folder that holds another run (unless ``resume`` or ``overwrite``), and an
+    input among the run's files; with ``overwrite`` remove the old run's files."""
+    files = [out / n for n in (CHECKPOINT, METRICS, CONFIG)]
+    refuse_clobber([("--out's " + p.name, p) for p in files] if overwrite else [],
+                   [("config", None if config.source.startswith("<") else config.source), ("--data-dir", data_dir)])
+    held = [p for p in files if p.exists()]
+    if not held:
+        return
+    saved = None
+    try:
+        saved = yaml.safe_load((out / CONFIG).read_text()) if (out / CONFIG).is_file() else None
+    except (OSError, yaml.YAMLError):
+        pass
+    other = saved is not None and saved != config.to_dict()
+    if resume and other:
+        raise TsslcError(f"{config.source} differs from the config of the run in {out} ({out / CONFIG}); "
+                         "resume with that config or train into a new --out")
+    if resume:
+        return
+    if not overwrite:
+        raise TsslcError(f"{out} already holds {_describe_run(out, other, held)}; --resume continues it, "
+                         "--overwrite replaces it, or choose another --out")
+    if rank == 0:
+        for p in held:
+            try:
+                p.unlink()
+            except OSError as e:
+                raise TsslcError(f"--overwrite: cannot remove {p}: {e.strerror or e}") from None
+
+
+def _describe_run(out: Path, other_config: bool, held: list[Path]) -> str:
+    """'a finished run (3 epochs, test accuracy 91.20 %)' and the like, for a refusal."""
+    if other_config:
+        return f"a run of another config ({out / CONFIG})"
+    try:
+        doc = json.loads((out / METRICS).read_text())
+        epochs = [r for r in doc["epochs"] if "test_acc" in r]
+        acc = doc.get("final_test_acc")
+        if epochs and acc is not None:
+            return f"a run ({len(epochs)} epoch(s), test accuracy {100 * float(acc):.2f} %)"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return "the files of a run (" + ", ".join(p.name for p in held) + ")"
+
+
+def _train(config, out: Path, data_dir, epochs, seed, device, resume, progress, datasets, eval_samples) -> dict:
     ckpt_path = out / CHECKPOINT
     rank, world, local_rank = _distributed_env()
     shard = Shard(rank, world)
@@ -141,7 +203,7 @@ def train_run(config_path_or_config, out_dir, data_dir=None, epochs: int | None 
         if world > 1:
             model = torch.nn.parallel.DistributedDataParallel(
                 net, device_ids=[dev.index] if dev.type == "cuda" else None)
-        if rank == 0:
+        if rank == 0 and not (resume and (out / CONFIG).is_file()):  # on resume it holds this config already
             out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(out / CONFIG, yaml.safe_dump(config.to_dict(), sort_keys=False))
         show = progress and rank == 0

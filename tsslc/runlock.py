@@ -1,0 +1,120 @@
+"""One process per run folder: ``RUN/.tsslc.lock``.
+
+:func:`run_lock` holds an exclusive ``flock`` on the lock file for as long as a command
+writes the folder, and writes into it the holder's process id, host and command, which a
+refused second writer names. The kernel releases a ``flock`` when its process dies, however
+it dies: a lock file left by a killed run is stale and the next run takes it over (and says
+so). Where the file system has no ``flock`` the process id decides: a lock naming a process
+of this host that no longer runs is stale. The lock file is removed when the holder ends
+normally (and the folder too when the lock created it and nothing was written). The lock
+is re-entrant within one process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from tsslc.atomic import pid_alive
+from tsslc.errors import TsslcError
+
+LOCK = ".tsslc.lock"
+_held: dict[str, int] = {}  # resolved folder -> nesting depth in this process
+
+
+def _describe(text: str) -> tuple[int | None, str]:
+    """(pid, 'tsslc COMMAND, process PID on HOST') from a lock file's text."""
+    fields = dict(part.split("=", 1) for part in text.split() if "=" in part)
+    try:
+        pid = int(fields.get("pid", ""))
+    except ValueError:
+        pid = None
+    who = f"tsslc {fields['command']}" if fields.get("command") else "another tsslc"
+    where = f" on {fields['host']}" if fields.get("host") and fields["host"] != socket.gethostname() else ""
+    return pid, f"{who} (process {pid if pid is not None else '?'}{where})"
+
+
+def _read(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, 4096).decode("utf-8", "replace")
+
+
+def _acquire(folder: Path, command: str) -> int:
+    path = folder / LOCK
+    for _ in range(10):  # the holder may remove the file between our open and our flock
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise TsslcError(f"cannot lock run folder {folder}: {e.strerror or e}") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                _, who = _describe(_read(fd))
+                raise TsslcError(f"{folder} is in use by {who}: one process writes a run folder at a time "
+                                 f"(lock {path}); wait for it or choose another --out") from None
+            except OSError:  # no flock on this file system: the process id decides
+                pid, who = _describe(_read(fd))
+                if pid is not None and pid != os.getpid() and pid_alive(pid):
+                    raise TsslcError(f"{folder} is in use by {who} (lock {path}); wait for it or choose another "
+                                     f"--out") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # removed by its previous holder after our open: lock the new one
+                os.close(fd)
+                continue
+            old = _read(fd).strip()
+            if old:
+                pid, who = _describe(old)
+                print(f"tsslc: {folder}: taking over the lock of {who}, which is no longer running", file=sys.stderr)
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, (f"pid={os.getpid()} host={socket.gethostname()} command={command} "
+                          f"since={time.strftime('%Y-%m-%dT%H:%M:%S')}\n").encode())
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+    raise TsslcError(f"cannot lock run folder {folder}: its lock file {path} keeps changing")
+
+
+@contextlib.contextmanager
+def run_lock(folder, command: str = "train"):
+    """Hold ``folder``'s lock (creating the folder) for the ``with`` block; a
+    :class:`TsslcError` naming the holder when another live process has it."""
+    folder = Path(folder)
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TsslcError(f"cannot create run folder {folder}: {e.strerror or e}") from None
+    key = str(folder.resolve())
+    if key in _held:
+        _held[key] += 1
+        try:
+            yield folder
+        finally:
+            _held[key] -= 1
+        return
+    fd = _acquire(folder, command)
+    _held[key] = 1
+    try:
+        yield folder
+    finally:
+        del _held[key]
+        try:
+            if os.fstat(fd).st_ino == os.stat(folder / LOCK).st_ino:
+                os.unlink(folder / LOCK)
+        except OSError:
+            pass
+        os.close(fd)
+        if created:  # a run that failed before writing anything leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
