@@ -73,7 +73,8 @@ def _acquire(folder: Path, command: str) -> int:
             old = _read(fd).strip()
             if old:
                 pid, who = _describe(old)
-                print(f"tsslc: {folder}: taking over the lock of {who}, which is no longer running", file=sys.stderr)
+                print(f"tsslc: {folder}: taking over the stale lock of {who}, which no longer holds it",
+                      file=sys.stderr)
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
             os.write(fd, (f"pid={os.getpid()} host={socket.gethostname()} command={command} "
