@@ -77,8 +77,8 @@ train, test = load_digits_datasets()
 
 
 class Slow(Dataset):
-    """The test set read at 30 ms a sample: its evaluation takes over ten seconds however fast
-    the machine, so a signal sent just after epoch 1's checkpoint lands inside it."""
+    # The test set read at 30 ms a sample: its evaluation takes over ten seconds however fast
+    # the machine, so a signal sent just after epoch 1's checkpoint lands inside it.
     def __init__(self, base):
         self.base = base
     def __len__(self):
