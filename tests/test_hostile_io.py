@@ -430,3 +430,16 @@ def test_a_failed_train_leaves_no_empty_folder(work, capsys):
     rc, err = run_cli(["train", work / "bad.yaml", "-o", work / "fresh", "--no-progress"], capsys)
     assert rc == 1 and "Traceback" not in err
     assert not (work / "fresh").exists()
+
+
+def test_a_full_temp_folder_under_a_lava_run_is_one_error(work):
+    """Lava's spike records are memory maps in the temp folder, allocated before the run: a
+    full disk there is one error, not a SIGBUS in a Lava process."""
+    (work / "tmp").mkdir()
+    p = subprocess.run([sys.executable, "-m", "tsslc", "run", "loihi2.tsslc", "--backend", "lava", "--samples", "50",
+                        "--no-progress"], cwd=work, env=dict(ENV, TMPDIR=str(work / "tmp")), capture_output=True,
+                       text=True, timeout=300, preexec_fn=_limited(4_000))
+    assert p.returncode == 1, (p.returncode, p.stderr[-2000:])
+    line = one_error(p.stderr, "run", "spike record", str(work / "tmp"))
+    assert "File too large" in line
+    assert not any((work / "tmp").iterdir())  # the records' folder is removed

@@ -142,7 +142,11 @@ def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = 
     if B < 1:
         raise TsslcError("the batch is empty")
 
-    workdir = tempfile.mkdtemp(prefix="tsslc-lava-")
+    try:
+        workdir = tempfile.mkdtemp(prefix="tsslc-lava-")
+    except OSError as e:
+        raise TsslcError(f"cannot create a folder for Lava's spike records in {tempfile.gettempdir()}: "
+                         f"{e.strerror or e}") from None
     lowered: Lowered | None = None
     timing = {}
     try:
@@ -151,7 +155,11 @@ def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = 
         depth = lowered.depth
         n_rows = B * T + depth  # the deepest layer finishes the last sample at this step
         for name, pop in lowered.populations.items():
-            create_record(lowered.record(name), n_rows, lava_shape(pop.ir_shape))
+            try:
+                create_record(lowered.record(name), n_rows, lava_shape(pop.ir_shape))
+            except OSError as e:  # a full temp folder
+                raise TsslcError(f"cannot create Lava's spike record {lowered.record(name)}: {e.strerror or e}") \
+                    from None
         timing["build_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         execute(lowered, n_rows, T, B, progress)

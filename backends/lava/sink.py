@@ -12,6 +12,7 @@ shared through the page cache and nothing crosses Lava's message channels.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -30,8 +31,12 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa:
 
 
 def create_record(path: str, n_steps: int, shape: tuple[int, ...]) -> None:
-    """Create the zero-filled ``(n_steps, prod(shape))`` uint8 file a :class:`SpikeSink` fills."""
+    """Create the zero-filled ``(n_steps, prod(shape))`` uint8 file a :class:`SpikeSink` fills,
+    its blocks allocated now: a full disk is an OSError here, not a SIGBUS in the Lava
+    process that writes the memory map later."""
     np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n_steps, math.prod(shape))).flush()
+    with open(path, "r+b") as f:
+        os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
 
 
 def read_record(path: str) -> np.ndarray:
