@@ -1,11 +1,13 @@
 """One process per run folder: ``RUN/.tsslc.lock``.
 
-:func:`run_lock` holds an exclusive ``flock`` on the lock file for as long as a command
-writes the folder, and writes into it the holder's process id, host and command, which a
-refused second writer names. The kernel releases a ``flock`` when its process dies, however
-it dies: a lock file left by a killed run is stale and the next run takes it over (and says
-so). Where the file system has no ``flock`` the process id decides: a lock naming a process
-of this host that no longer runs is stale. The lock file is removed when the holder ends
+:func:`run_lock` holds an exclusive POSIX lock (``lockf``) on the lock file for as long as
+a command writes the folder, and writes into it the holder's process id, host and command,
+which a refused second writer names. The kernel releases the lock when its process dies,
+however it dies, and processes it forks (Lava's, data loader workers) do not inherit it: a
+lock file left by a killed run is stale and the next run takes it over (and says so). Where
+the file system has no locks the process id decides: a lock naming a process of this host
+that no longer runs is stale. (A POSIX lock also ends when its process closes any
+descriptor of the file: nothing but this module opens it.) The lock file is removed when the holder ends
 normally (and the folder too when the lock created it and nothing was written). The lock
 is re-entrant within one process.
 """
@@ -13,6 +15,7 @@ is re-entrant within one process.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import socket
@@ -46,23 +49,21 @@ def _read(fd: int) -> str:
 
 def _acquire(folder: Path, command: str) -> int:
     path = folder / LOCK
-    for _ in range(10):  # the holder may remove the file between our open and our flock
+    for _ in range(10):  # the holder may remove the file between our open and our lock
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
             raise TsslcError(f"cannot lock run folder {folder}: {e.strerror or e}") from None
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                _, who = _describe(_read(fd))
-                raise TsslcError(f"{folder} is in use by {who}: one process writes a run folder at a time "
-                                 f"(lock {path}); wait for it or choose another --out") from None
-            except OSError:  # no flock on this file system: the process id decides
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
                 pid, who = _describe(_read(fd))
-                if pid is not None and pid != os.getpid() and pid_alive(pid):
-                    raise TsslcError(f"{folder} is in use by {who} (lock {path}); wait for it or choose another "
-                                     f"--out") from None
+                if e.errno in (errno.EACCES, errno.EAGAIN) or (pid is not None and pid != os.getpid()
+                                                               and pid_alive(pid)):
+                    # held; or, on a file system without locks (ENOLCK), named by a live process
+                    raise TsslcError(f"{folder} is in use by {who}: one process writes a run folder at a time "
+                                     f"(lock {path}); wait for it or choose another --out") from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(path).st_ino
             except FileNotFoundError:

@@ -118,11 +118,7 @@ def _claim(out: Path, config: NetworkConfig, data_dir, resume: bool, overwrite: 
     held = [p for p in files if p.exists()]
     if not held:
         return
-    saved = None
-    try:
-        saved = yaml.safe_load((out / CONFIG).read_text()) if (out / CONFIG).is_file() else None
-    except (OSError, yaml.YAMLError):
-        pass
+    saved = _saved_config(out)
     other = saved is not None and saved != config.to_dict()
     if resume and other:
         raise TsslcError(f"{config.source} differs from the config of the run in {out} ({out / CONFIG}); "
@@ -140,8 +136,16 @@ def _claim(out: Path, config: NetworkConfig, data_dir, resume: bool, overwrite: 
                 raise TsslcError(f"--overwrite: cannot remove {p}: {e.strerror or e}") from None
 
 
+def _saved_config(out: Path):
+    """The config dict in ``out/config.yaml``; None when there is none or it does not parse."""
+    try:
+        return yaml.safe_load((out / CONFIG).read_text()) if (out / CONFIG).is_file() else None
+    except (OSError, yaml.YAMLError):
+        return None
+
+
 def _describe_run(out: Path, other_config: bool, held: list[Path]) -> str:
-    """'a finished run (3 epochs, test accuracy 91.20 %)' and the like, for a refusal."""
+    """'a run (3 epoch(s), test accuracy 91.20 %)' and the like, for a refusal."""
     if other_config:
         return f"a run of another config ({out / CONFIG})"
     try:
@@ -203,7 +207,7 @@ def _train(config, out: Path, data_dir, epochs, seed, device, resume, progress, 
         if world > 1:
             model = torch.nn.parallel.DistributedDataParallel(
                 net, device_ids=[dev.index] if dev.type == "cuda" else None)
-        if rank == 0 and not (resume and (out / CONFIG).is_file()):  # on resume it holds this config already
+        if rank == 0 and _saved_config(out) != config.to_dict():  # (a resumed run's holds it already)
             out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(out / CONFIG, yaml.safe_dump(config.to_dict(), sort_keys=False))
         show = progress and rank == 0
