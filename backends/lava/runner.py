@@ -248,10 +248,22 @@ def _abort(lowered: Lowered) -> None:
     """Stop the run's OS processes after an error or Ctrl-C. Lava's ``stop()`` waits for
     every process to acknowledge, which never happens when one of them has died (it hangs);
     so the process models and runtime services are terminated first, then ``stop()`` only
-    releases the shared memory. (Uses lava-nc 0.10.0's runtime internals.)"""
+    releases the shared memory. (Uses lava-nc 0.10.0's runtime internals.) A second Ctrl-C
+    meanwhile is dropped: the first is already on its way up, and stopping must finish."""
     runtime = lowered.source.runtime
     if runtime is None:
         return
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, _Deferred())
+        try:
+            _terminate(lowered, runtime)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    else:
+        _terminate(lowered, runtime)
+
+
+def _terminate(lowered: Lowered, runtime) -> None:
     infrastructure = getattr(runtime, "_messaging_infrastructure", None)
     for actor in getattr(infrastructure, "actors", []):
         try:
