@@ -29,7 +29,6 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLES, REPO
-from tsslc.atomic import host_tag
 from tsslc.cli import main
 
 FORMAT1 = REPO / "tests" / "data" / "format1"
@@ -323,6 +322,8 @@ def test_a_killed_writer_leaves_the_old_file_and_its_temp_is_cleaned_by_the_next
     pid = int(re.match(r"\.c\.tsslc\.(\d+)-", temps[0]).group(1))
     assert pid != os.getpid()
     # a temp of a live writer (this process's parent stands in) and a recent unnamed one stay
+    from tsslc.atomic import host_tag
+
     live = work / f".x.tsslc.{os.getppid()}-{host_tag()}.abcdefgh.tmp"
     live.write_bytes(b"")
     young, aged = work / ".y.tsslc.abcdefgh.tmp", work / ".z.tsslc.abcdefgh.tmp"
