@@ -279,6 +279,9 @@ FULL = [
     ("nir import", ["nir", "import", "model.nir", "-o", "out.bin"], "out.bin", 8_000),
     ("export", ["export", "run", "-o", "out.bin"], "out.bin", 8_000),
     ("netx export", ["netx", "export", "netx.tsslc", "-o", "out.bin"], "out.bin", 8_000),
+    ("inspect --png", ["inspect", "float.tsslc", "--png", "out.bin"], "out.bin", 4_000),
+    ("report", ["report", "run", "-o", "out.bin"], "out.bin", 4_000),
+    ("run --json", ["run", "loihi2.tsslc", "--samples", "20", "--no-progress", "--json", "out.bin"], "out.bin", 300),
     ("train: the checkpoint", ["train", "digits.yaml", "-o", "run2", "--epochs", "1", "--eval-samples", "20",
                                "--no-progress", "--device", "cpu"], "run2/checkpoint.pt", 20_000),
 ]

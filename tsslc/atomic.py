@@ -147,12 +147,12 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, make_parents: bool = Tr
     return atomic_write(path, write, make_parents=make_parents, what=what)
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
+def atomic_write_text(path: str | Path, text: str, *, what: str = "file") -> Path:
     def write(tmp):
         with open(tmp, "w") as f:
             f.write(text)
 
-    return atomic_write(path, write)
+    return atomic_write(path, write, what=what)
 
 
 def _jsonable(o):
@@ -167,9 +167,9 @@ def _jsonable(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def write_json(path: str | Path, obj) -> Path:
+def write_json(path: str | Path, obj, *, what: str = "JSON file") -> Path:
     """``obj`` as indented JSON (numpy scalars and arrays converted), atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n", what=what)
 
 
 # --- outputs never clobber inputs ----------------------------------------------------------

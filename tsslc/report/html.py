@@ -687,5 +687,5 @@ def write_report(run_dir, out: str | Path | None = None) -> Path:
     data.setdefault("title", f"tsslc report: {run.resolve().name}")
     path = Path(out) if out else run / REPORT_HTML
     _check_out(path, [run])
-    atomic_write_text(path, render(metrics, data, stored_figures(run)))
+    atomic_write_text(path, render(metrics, data, stored_figures(run)), what="report")
     return path
