@@ -147,6 +147,8 @@ CLOBBER = [
      ["run/checkpoint.pt"]),
     ("finetune CHECKPOINT -o its folder", lambda w: ["finetune", "run/checkpoint.pt", "--target", "loihi2", "-o",
                                                      "./run"], ["checkpoint.pt"]),
+    ("finetune into a folder holding a run", lambda w: ["finetune", "run", "--target", "loihi2", "-o",
+                                                        _copy(w, "run", "ft")], ["ft", "--overwrite"]),
     ("train --overwrite with the run's own config", lambda w: ["train", "run/config.yaml", "-o", "run", "--overwrite",
                                                                "--no-progress"], ["run/config.yaml"]),
     ("train into a finished run", lambda w: ["train", "digits.yaml", "-o", "run", "--no-progress"],
@@ -162,6 +164,11 @@ CLOBBER = [
     ("train -o a file", lambda w: ["train", "digits.yaml", "-o", "float.tsslc"], ["float.tsslc"]),
     ("demo -o a training run", lambda w: ["demo", "-o", "run", "--no-progress"], ["run", "training run"]),
 ]
+
+
+def _copy(w: Path, src: str, dst: str) -> str:
+    shutil.copytree(w / src, w / dst)
+    return dst
 
 
 def _other_config(w: Path) -> str:

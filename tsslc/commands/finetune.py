@@ -4,7 +4,8 @@ Loads ``RUN/checkpoint.pt`` (or a checkpoint file), measures the accuracy of the
 compiled for the target on the integer simulator, fine-tunes it through the target's
 rounding (:mod:`tsslc.finetune`), measures again and writes a new run folder (default
 ``RUN/finetune-<target>``: config.yaml, checkpoint.pt, metrics.json with both accuracies),
-which ``tsslc export`` / ``compile`` take like any run.
+which ``tsslc export`` / ``compile`` take like any run. A folder already holding a run is
+refused unless ``--overwrite``; the folder is locked while the command runs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the config's)")
     parser.add_argument("-o", "--out", default=None, help="run folder to write (default RUN/finetune-<target>)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in the --out folder (without it, such a folder is refused)")
     parser.add_argument("--data-dir", default=None, help="folder holding the data set's files (not needed for digits)")
     parser.add_argument("--calibration", type=int, default=256, help="training samples to calibrate on (default 256)")
     parser.add_argument("--eval-samples", type=int, default=1000,
@@ -51,6 +54,10 @@ def run(args) -> int:
     inputs = [("checkpoint", ckpt_path), ("--data-dir", args.data_dir)]
     refuse_clobber(outputs, inputs)
     with run_lock(out, "finetune"):  # the whole run: a second fine-tuning into the folder is refused at once
+        held = [p.name for _, p in outputs if p.exists()]
+        if held and not args.overwrite:
+            raise TsslcError(f"{out} already holds a run ({', '.join(held)}); --overwrite replaces it, or choose "
+                             "another --out")
         return _finetune(args, net, config, target, out, ckpt_path)
 
 
