@@ -3,8 +3,8 @@
 Writes RUN/config.yaml, RUN/metrics.json and RUN/checkpoint.pt (every epoch, atomically,
 once when its training ends and again after its evaluation); ``--resume`` continues a stopped
 run exactly, also one stopped during an evaluation. A folder holding a run is refused unless
-``--resume`` or ``--overwrite``; one process writes a run folder at a time (RUN/.tsslc.lock). ``--eval-samples N`` evaluates on N test
-samples drawn from every class. A silent output layer or a loss that does not move is
+``--resume`` or ``--overwrite``; one process writes a run folder at a time (RUN/.tsslc.lock).
+``--eval-samples N`` evaluates on N test samples drawn from every class. A silent output layer or a loss that does not move is
 reported as a warning (and in metrics.json). Under ``torchrun --nproc_per_node=K -m tsslc
 train …`` it trains data-parallel (gloo on CPU, nccl on GPU).
 """
