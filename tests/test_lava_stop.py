@@ -171,3 +171,46 @@ def test_ctrl_c_during_lava_start_up_stops_the_run_and_every_process():
         if _group_alive(pgid):
             os.killpg(pgid, signal.SIGKILL)
         proc.wait(timeout=10)
+
+
+def _children(pid: int) -> list[str]:
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                out += open(f"/proc/{pid}/task/{tid}/children").read().split()
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return out
+
+
+def test_ctrl_c_in_tsslc_run_on_lava_is_exit_130_one_line_and_no_process_left():
+    """The command line: Ctrl-C as the Lava processes start, 'tsslc run: interrupted', exit
+    code 130, no traceback, nothing left running."""
+    model = REPO / "tests" / "data" / "format1" / "digits_loihi2_v1.tsslc"
+    proc = subprocess.Popen([sys.executable, "-m", "tsslc", "run", str(model), "--backend", "lava", "--no-progress"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    pgid = proc.pid
+    try:
+        deadline = time.monotonic() + 120
+        while not _children(proc.pid):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no Lava process started"
+            time.sleep(0.002)
+        os.killpg(pgid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        err = err.decode(errors="replace")
+        assert proc.returncode == 130, err[-2000:]
+        assert "Traceback" not in err
+        assert [l for l in err.splitlines() if l.strip()] == ["tsslc run: interrupted"], err[-2000:]
+        t0 = time.monotonic()
+        while _group_alive(pgid) and time.monotonic() - t0 < 10:
+            time.sleep(0.1)
+        assert not _group_alive(pgid), "Lava processes survived the interrupt"
+    finally:
+        if _group_alive(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+        proc.wait(timeout=10)
