@@ -11,6 +11,7 @@ shared through the page cache and nothing crosses Lava's message channels.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 
@@ -35,8 +36,14 @@ def create_record(path: str, n_steps: int, shape: tuple[int, ...]) -> None:
     its blocks allocated now: a full disk is an OSError here, not a SIGBUS in the Lava
     process that writes the memory map later."""
     np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n_steps, math.prod(shape))).flush()
+    if not hasattr(os, "posix_fallocate"):  # not on macOS
+        return
     with open(path, "r+b") as f:
-        os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP):  # a file system that cannot: as before
+                raise
 
 
 def read_record(path: str) -> np.ndarray:
