@@ -12,6 +12,11 @@ a loss that does not move; its warnings are printed and kept in metrics.json.
 Started under ``torchrun --nproc_per_node=K`` (``WORLD_SIZE`` > 1 in the environment) it
 trains with DistributedDataParallel — gloo on CPU, nccl on GPU — each rank taking 1/K of
 every batch; rank 0 writes the files.
+
+The run folder is locked for the whole run (:func:`tsslc.runlock.run_lock`, taken by rank
+0: a second process writing it is refused). A folder that already holds a run (its
+checkpoint, metrics or config) is refused unless ``resume`` (continue it; the config must be
+the same) or ``overwrite`` (its run files are removed first).
 """
 
 from __future__ import annotations
@@ -30,11 +35,12 @@ from tqdm.auto import tqdm
 from tsslc.config import NetworkConfig, load_config, parse_config
 from tsslc.errors import TsslcError
 from tsslc.network import Network
-from tsslc.atomic import atomic_write_text, refuse_clobber
-from tsslc.runlock import run_lock
+from tsslc.atomic import atomic_write_text
 from tsslc.training.checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from tsslc.training.health import diagnose
 from tsslc.training.trainer import NonFiniteLoss, Shard, bare, evaluate_detailed, make_optimizer, train_epoch
+from tsslc.atomic import refuse_clobber
+from tsslc.runlock import run_lock
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -90,12 +96,7 @@ def train_run(config_path_or_config, out_dir, data_dir=None, epochs: int | None 
     ``datasets`` = ``(train_set, test_set)`` overrides :func:`tsslc.data.load_dataset`. With
     ``resume`` the checkpoint's seed is used, and the config must be the run's own.
     ``eval_samples``: evaluate on that many test samples, drawn from every class with the
-    run's seed (the same ones every epoch); default: the whole test set.
-
-    The run folder is locked for the whole run (:func:`tsslc.runlock.run_lock`: a second
-    process writing it is refused). A folder that already holds a run (its checkpoint,
-    metrics or config) is refused unless ``resume`` (continue it; the config must be the
-    same) or ``overwrite`` (its run files are removed first)."""
+    run's seed (the same ones every epoch); default: the whole test set."""
     config = (config_path_or_config if isinstance(config_path_or_config, NetworkConfig)
               else load_config(config_path_or_config))
     out = Path(out_dir)
