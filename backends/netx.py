@@ -50,7 +50,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tsslc.atomic import atomic_write, write_json
+from tsslc.atomic import atomic_write_bytes, refuse_clobber, write_json
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
@@ -296,15 +296,11 @@ def export(compiled: Graph, path, *, n_steps: int | None = None, source: str | N
     Returns what was written."""
     path = Path(path)
     json_path = Path(str(path) + ".json")
-    if source is not None:
-        src = Path(source).resolve()
-        for p in (path, json_path):
-            if p.resolve() == src:
-                raise TsslcError(f"netx export: {p} is the compiled model being read; choose another output file")
+    refuse_clobber([("-o", path), ("its arguments file", json_path)], [("compiled model", source)])
     layers, inp = netx_layers(compiled)
     data = hdf5_bytes(layers)
     doc = document(compiled, layers, inp, path.name, n_steps)
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), what="netx file")
+    atomic_write_bytes(path, data, what="netx file")
     write_json(json_path, doc)
     return NetxExport(path, json_path, doc["network_arguments"], doc)
 

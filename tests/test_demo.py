@@ -246,6 +246,6 @@ def test_report_compare_renders_two_demo_runs_side_by_side(demo_run, demo_run_b,
     assert main(["report", "--compare", str(a), str(b)]) == 0
     assert (tmp_path / "compare_run_vs_run_b.html").is_file()
     assert main(["report", "--compare", str(a), str(b), "-o", str(b / "report.json")]) == 1
-    assert "refusing to overwrite" in capsys.readouterr().err
+    assert "an input of this command" in capsys.readouterr().err
     assert main(["report", "--compare", str(a), str(tmp_path / "missing")]) == 1
     assert "run folder not found" in capsys.readouterr().err

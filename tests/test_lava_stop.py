@@ -112,3 +112,105 @@ def test_ctrl_c_stops_every_lava_process():
         if _group_alive(pgid):
             os.killpg(pgid, signal.SIGKILL)
         proc.wait(timeout=10)
+
+
+#: Ctrl-C while Lava starts its processes: a thread of the script presses it (SIGINT to the
+#: whole process group, as a terminal does) the moment the first Lava process exists, which
+#: is inside the start-up. It used to be swallowed there and the run went on to the end.
+STARTUP = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    from tqdm import tqdm
+    for _ in tqdm(range(2)):  # a progress bar before Lava's import fixes the start method
+        pass
+    import tsslc.backends.lava as L
+
+    def children():
+        out = []
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                out += open(f"/proc/self/task/{tid}/children").read().split()
+            except OSError:
+                pass
+        return out
+
+    def press_ctrl_c():
+        while not children():
+            time.sleep(0.001)
+        print("pressed", flush=True)
+        os.killpg(0, signal.SIGINT)
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+""") + GRAPH + textwrap.dedent("""
+    x = rng.random((3000, 64)).astype(np.float32)
+    t0 = time.monotonic()
+    try:
+        L.run(g, x, progress=False)
+        print("finished", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    print(f"{time.monotonic() - t0:.1f}", flush=True)
+""")
+
+
+def test_ctrl_c_during_lava_start_up_stops_the_run_and_every_process():
+    proc = subprocess.Popen([sys.executable, "-c", STARTUP], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    pgid = proc.pid
+    try:
+        out, err = proc.communicate(timeout=300)
+        lines = out.decode().split()
+        assert lines[:2] == ["pressed", "interrupted"], (out, err.decode(errors="replace")[-2000:])
+        assert proc.returncode == 0
+        t0 = time.monotonic()
+        while _group_alive(pgid) and time.monotonic() - t0 < 10:
+            time.sleep(0.1)
+        assert not _group_alive(pgid), "Lava processes survived the interrupt"
+        assert b"leaked shared_memory" not in err
+    finally:
+        if _group_alive(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def _children(pid: int) -> list[str]:
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                out += open(f"/proc/{pid}/task/{tid}/children").read().split()
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return out
+
+
+def test_ctrl_c_in_tsslc_run_on_lava_is_exit_130_one_line_and_no_process_left():
+    """The command line: Ctrl-C as the Lava processes start, 'tsslc run: interrupted', exit
+    code 130, no traceback, nothing left running."""
+    model = REPO / "tests" / "data" / "format1" / "digits_loihi2_v1.tsslc"
+    proc = subprocess.Popen([sys.executable, "-m", "tsslc", "run", str(model), "--backend", "lava", "--no-progress"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    pgid = proc.pid
+    try:
+        deadline = time.monotonic() + 120
+        while not _children(proc.pid):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no Lava process started"
+            time.sleep(0.002)
+        os.killpg(pgid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        err = err.decode(errors="replace")
+        assert proc.returncode == 130, err[-2000:]
+        assert "Traceback" not in err
+        assert [l for l in err.splitlines() if l.strip()] == ["tsslc run: interrupted"], err[-2000:]
+        t0 = time.monotonic()
+        while _group_alive(pgid) and time.monotonic() - t0 < 10:
+            time.sleep(0.1)
+        assert not _group_alive(pgid), "Lava processes survived the interrupt"
+    finally:
+        if _group_alive(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+        proc.wait(timeout=10)

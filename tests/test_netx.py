@@ -161,7 +161,7 @@ def test_tsslc_netx_export_command(digits_netx, tmp_path, capsys):
     # never the input
     before = model.read_bytes()
     assert main(["netx", "export", str(model), "-o", str(model)]) == 1
-    assert "is the compiled model being read" in capsys.readouterr().err and model.read_bytes() == before
+    assert "an input of this command" in capsys.readouterr().err and model.read_bytes() == before
 
 
 def test_a_refused_graph_leaves_no_file(digits_graph, tmp_path, capsys):

@@ -77,7 +77,8 @@ class TrainResult:
 
 
 def train(config, *, out=None, data_dir=None, epochs: int | None = None, seed: int = 0, device: str = "auto",
-          resume: bool = False, progress: bool = True, datasets=None, eval_samples: int | None = None) -> TrainResult:
+          resume: bool = False, progress: bool = True, datasets=None, eval_samples: int | None = None,
+          overwrite: bool = False) -> TrainResult:
     """Train a network with TSSL-BP (or the config's ``rule``) from a YAML config path, the
     name of a bundled example config (``"digits"``, ``"mnist_cnn"``, … :mod:`tsslc.examples`)
     or a parsed :class:`~tsslc.config.NetworkConfig`; a run folder ``out`` (default
@@ -85,7 +86,8 @@ def train(config, *, out=None, data_dir=None, epochs: int | None = None, seed: i
     ``datasets`` = ``(train_set, test_set)`` replaces the config's data set; ``eval_samples``
     evaluates each epoch on that many test samples drawn from every class (default: all).
     An epoch whose output layer stays silent or whose loss does not move is reported
-    (``metrics["warnings"]``, :mod:`tsslc.training.health`)."""
+    (``metrics["warnings"]``, :mod:`tsslc.training.health`). A folder already holding a run
+    is refused unless ``resume`` (continue it) or ``overwrite`` (replace it)."""
     from tsslc.config import NetworkConfig
     from tsslc.training.checkpoint import load_checkpoint
     from tsslc.training.run import CHECKPOINT, train_run
@@ -99,7 +101,7 @@ def train(config, *, out=None, data_dir=None, epochs: int | None = None, seed: i
         out = Path("runs") / (stem or "run")
     out = Path(out)
     metrics = train_run(config, out, data_dir=data_dir, epochs=epochs, seed=seed, device=device, resume=resume,
-                        progress=progress, datasets=datasets, eval_samples=eval_samples)
+                        progress=progress, datasets=datasets, eval_samples=eval_samples, overwrite=overwrite)
     net, _, _ = load_checkpoint(out / CHECKPOINT)
     return TrainResult(net, metrics, out / CHECKPOINT, out)
 

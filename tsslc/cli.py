@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from tsslc.errors import TsslcError
 
@@ -63,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = argparse.ArgumentParser(prog=f"tsslc {name}", description=help_, formatter_class=HelpFormatter)
     module.add_arguments(sub)
     args = sub.parse_args(argv[1:])
+    if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
+        # past a file-size limit (ulimit -f) a write fails with EFBIG, reported as one error
+        # like a full disk, instead of the signal killing the process
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         return int(module.run(args) or 0)
     except TsslcError as e:

@@ -19,7 +19,8 @@ Sample subsets (calibration, MNIST images) are drawn evenly from every class wit
 8. report    — counters, NeuroBench view, energy (JSON + table), figures, one HTML page
                → RUN/report.json, RUN/energy.json, RUN/figures/*.png, RUN/report.html
 
-Every file is written atomically; a second run overwrites the first cleanly.
+Every file is written atomically; a second run into the folder replaces the first cleanly (a
+folder holding a plain training run is refused); the folder is locked while the demo runs.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def stage_train(out: Path, epochs, progress: bool, config=CONFIG, datasets=None,
     from tsslc.training.run import train_run
 
     metrics = train_run(config, out, epochs=epochs, seed=seed, progress=progress,
-                        datasets=datasets or load_digits_datasets())
+                        datasets=datasets or load_digits_datasets(), overwrite=True)  # a demo replaces its own run
     say(f"trained: test accuracy {100 * metrics['final_test_acc']:.2f} % in {metrics['train_seconds']:.1f} s")
     return metrics
 
@@ -318,15 +319,26 @@ def demo(out="runs/demo", epochs: int | None = None, lava_samples: int = 150, ca
          progress: bool = True) -> Path:
     """Every stage on the digits set (the MNIST CNN's activity when ``mnist_dir`` holds the
     MNIST files); returns the path of the HTML report."""
-    from tsslc.data.digits import digits_arrays
-
     if finetune_epochs < 0:
         raise TsslcError(f"--finetune-epochs must be >= 0, got {finetune_epochs}")
     if lava_samples < 1:
         raise TsslcError(f"--lava-samples must be >= 1, got {lava_samples}")
     if not CONFIG.is_file():
         raise TsslcError(f"the demo's config {CONFIG} is missing from the installed tsslc.examples")
+    from tsslc.runlock import run_lock
+
     out = Path(out)
+    if (out / "checkpoint.pt").exists() and not (out / "report.json").exists():
+        raise TsslcError(f"{out} holds a training run, not a demo's; choose another -o (the demo replaces its own "
+                         "earlier runs only)")
+    with run_lock(out, "demo"):
+        return _demo(out, epochs, lava_samples, calibration, finetune_epochs, mnist_dir, mnist_train_samples, progress)
+
+
+def _demo(out: Path, epochs, lava_samples, calibration, finetune_epochs, mnist_dir, mnist_train_samples,
+          progress) -> Path:
+    from tsslc.data.digits import digits_arrays
+
     t0 = time.time()
     say(f"writing to {out}/")
     from tsslc.data import stratified_indices

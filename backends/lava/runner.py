@@ -142,7 +142,11 @@ def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = 
     if B < 1:
         raise TsslcError("the batch is empty")
 
-    workdir = tempfile.mkdtemp(prefix="tsslc-lava-")
+    try:
+        workdir = tempfile.mkdtemp(prefix="tsslc-lava-")
+    except OSError as e:
+        raise TsslcError(f"cannot create a folder for Lava's spike records in {tempfile.gettempdir()}: "
+                         f"{e.strerror or e}") from None
     lowered: Lowered | None = None
     timing = {}
     try:
@@ -151,7 +155,11 @@ def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = 
         depth = lowered.depth
         n_rows = B * T + depth  # the deepest layer finishes the last sample at this step
         for name, pop in lowered.populations.items():
-            create_record(lowered.record(name), n_rows, lava_shape(pop.ir_shape))
+            try:
+                create_record(lowered.record(name), n_rows, lava_shape(pop.ir_shape))
+            except OSError as e:  # a full temp folder
+                raise TsslcError(f"cannot create Lava's spike record {lowered.record(name)}: {e.strerror or e}") \
+                    from None
         timing["build_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         execute(lowered, n_rows, T, B, progress)
@@ -169,20 +177,38 @@ def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = 
     return BackendResult(spikes, c, graph.output_population, "lava", info, target="loihi2")
 
 
+class _Deferred:
+    """A SIGINT handler that only notes the signal. The Lava processes are forked while it is
+    installed and keep it: a Ctrl-C in the terminal (sent to the whole process group) is
+    then a no-op in them, and this process, which noted it, stops them all. (A process model
+    killed by KeyboardInterrupt mid-step would leave Lava's runtime waiting forever.)"""
+
+    def __init__(self):
+        self.pending = False
+
+    def __call__(self, signum, frame):
+        self.pending = True
+
+
 def _start(lowered: Lowered) -> None:
-    """Compile and spawn the Lava processes with SIGINT ignored, so that they inherit that
-    disposition: a Ctrl-C in the terminal (sent to the whole process group) then reaches
-    only this process, which stops the intact Lava processes in ``finally``. (A process
-    model killed by KeyboardInterrupt mid-step would leave Lava's runtime waiting forever.)"""
+    """Compile and spawn the Lava processes under :class:`_Deferred`; a Ctrl-C during the
+    start-up is raised as KeyboardInterrupt once the processes exist, so that
+    :func:`execute` stops them (it used to be ignored, and the run went on to the end)."""
     cfg = Loihi2SimCfg(select_tag=lowered.select_tag, exception_proc_model_map=dict(lowered.models))
     if threading.current_thread() is not threading.main_thread():
         lowered.source.create_runtime(run_cfg=cfg)
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    deferred = _Deferred()
+    previous = signal.signal(signal.SIGINT, deferred)
     try:
         lowered.source.create_runtime(run_cfg=cfg)
     finally:
         signal.signal(signal.SIGINT, previous)
+    if deferred.pending:  # now as it would have been then
+        if callable(previous):
+            previous(signal.SIGINT, None)
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 def execute(lowered: Lowered, n_rows: int, T: int, B: int, progress: bool = False) -> None:
@@ -190,10 +216,10 @@ def execute(lowered: Lowered, n_rows: int, T: int, B: int, progress: bool = Fals
     depth); every Lava process is stopped afterwards, also on errors and Ctrl-C."""
     try:
         _run(lowered, n_rows, T, B, lowered.depth, progress)
+        _stop(lowered)
     except BaseException:
         _abort(lowered)
         raise
-    _stop(lowered)
 
 
 def _run(lowered: Lowered, n_rows: int, T: int, B: int, depth: int, progress: bool) -> None:
@@ -222,10 +248,22 @@ def _abort(lowered: Lowered) -> None:
     """Stop the run's OS processes after an error or Ctrl-C. Lava's ``stop()`` waits for
     every process to acknowledge, which never happens when one of them has died (it hangs);
     so the process models and runtime services are terminated first, then ``stop()`` only
-    releases the shared memory. (Uses lava-nc 0.10.0's runtime internals.)"""
+    releases the shared memory. (Uses lava-nc 0.10.0's runtime internals.) A second Ctrl-C
+    meanwhile is dropped: the first is already on its way up, and stopping must finish."""
     runtime = lowered.source.runtime
     if runtime is None:
         return
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, _Deferred())
+        try:
+            _terminate(lowered, runtime)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    else:
+        _terminate(lowered, runtime)
+
+
+def _terminate(lowered: Lowered, runtime) -> None:
     infrastructure = getattr(runtime, "_messaging_infrastructure", None)
     for actor in getattr(infrastructure, "actors", []):
         try:

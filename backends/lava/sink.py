@@ -11,7 +11,9 @@ shared through the page cache and nothing crosses Lava's message channels.
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 
 import numpy as np
 
@@ -30,8 +32,18 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa:
 
 
 def create_record(path: str, n_steps: int, shape: tuple[int, ...]) -> None:
-    """Create the zero-filled ``(n_steps, prod(shape))`` uint8 file a :class:`SpikeSink` fills."""
+    """Create the zero-filled ``(n_steps, prod(shape))`` uint8 file a :class:`SpikeSink` fills,
+    its blocks allocated now: a full disk is an OSError here, not a SIGBUS in the Lava
+    process that writes the memory map later."""
     np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n_steps, math.prod(shape))).flush()
+    if not hasattr(os, "posix_fallocate"):  # not on macOS
+        return
+    with open(path, "r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP):  # a file system that cannot: as before
+                raise
 
 
 def read_record(path: str) -> np.ndarray:

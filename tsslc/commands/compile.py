@@ -43,8 +43,11 @@ def run(args) -> int:
     import tsslc
     from tsslc.atomic import write_json
     from tsslc.commands.run import test_arrays
+    from tsslc.atomic import refuse_clobber
     from tsslc.report.text import compile_lines
 
+    refuse_clobber([("-o", args.out), ("--json", args.json)],
+                   [("model", args.model), ("--calibration-data", args.calibration_data), ("--data-dir", args.data_dir)])
     if args.calibration < 1:
         raise TsslcError(f"--calibration must be >= 1, got {args.calibration}")
     graph = tsslc.load(args.model)

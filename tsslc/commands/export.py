@@ -13,9 +13,14 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     import tsslc
+    from tsslc.atomic import refuse_clobber
     from tsslc.ir.nodes import LIF
 
+    src = Path(args.checkpoint)
+    refuse_clobber([("-o", args.out)], [("checkpoint", src / "checkpoint.pt" if src.is_dir() else src)])
     graph = tsslc.export(args.checkpoint)
     tsslc.save(graph, args.out)
     print(f"{args.out}: {len(graph)} nodes, {len(graph.of_type(LIF))} spiking layers, from {args.checkpoint} "

@@ -4,7 +4,8 @@ Loads ``RUN/checkpoint.pt`` (or a checkpoint file), measures the accuracy of the
 compiled for the target on the integer simulator, fine-tunes it through the target's
 rounding (:mod:`tsslc.finetune`), measures again and writes a new run folder (default
 ``RUN/finetune-<target>``: config.yaml, checkpoint.pt, metrics.json with both accuracies),
-which ``tsslc export`` / ``compile`` take like any run.
+which ``tsslc export`` / ``compile`` take like any run. A folder already holding a run is
+refused unless ``--overwrite``; the folder is locked while the command runs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the config's)")
     parser.add_argument("-o", "--out", default=None, help="run folder to write (default RUN/finetune-<target>)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in the --out folder (without it, such a folder is refused)")
     parser.add_argument("--data-dir", default=None, help="folder holding the data set's files (not needed for digits)")
     parser.add_argument("--calibration", type=int, default=256, help="training samples to calibrate on (default 256)")
     parser.add_argument("--eval-samples", type=int, default=1000,
@@ -30,15 +33,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import yaml
-
-    import torch
-
-    from tsslc.data import load_dataset, sample_arrays
-    from tsslc.finetune import finetune, target_accuracy
+    from tsslc.atomic import refuse_clobber
+    from tsslc.runlock import run_lock
     from tsslc.targets import get_target
-    from tsslc.atomic import atomic_write_text
-    from tsslc.training.checkpoint import load_checkpoint, save_checkpoint
+    from tsslc.training.checkpoint import load_checkpoint
     from tsslc.training.run import CHECKPOINT, CONFIG, METRICS
 
     src = Path(args.run)
@@ -52,6 +50,28 @@ def run(args) -> int:
     out = Path(args.out) if args.out else (src if src.is_dir() else src.parent) / f"finetune-{target.name}"
     if out.exists() and not out.is_dir():
         raise TsslcError(f"--out {out} exists and is not a folder")
+    outputs = [(f"--out's {n}", out / n) for n in (CONFIG, CHECKPOINT, METRICS)]
+    inputs = [("checkpoint", ckpt_path), ("--data-dir", args.data_dir)]
+    refuse_clobber(outputs, inputs)
+    with run_lock(out, "finetune"):  # the whole run: a second fine-tuning into the folder is refused at once
+        held = [p.name for _, p in outputs if p.exists()]
+        if held and not args.overwrite:
+            raise TsslcError(f"{out} already holds a run ({', '.join(held)}); --overwrite replaces it, or choose "
+                             "another --out")
+        return _finetune(args, net, config, target, out, ckpt_path)
+
+
+def _finetune(args, net, config, target, out: Path, ckpt_path: Path) -> int:
+    import yaml
+
+    import torch
+
+    from tsslc.atomic import atomic_write_text
+    from tsslc.data import load_dataset, sample_arrays
+    from tsslc.finetune import finetune, target_accuracy
+    from tsslc.training.checkpoint import save_checkpoint
+    from tsslc.training.run import CHECKPOINT, CONFIG, METRICS
+
     train_set, test_set = load_dataset(config, args.data_dir)
     calib = torch.from_numpy(sample_arrays(train_set, args.calibration, args.seed)[0])
     x_eval, y_eval = sample_arrays(test_set, args.eval_samples or None, args.seed)
@@ -65,13 +85,12 @@ def run(args) -> int:
     print(f"{target.name}: accuracy after {args.epochs} epoch(s) {after:.4f} (intsim); "
           f"float model {res.history[-1]['test_acc']:.4f} through the target's rounding")
 
-    out.mkdir(parents=True, exist_ok=True)
     cfg = res.network.config
-    atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    save_checkpoint(out / CHECKPOINT, res.network, res.optimizer, cfg, len(res.history), args.seed, res.history)
     doc = {"source": str(ckpt_path), "target": target.name, "epochs": res.history,
            "eval_samples": int(len(y_eval)), "target_accuracy_before": before, "target_accuracy_after": after,
            "tau_m": cfg.tau_m, "tau_s": cfg.tau_s, "test_acc": res.history[-1]["test_acc"]}
+    atomic_write_text(out / CONFIG, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    save_checkpoint(out / CHECKPOINT, res.network, res.optimizer, cfg, len(res.history), args.seed, res.history)
     atomic_write_text(out / METRICS, json.dumps(doc, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

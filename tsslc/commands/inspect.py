@@ -25,9 +25,11 @@ def run(args) -> int:
         print(f"{args.model}:")
         print(format_description(config))
         return 0
+    from tsslc.atomic import refuse_clobber
     from tsslc.ir import io
     from tsslc.ir.inspect import draw, format_table
 
+    refuse_clobber([("--png", args.png)], [("model", args.model)])
     graph = io.load(args.model)
     print(f"{args.model}: {len(graph)} nodes")
     print(format_table(graph))

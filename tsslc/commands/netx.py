@@ -28,6 +28,10 @@ def run(args) -> int:
     from tsslc.backends.netx import export
     from tsslc.errors import TsslcError
 
+    from tsslc.atomic import refuse_clobber
+
+    refuse_clobber([("-o", args.output), ("its arguments file", args.output + ".json")],
+                   [("compiled model", args.model)])
     if args.n_steps is not None and args.n_steps < 1:
         raise TsslcError(f"--n-steps must be >= 1, got {args.n_steps}")
     graph = tsslc.load(args.model)

@@ -38,8 +38,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from tsslc.atomic import refuse_clobber
     from tsslc.ir import io, nir_io
 
+    source = args.model if args.action == "export" else args.nir_file
+    refuse_clobber([("-o", args.output)], [("model" if args.action == "export" else "NIR file", source)])
     if args.action == "export":
         graph = io.load(args.model)
         ng = nir_io.to_nir(graph, dt=args.dt, consumer=args.consumer, approximate=args.approximate)

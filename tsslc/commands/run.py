@@ -44,8 +44,10 @@ def test_arrays(graph, data_dir=None, samples: int | None = None, dataset: str |
 def run(args) -> int:
     import tsslc
     from tsslc.atomic import write_json
+    from tsslc.atomic import refuse_clobber
     from tsslc.report.text import run_lines
 
+    refuse_clobber([("--json", args.json)], [("model", args.model), ("--data-dir", args.data_dir)])
     if args.batch_size < 1:
         raise TsslcError(f"--batch-size must be >= 1, got {args.batch_size}")
     graph = tsslc.load(args.model)

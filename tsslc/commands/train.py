@@ -2,8 +2,9 @@
 
 Writes RUN/config.yaml, RUN/metrics.json and RUN/checkpoint.pt (every epoch, atomically,
 once when its training ends and again after its evaluation); ``--resume`` continues a stopped
-run exactly, also one stopped during an evaluation. ``--eval-samples N`` evaluates on N test
-samples drawn from every class. A silent output layer or a loss that does not move is
+run exactly, also one stopped during an evaluation. A folder holding a run is refused unless
+``--resume`` or ``--overwrite``; one process writes a run folder at a time (RUN/.tsslc.lock).
+``--eval-samples N`` evaluates on N test samples drawn from every class. A silent output layer or a loss that does not move is
 reported as a warning (and in metrics.json). Under ``torchrun --nproc_per_node=K -m tsslc
 train …`` it trains data-parallel (gloo on CPU, nccl on GPU).
 """
@@ -22,6 +23,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in the folder (without it, and without --resume, a folder "
+                             "holding a run is refused)")
     parser.add_argument("--eval-samples", type=int, default=None,
                         help="evaluate each epoch on N test samples drawn evenly from every class with the seed "
                              "(default: the whole test set)")
@@ -43,7 +47,7 @@ def run(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     metrics = train_run(args.config, out, data_dir=args.data_dir, epochs=args.epochs, seed=args.seed,
                         device=args.device, resume=args.resume, progress=not args.no_progress,
-                        eval_samples=args.eval_samples)
+                        eval_samples=args.eval_samples, overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) == 0:
         acc = metrics["final_test_acc"]
         done = len(metrics["epochs"])

@@ -63,8 +63,11 @@ def run(args) -> int:
     import tsslc
     from tsslc.atomic import write_json
     from tsslc.commands.run import test_arrays
+    from tsslc.atomic import refuse_clobber
     from tsslc.report.text import verify_lines
 
+    refuse_clobber([("--json", args.json)],
+                   [("model", args.model), ("--against", args.against), ("--data-dir", args.data_dir)])
     first = tsslc.load(args.model)
     if first.metadata.get("target"):
         if args.against is None:

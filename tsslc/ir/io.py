@@ -27,6 +27,7 @@ renames it into place, so a crash never leaves half a file behind.
 
 from __future__ import annotations
 
+import io as _io
 import json
 import types
 import typing
@@ -37,7 +38,7 @@ import h5py
 import numpy as np
 
 import tsslc
-from tsslc.atomic import atomic_write
+from tsslc.atomic import atomic_write_bytes
 from tsslc.errors import TsslcError
 from tsslc.ir.graph import Graph
 from tsslc.ir.neurons import NEURON_TYPES, IntNeuron, neuron_from_dict
@@ -222,19 +223,18 @@ def save(graph: Graph, path) -> Path:
     doc = _document(graph)
     text = json.dumps(doc, allow_nan=True, separators=(",", ":"))
 
-    def write(tmp):
-        with h5py.File(tmp, "w", libver="latest") as f:  # checksummed file metadata
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["tsslc_version"] = tsslc.__version__
-            _dataset(f, "graph.json", np.frombuffer(text.encode("utf-8"), dtype=np.uint8))
-            arrays = f.create_group("arrays")
-            for i, (name, node) in enumerate(graph.items()):
-                grp = arrays.create_group(str(i))
-                for field_name, a in node.arrays().items():
-                    _dataset(grp, field_name, np.ascontiguousarray(a))
-
-    return atomic_write(path, write, make_parents=False, what="model file")
+    buf = _io.BytesIO()  # built in memory: a full disk is then an OSError, not HDF5's crash
+    with h5py.File(buf, "w", libver="latest") as f:  # checksummed file metadata
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["tsslc_version"] = tsslc.__version__
+        _dataset(f, "graph.json", np.frombuffer(text.encode("utf-8"), dtype=np.uint8))
+        arrays = f.create_group("arrays")
+        for i, (name, node) in enumerate(graph.items()):
+            grp = arrays.create_group(str(i))
+            for field_name, a in node.arrays().items():
+                _dataset(grp, field_name, np.ascontiguousarray(a))
+    return atomic_write_bytes(path, buf.getvalue(), make_parents=False, what="model file")
 
 
 # --- load ----------------------------------------------------------------------------------

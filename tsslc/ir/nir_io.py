@@ -67,7 +67,7 @@ from pathlib import Path
 import numpy as np
 
 import tsslc
-from tsslc.atomic import atomic_write
+from tsslc.atomic import atomic_write_bytes
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
@@ -354,8 +354,12 @@ def write(graph: Graph, path, dt: float | None = None, consumer: str = "generic"
 
 def write_graph(ng, path) -> Path:
     """Write a ``nir.NIRGraph`` to ``path`` atomically."""
+    import io
+
     nir = _nir()
-    return atomic_write(Path(path), lambda tmp: nir.write(tmp, ng), make_parents=False, what="NIR file")
+    buf = io.BytesIO()  # built in memory: a full disk is then an OSError, not HDF5's crash
+    nir.write(buf, ng)
+    return atomic_write_bytes(Path(path), buf.getvalue(), make_parents=False, what="NIR file")
 
 
 # --- import --------------------------------------------------------------------------------

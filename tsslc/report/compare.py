@@ -206,6 +206,6 @@ def write_compare(run_a, run_b, out: str | Path | None = None) -> Path:
     a, b = Run("A", Path(run_a)), Run("B", Path(run_b))
     path = Path(out) if out else Path(f"compare_{a.path.resolve().name}_vs_{b.path.resolve().name}.html")
     _check_out(path, [a.path, b.path])
-    atomic_write_text(path, render_compare(a, b))
+    atomic_write_text(path, render_compare(a, b), what="report")
     return path
 

@@ -34,13 +34,9 @@ def _png(fig, extra=()) -> bytes:
 
 
 def save(path, png: bytes) -> None:
-    from tsslc.atomic import atomic_write
+    from tsslc.atomic import atomic_write_bytes
 
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            f.write(png)
-
-    atomic_write(path, write)
+    atomic_write_bytes(path, png, what="figure")
 
 
 def firing_counts(fractions: dict[str, np.ndarray], title: str = "Share of neurons firing k times") -> bytes:

@@ -664,13 +664,13 @@ def render(metrics: dict | None, data: dict, figures: dict[str, bytes]) -> str:
 
 
 def _check_out(out: Path, runs: list[Path]) -> None:
-    from tsslc.errors import TsslcError
+    """The report never replaces a file it reads (:func:`tsslc.atomic.refuse_clobber`)."""
+    from tsslc.atomic import refuse_clobber
     from tsslc.report.record import METRICS_JSON
 
-    for run in runs:
-        for name in (METRICS_JSON, REPORT_JSON, "energy.json"):
-            if out.resolve() == (run / name).resolve():
-                raise TsslcError(f"refusing to overwrite the input {run / name} with the report; pick another -o")
+    inputs = [(f"run {run}'s", run / name) for run in runs for name in (METRICS_JSON, REPORT_JSON, "energy.json")]
+    inputs += [(f"run {run}'s figure", p) for run in runs for p in sorted((run / FIGURES).glob("*.png"))]
+    refuse_clobber([("-o", out)], inputs)
 
 
 def stored_figures(run: Path) -> dict[str, bytes]:
@@ -687,5 +687,5 @@ def write_report(run_dir, out: str | Path | None = None) -> Path:
     data.setdefault("title", f"tsslc report: {run.resolve().name}")
     path = Path(out) if out else run / REPORT_HTML
     _check_out(path, [run])
-    atomic_write_text(path, render(metrics, data, stored_figures(run)))
+    atomic_write_text(path, render(metrics, data, stored_figures(run)), what="report")
     return path

@@ -10,12 +10,13 @@ plain dict), ``model`` (Network state_dict), ``optimizer`` (AdamW state_dict), `
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
 
 from tsslc.config import NetworkConfig, parse_config
-from tsslc.atomic import atomic_write
+from tsslc.atomic import atomic_write_bytes
 from tsslc.errors import TsslcError
 from tsslc.network import Network
 
@@ -45,7 +46,9 @@ def save_checkpoint(path, network: Network, optimizer, config: NetworkConfig, ep
     }
     if rng_ranks is not None:
         state["rng_ranks"] = rng_ranks
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    buf = io.BytesIO()  # in memory first: torch reports a full disk as a RuntimeError of its own
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue(), what="checkpoint")
 
 
 def read_checkpoint(path) -> dict:

@@ -12,10 +12,16 @@ a loss that does not move; its warnings are printed and kept in metrics.json.
 Started under ``torchrun --nproc_per_node=K`` (``WORLD_SIZE`` > 1 in the environment) it
 trains with DistributedDataParallel — gloo on CPU, nccl on GPU — each rank taking 1/K of
 every batch; rank 0 writes the files.
+
+The run folder is locked for the whole run (:func:`tsslc.runlock.run_lock`, taken by rank
+0: a second process writing it is refused). A folder that already holds a run (its
+checkpoint, metrics or config) is refused unless ``resume`` (continue it; the config must be
+the same) or ``overwrite`` (its run files are removed first).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -33,6 +39,8 @@ from tsslc.atomic import atomic_write_text
 from tsslc.training.checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from tsslc.training.health import diagnose
 from tsslc.training.trainer import NonFiniteLoss, Shard, bare, evaluate_detailed, make_optimizer, train_epoch
+from tsslc.atomic import refuse_clobber
+from tsslc.runlock import run_lock
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -82,7 +90,7 @@ def _write_metrics(out: Path, doc: dict) -> None:
 
 def train_run(config_path_or_config, out_dir, data_dir=None, epochs: int | None = None, seed: int = 0,
               device: str = "auto", resume: bool = False, progress: bool = True, datasets=None,
-              eval_samples: int | None = None) -> dict:
+              eval_samples: int | None = None, overwrite: bool = False) -> dict:
     """Train (or with ``resume`` continue) a run in ``out_dir``; returns the final metrics.
 
     ``datasets`` = ``(train_set, test_set)`` overrides :func:`tsslc.data.load_dataset`. With
@@ -94,6 +102,65 @@ def train_run(config_path_or_config, out_dir, data_dir=None, epochs: int | None 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise TsslcError(f"--out {out} exists and is not a folder")
+    if resume and overwrite:
+        raise TsslcError("--resume continues the run in the folder, --overwrite replaces it: give one of them")
+    rank = _distributed_env()[0]
+    with run_lock(out, "train") if rank == 0 else contextlib.nullcontext():
+        _claim(out, config, data_dir, resume, overwrite, rank)
+        return _train(config, out, data_dir, epochs, seed, device, resume, progress, datasets, eval_samples)
+
+
+def _claim(out: Path, config: NetworkConfig, data_dir, resume: bool, overwrite: bool, rank: int) -> None:
+    """Refuse a folder that holds another run (unless ``resume`` or ``overwrite``), and an
+    input among the run's files; with ``overwrite`` remove the old run's files."""
+    files = [out / n for n in (CHECKPOINT, METRICS, CONFIG)]
+    refuse_clobber([("--out's " + p.name, p) for p in files] if overwrite else [],
+                   [("config", None if config.source.startswith("<") else config.source), ("--data-dir", data_dir)])
+    held = [p for p in files if p.exists()]
+    if not held:
+        return
+    saved = _saved_config(out)
+    other = saved is not None and saved != config.to_dict()
+    if resume and other:
+        raise TsslcError(f"{config.source} differs from the config of the run in {out} ({out / CONFIG}); "
+                         "resume with that config or train into a new --out")
+    if resume:
+        return
+    if not overwrite:
+        raise TsslcError(f"{out} already holds {_describe_run(out, other, held)}; --resume continues it, "
+                         "--overwrite replaces it, or choose another --out")
+    if rank == 0:
+        for p in held:
+            try:
+                p.unlink()
+            except OSError as e:
+                raise TsslcError(f"--overwrite: cannot remove {p}: {e.strerror or e}") from None
+
+
+def _saved_config(out: Path):
+    """The config dict in ``out/config.yaml``; None when there is none or it does not parse."""
+    try:
+        return yaml.safe_load((out / CONFIG).read_text()) if (out / CONFIG).is_file() else None
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def _describe_run(out: Path, other_config: bool, held: list[Path]) -> str:
+    """'a run (3 epoch(s), test accuracy 91.20 %)' and the like, for a refusal."""
+    if other_config:
+        return f"a run of another config ({out / CONFIG})"
+    try:
+        doc = json.loads((out / METRICS).read_text())
+        epochs = [r for r in doc["epochs"] if "test_acc" in r]
+        acc = doc.get("final_test_acc")
+        if epochs and acc is not None:
+            return f"a run ({len(epochs)} epoch(s), test accuracy {100 * float(acc):.2f} %)"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return "the files of a run (" + ", ".join(p.name for p in held) + ")"
+
+
+def _train(config, out: Path, data_dir, epochs, seed, device, resume, progress, datasets, eval_samples) -> dict:
     ckpt_path = out / CHECKPOINT
     rank, world, local_rank = _distributed_env()
     shard = Shard(rank, world)
@@ -141,7 +208,7 @@ def train_run(config_path_or_config, out_dir, data_dir=None, epochs: int | None 
         if world > 1:
             model = torch.nn.parallel.DistributedDataParallel(
                 net, device_ids=[dev.index] if dev.type == "cuda" else None)
-        if rank == 0:
+        if rank == 0 and _saved_config(out) != config.to_dict():  # (a resumed run's holds it already)
             out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(out / CONFIG, yaml.safe_dump(config.to_dict(), sort_keys=False))
         show = progress and rank == 0
