@@ -261,102 +261,205 @@ def input_values(graph: Graph, x, n_steps: int) -> torch.Tensor:
     return p
 
 
+class CountPlan:
+    """What counting needs from a graph, made once: shapes, every projection's fan-out per
+    source neuron (non-zero and all synapses), its binarised weights, and with a core
+    assignment the cores, spike messages and hops per source neuron. :meth:`tally` counts
+    one batch with it; :func:`count` and the integer simulator (which tallies during its own
+    pass) both count through it, so their counters are the same numbers."""
+
+    def __init__(self, graph: Graph, cores: dict[str, np.ndarray] | None = None, mesh_width: int | None = None):
+        self.graph = graph
+        self.shapes = shapes = graph.validate()
+        self.pops = graph.of_type(POPULATIONS)
+        self.inp = graph.input_name
+        self.n = {name: math.prod(shapes[name]) for name in [self.inp, *self.pops]}
+        self.cores: dict[str, np.ndarray] | None = None
+        self.mesh_width: int | None = None
+        if cores is not None:
+            missing = [p for p in self.pops if p not in cores]
+            if missing:
+                raise TsslcError(f"the core assignment has no entry for population(s) {missing}")
+            self.cores = {p: np.asarray(cores[p]).reshape(-1) for p in self.pops}
+            n_cores = int(max(int(np.max(self.cores[p])) for p in self.pops)) + 1
+            self.n_cores = n_cores
+            self.mesh_width = int(mesh_width or math.ceil(math.sqrt(n_cores)))
+        self.projections: list[dict] = []
+        self.out_of: dict[str, list[dict]] = {}
+        for proj in projections(graph):
+            syn = graph[proj.synapse]
+            in_shape = shapes[graph.predecessors(proj.synapse)[0]]
+            mask, ones = _mask(syn, False), _mask(syn, True)
+            fan = _back_through_path(graph, shapes, proj.path,
+                                     _synapse_fanout(syn, in_shape, shapes[proj.synapse], mask), proj.source).reshape(-1)
+            fan_dense = _back_through_path(graph, shapes, proj.path,
+                                           _synapse_fanout(syn, in_shape, shapes[proj.synapse], ones), proj.source).reshape(-1)
+            pr = {"proj": proj, "fan": fan, "fan_dense": float(fan_dense.sum()), "mask": mask.to(torch.float32),
+                  "masks": {}}
+            if self.cores is not None and proj.source != self.inp:
+                src_core = self.cores[proj.source]
+                msgs, hx, hy = _messages_and_hops(graph, proj, shapes, in_shape, mask, src_core,
+                                                  self.cores[proj.target], self.mesh_width)
+                pr.update(src_core=src_core, src_cores=np.unique(src_core), msgs=msgs, hx=hx, hy=hy)
+            self.projections.append(pr)
+            self.out_of.setdefault(proj.source, []).append(pr)
+
+    def tally(self, n_steps: int, batch: int, mac_chunk: int | None = None) -> "Tally":
+        return Tally(self, n_steps, batch, mac_chunk)
+
+
+class Tally:
+    """The counts of one batch (T steps, B samples), fed source by source in graph order:
+    :meth:`input` with the input node's values, then :meth:`population` with each LIF
+    population's spikes. ``mac_chunk``: decide which input steps count MACs per group of
+    that many samples (what :func:`count_run`'s chunks do), else over the whole batch."""
+
+    def __init__(self, plan: CountPlan, n_steps: int, batch: int, mac_chunk: int | None = None):
+        self.plan, self.T, self.B, self.mac_chunk = plan, int(n_steps), int(batch), mac_chunk
+        self.layers: dict[str, LayerCounts] = {}
+        self.events = {p: 0 for p in plan.pops}
+        self.any_event: dict[str, torch.Tensor] = {}
+        self.core_spikes = {} if plan.cores is not None else None
+        self.core_synops = {} if plan.cores is not None else None
+
+    def input(self, values: torch.Tensor, static: bool = False) -> None:
+        """The input node's values (T, B, *shape); ``static``: the same at every step (only
+        ``values[:1]`` is read)."""
+        plan, T, B = self.plan, self.T, self.B
+        inp = plan.inp
+        v = values[:1] if static else values
+        reps = T if static else 1
+        act = v != 0
+        lc = LayerCounts(inp, "input", plan.n[inp], spikes=int(act.sum()) * reps)
+        self.layers[inp] = lc
+        # input steps that count MACs (NeuroBench: not all values in {-1, 0, 1}), per chunk of samples
+        graded = (act & (v != 1) & (v != -1)).reshape(v.shape[0], B, -1).any(2)  # (T | 1, B)
+        a64 = act.reshape(v.shape[0] * B, -1).to(torch.float64)
+        for pr in plan.out_of.get(inp, []):
+            ops_tb = (a64 @ pr["fan"].to(a64.device)).reshape(v.shape[0], B)  # synops per (step, sample)
+            ops = int(ops_tb.sum()) * reps
+            lc.synops += ops
+            lc.dense_synops += int(T * B * pr["fan_dense"])
+            chunk = self.mac_chunk or max(B, 1)
+            macs = 0
+            for i in range(0, B, chunk):
+                g = graded[:, i:i + chunk].any(1)
+                macs += int(ops_tb[:, i:i + chunk].sum(1)[g].sum())
+            lc.macs += macs * reps
+            self._events(pr, act.to(torch.float32), ops, static)
+
+    def population(self, name: str, spikes: torch.Tensor, as_float: torch.Tensor | None = None) -> None:
+        """Spikes (T, B, *shape) of population ``name`` (0/1, any dtype; ``as_float``: the same
+        as float32, when the caller has it)."""
+        plan, T, B = self.plan, self.T, self.B
+        n = plan.n[name]
+        per_neuron = spikes.sum(0, dtype=torch.int64).reshape(B, -1)  # spikes per (sample, neuron)
+        neuron_spikes = per_neuron.sum(0)
+        hist = np.bincount(per_neuron.reshape(-1).cpu().numpy(), minlength=T + 1)[: T + 1].tolist()
+        lc = LayerCounts(name, "lif", n, spikes=int(neuron_spikes.sum()), count_hist=hist,
+                         neuron_spikes=neuron_spikes.cpu().tolist())
+        ev = self.any_event.pop(name, None)
+        fired = spikes > 0
+        active = int(fired.sum() if ev is None else (ev | fired).sum())
+        lc.events_in, lc.updates_active, lc.updates_idle = self.events[name], active, T * B * n - active
+        self.layers[name] = lc
+        ns = neuron_spikes.to(torch.float64).cpu()
+        if plan.cores is not None:
+            c = plan.cores[name]
+            sp = np.bincount(c, weights=ns.numpy(), minlength=plan.n_cores)
+            for core in np.unique(c):
+                self.core_spikes[int(core)] = self.core_spikes.get(int(core), 0) + int(sp[core])
+        act = as_float if as_float is not None else spikes.to(torch.float32)
+        for pr in plan.out_of.get(name, []):
+            ops_per_neuron = ns * pr["fan"]
+            ops = int(ops_per_neuron.sum())
+            lc.synops += ops
+            lc.dense_synops += int(T * B * pr["fan_dense"])
+            self._events(pr, act, ops, False)
+            if plan.cores is not None:
+                per_core = np.bincount(pr["src_core"], weights=ops_per_neuron.numpy(), minlength=plan.n_cores)
+                for core in pr["src_cores"]:
+                    self.core_synops[int(core)] = self.core_synops.get(int(core), 0) + int(per_core[core])
+                nsn = ns.numpy()
+                lc.spike_messages += int(nsn @ pr["msgs"])
+                lc.hops_x += int(nsn @ pr["hx"])
+                lc.hops_y += int(nsn @ pr["hy"])
+
+    def _events(self, pr: dict, act: torch.Tensor, ops: int, static: bool) -> None:
+        """Synaptic events landing on the projection's target (counts of 0/1 events over a
+        fan-in: exact in float32); a static input goes through once, for every step."""
+        proj = pr["proj"]
+        self.events[proj.target] += ops
+        dev = act.device
+        mask = pr["masks"].get(dev)
+        if mask is None:
+            mask = pr["masks"][dev] = pr["mask"].to(dev)
+        hit = _forward(self.plan.graph, proj, act, mask) > 0
+        if static:
+            hit = hit.expand(self.T, *hit.shape[1:])
+        prev = self.any_event.get(proj.target)
+        self.any_event[proj.target] = hit if prev is None else (prev | hit)
+
+    def result(self) -> Counters:
+        missing = [p for p in self.plan.pops if p not in self.layers]
+        if missing or self.plan.inp not in self.layers:
+            raise TsslcError(f"counts are missing for {missing or [self.plan.inp]}")
+        layers = {self.plan.inp: self.layers[self.plan.inp], **{p: self.layers[p] for p in self.plan.pops}}
+        return Counters(self.B, self.T, layers, self.core_spikes, self.core_synops,
+                        self.plan.mesh_width if self.plan.cores is not None else None)
+
+
 def count(graph: Graph, spikes: dict, x=None, *, inputs=None, n_steps: int | None = None,
-          cores: dict[str, np.ndarray] | None = None, mesh_width: int | None = None) -> Counters:
+          cores: dict[str, np.ndarray] | None = None, mesh_width: int | None = None,
+          plan: CountPlan | None = None) -> Counters:
     """Count one batch. ``spikes``: {lif: (T, B, *shape)} of every LIF population;
     ``x``: the input batch as given to the back end (static ``(B, *shape)`` or events
     ``(B, T, *shape)``), or ``inputs``: the input node's values ``(T, B, *shape)``;
-    ``cores``: core index per neuron of each population (flattened C,H,W order)."""
-    shapes = graph.validate()
-    pops = graph.of_type(POPULATIONS)
+    ``cores``: core index per neuron of each population (flattened C,H,W order); ``plan``:
+    a :class:`CountPlan` of this graph made earlier (then ``cores`` and ``mesh_width`` are
+    its own)."""
+    plan = plan or CountPlan(graph, cores, mesh_width)
+    shapes, pops = plan.shapes, plan.pops
     missing = [p for p in pops if p not in spikes]
     if missing:
         raise TsslcError(f"spikes are missing for population(s) {missing} (have {sorted(spikes)})")
-    s = {p: _to_tensor(spikes[p]).to(torch.float64) for p in pops}
+    s = {p: _to_tensor(spikes[p]) for p in pops}
     T, B = s[pops[0]].shape[:2]
     T = int(n_steps or T)
     for p in pops:
         if tuple(s[p].shape) != (T, B, *shapes[p]):
             raise TsslcError(f"spikes of '{p}' have shape {tuple(s[p].shape)}, expected {(T, B, *shapes[p])}")
-    inp = graph.input_name
+    inp = plan.inp
     if inputs is None:
         if x is None:
             raise TsslcError("count() needs the input batch x (or the input values)")
         inputs = input_values(graph, x, T)
-    values = _to_tensor(inputs).to(torch.float64)
+    values = _to_tensor(inputs)
     if tuple(values.shape) != (T, B, *shapes[inp]):
         raise TsslcError(f"input values have shape {tuple(values.shape)}, expected {(T, B, *shapes[inp])}")
-    act = {inp: (values != 0).to(torch.float64), **s}
-
-    layers: dict[str, LayerCounts] = {}
-    n_in = math.prod(shapes[inp])
-    layers[inp] = LayerCounts(inp, "input", n_in, spikes=int(act[inp].sum()))
+    static = T > 1 and (values.stride(0) == 0 or bool((values == values[:1]).all()))
+    tally = plan.tally(T, B)
+    tally.input(values, static)
     for p in pops:
-        per_neuron = s[p].sum(0).reshape(B, -1)  # spikes per (sample, neuron)
-        layers[p] = LayerCounts(p, "lif", math.prod(shapes[p]), spikes=int(s[p].sum()),
-                                count_hist=np.bincount(per_neuron.to(torch.int64).reshape(-1).numpy(), minlength=T + 1)[: T + 1].tolist(),
-                                neuron_spikes=per_neuron.sum(0).to(torch.int64).tolist())
+        tally.population(p, s[p] if s[p].dtype != torch.float64 else (s[p] != 0))
+    return tally.result()
 
-    # input steps that count MACs (NeuroBench: not all values in {-1, 0, 1})
-    graded_step = ((values != 0) & (values != 1) & (values != -1)).reshape(T, -1).any(1)
 
-    core_spikes: dict[int, int] | None = None
-    core_synops: dict[int, int] | None = None
-    if cores is not None:
-        missing = [p for p in pops if p not in cores]
-        if missing:
-            raise TsslcError(f"the core assignment has no entry for population(s) {missing}")
-        n_cores = int(max(int(np.max(cores[p])) for p in pops)) + 1
-        mesh_width = int(mesh_width or math.ceil(math.sqrt(n_cores)))
-        core_spikes, core_synops = {}, {}
-        for p in pops:
-            c = np.asarray(cores[p]).reshape(-1)
-            sp = np.bincount(c, weights=np.asarray(layers[p].neuron_spikes, np.float64), minlength=n_cores)
-            for core in np.unique(c):
-                core_spikes[int(core)] = core_spikes.get(int(core), 0) + int(sp[core])
+def count_plan(graph: Graph) -> CountPlan:
+    """The :class:`CountPlan` of ``graph`` with its target's core assignment (``None``
+    without a target), made once per graph (:meth:`Graph.memo`)."""
+    target = graph.metadata.get("target")
+    stamp = (target, id(graph.metadata.get("mapping")))
 
-    # synaptic events landing on each (step, sample, neuron), for the active/idle split: counts
-    # of 0/1 events over a fan-in, exact in float32; a static input (the same values every
-    # step) goes through its synapse once and is broadcast over the steps
-    events_in = {p: torch.zeros((T, B, *shapes[p]), dtype=torch.float32) for p in pops}
-    static_input = T > 1 and bool((values == values[:1]).all())
-    for proj in projections(graph):
-        syn = graph[proj.synapse]
-        in_shape = shapes[graph.predecessors(proj.synapse)[0]]
-        src = layers[proj.source]
-        mask, ones = _mask(syn, False), _mask(syn, True)
-        fan = _back_through_path(graph, shapes, proj.path, _synapse_fanout(syn, in_shape, shapes[proj.synapse], mask), proj.source).reshape(-1)
-        fan_dense = _back_through_path(graph, shapes, proj.path, _synapse_fanout(syn, in_shape, shapes[proj.synapse], ones), proj.source).reshape(-1)
-        a = act[proj.source].reshape(T, B, -1)
-        per_step = (a @ fan).sum(1)  # (T,) synops of this projection per step
-        ops = int(per_step.sum())
-        src.synops += ops
-        src.dense_synops += int(T * B * float(fan_dense.sum()))
-        if src.kind == "input":
-            src.macs += int(per_step[graded_step].sum())
-        a_in = act[proj.source][:1] if proj.source == inp and static_input else act[proj.source]
-        events_in[proj.target] += _forward(graph, proj, a_in.to(torch.float32), mask.to(torch.float32))
+    def make():
+        cores = None
+        if target:
+            from tsslc.targets import get_target
 
-        if cores is not None and src.kind == "lif":
-            neuron_spikes = a.sum((0, 1))  # (n_src,)
-            src_core = np.asarray(cores[proj.source]).reshape(-1)
-            ops_per_neuron = (neuron_spikes * fan).numpy()
-            for core in np.unique(src_core):
-                core_synops[int(core)] = core_synops.get(int(core), 0) + int(ops_per_neuron[src_core == core].sum())
-            msgs, hx, hy = _messages_and_hops(graph, proj, shapes, in_shape, mask, src_core,
-                                              np.asarray(cores[proj.target]).reshape(-1), mesh_width)
-            ns = neuron_spikes.numpy()
-            src.spike_messages += int(ns @ msgs)
-            src.hops_x += int(ns @ hx)
-            src.hops_y += int(ns @ hy)
+            cores = get_target(target).core_assignment(graph)
+        return CountPlan(graph, cores)
 
-    for p in pops:
-        ev = events_in[p]
-        layers[p].events_in = int(ev.sum())
-        active = int(((ev > 0) | (s[p] > 0)).sum())
-        layers[p].updates_active = active
-        layers[p].updates_idle = T * B * layers[p].n_neurons - active
-    return Counters(B, T, layers, core_spikes, core_synops, mesh_width if cores is not None else None)
+    return graph.memo("counters.plan", make, stamp)
 
 
 def count_run(graph: Graph, spikes: dict, x=None, *, inputs=None, n_steps: int | None = None,
@@ -364,19 +467,14 @@ def count_run(graph: Graph, spikes: dict, x=None, *, inputs=None, n_steps: int |
     """:func:`count` of one back-end run: on a graph compiled for a target, per core and hops
     from the target's core assignment (``metadata["mapping"]`` when there is one); counted
     ``chunk`` samples at a time (the totals are sums, so the result is the same) to keep
-    the float64 working tensors small."""
-    cores = None
-    target = graph.metadata.get("target")
-    if target:
-        from tsslc.targets import get_target
-
-        cores = get_target(target).core_assignment(graph)
+    the working tensors small."""
+    plan = count_plan(graph)
     B = int(_to_tensor(next(iter(spikes.values()))).shape[1]) if spikes else 0
     total: Counters | None = None
     for i in range(0, max(B, 1), chunk):
         part = {k: v[:, i:i + chunk] for k, v in spikes.items()}
         c = count(graph, part, None if x is None else batch_slice(graph, torch.as_tensor(x), i, i + chunk),
-                  inputs=None if inputs is None else inputs[:, i:i + chunk], n_steps=n_steps, cores=cores)
+                  inputs=None if inputs is None else inputs[:, i:i + chunk], n_steps=n_steps, plan=plan)
         total = c if total is None else total + c
     return total
 

@@ -270,6 +270,32 @@ class Target(ABC):
         """One step of the chip's neuron: (state, current (B, *shape) int64) →
         (new state, spikes (B, *shape) int64 0/1). The ONE implementation of the neuron."""
 
+    # --- the integer simulator's hot path (defaults: the methods above) -------------------
+    def prepare_synapse(self, node, in_bound: int | None = None, device="cpu"):
+        """``node``'s :meth:`synapse` as a function ``s_in -> current``, made once per graph
+        and device and reused on every call (a target may convert its weights here and,
+        given ``in_bound`` — a proven bound on |s_in|, e.g. 1 for spikes; None: unknown —
+        choose its exact arithmetic once). ``s_in`` holds exact integers (int64, or float32
+        when every value is an integer below 2^24); the current comes back as exact
+        integers likewise. Default: :meth:`synapse` on int64."""
+
+        def run(s_in: torch.Tensor) -> torch.Tensor:
+            return self.synapse(node, s_in.to(torch.int64))
+
+        return run
+
+    def run_population(self, params: IntNeuron, current: torch.Tensor, with_float: bool = False):
+        """All steps of one population: current (T, B, *shape) (exact integers, int64 or
+        float32; a zero time stride means the same current every step) → spikes (T, B,
+        *shape) uint8 and, with ``with_float``, the same as float32 (else None). Default:
+        :meth:`init_state` then :meth:`neuron_step` once per step."""
+        T, B = current.shape[:2]
+        state = self.init_state(params, tuple(current.shape[2:]), B, current.device)
+        out = torch.empty(current.shape, dtype=torch.uint8, device=current.device)
+        for t in range(T):
+            state, out[t] = self.neuron_step(state, current[t].to(torch.int64), params)
+        return out, (out.to(torch.float32) if with_float else None)
+
     def core_assignment(self, graph) -> dict[str, np.ndarray]:
         """Core index of every neuron of every IntLIF (flattened C,H,W order). Default:
         populations in graph order, each split into consecutive blocks of

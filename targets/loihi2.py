@@ -199,19 +199,75 @@ class Loihi2(Target):
 
     # --- arithmetic -------------------------------------------------------------------------
     def synapse(self, node, s_in: torch.Tensor) -> torch.Tensor:
+        return self.prepare_synapse(node, None, s_in.device)(s_in).to(torch.int64)
+
+    def prepare_synapse(self, node, in_bound=None, device="cpu"):
+        """Dense: wrap32((W_lava·s) << weight_exp); Conv: wrap24(W * s) (loihi2.md §2-3), with
+        the weights converted once. The sums are made in float32 when every partial sum is
+        provably below 2^24 (|s| ≤ ``in_bound``, or its measured maximum when None, times the
+        largest row sum of |W|), else in float64 (below 2^53): exact integers either way, so
+        no rounding is needed; the shift is exact in floating point (a power of two, floored
+        when negative); the wraps are skipped where the bound shows they change nothing, and
+        the current stays float32 when it is exact there."""
         if isinstance(node, N.IntDense):
-            w = torch.as_tensor(dense_weights(node.weight), device=s_in.device)
-            acc = exact_matmul(s_in, w)
-            return wrap32(_shift(acc, int(node.weight_exp)))
-        if isinstance(node, N.IntConv2d):
+            w = dense_weights(node.weight)
+            conv, exp, lim = False, int(node.weight_exp), 1 << 31
+        elif isinstance(node, N.IntConv2d):
             if int(node.weight_exp) != 0:
                 raise TsslcError(
                     f"loihi2 conv with weight_exp={node.weight_exp}: Lava's Conv ignores weight_exp; "
                     "fold the exponent into the integer weights (tsslc's quantizer emits weight_exp=0)"
                 )
-            w = torch.tensor(node.weight, dtype=torch.int64, device=s_in.device)
-            return wrap24(exact_conv(s_in, w, node.stride, node.padding, node.groups))
-        raise TsslcError(f"loihi2 has no synapse of kind {getattr(node, 'kind', type(node).__name__)!r}")
+            w = np.asarray(node.weight).astype(np.int64)
+            conv, exp, lim = True, 0, UV_MAX
+            stride, padding, groups = int(node.stride), int(node.padding), int(node.groups)
+        else:
+            raise TsslcError(f"loihi2 has no synapse of kind {getattr(node, 'kind', type(node).__name__)!r}")
+        k_sum = float(np.abs(w).reshape(w.shape[0], -1).sum(1).max()) if w.size else 0.0
+        weights: dict = {}
+
+        def run(s_in: torch.Tensor) -> torch.Tensor:
+            if in_bound is None:
+                m = float(s_in.abs().max()) if s_in.numel() else 0.0
+            else:
+                m = float(in_bound)
+            bound = m * k_sum
+            dt = _exact_float(bound, "conv" if conv else "matmul")
+            if dt not in weights:
+                weights[dt] = torch.as_tensor(w, dtype=dt, device=device)
+            x = s_in if s_in.dtype == dt else s_in.to(dt)
+            if conv:
+                T, B = x.shape[:2]
+                y = F.conv2d(x.reshape(T * B, *x.shape[2:]), weights[dt], None, stride, padding, 1, groups)
+                y = y.reshape(T, B, *y.shape[1:])
+            else:
+                y = F.linear(x, weights[dt])
+            if exp:
+                y = y * 2.0**exp if exp > 0 else torch.floor(y * 2.0**exp)
+            out_bound = bound * 2.0 ** max(exp, 0)
+            if dt == torch.float32 and out_bound < lim:  # exact, and the wrap changes nothing
+                return y
+            y = y.to(torch.int64)
+            return y if out_bound < lim else (wrap24(y) if conv else wrap32(y))
+
+        return run
+
+    def run_population(self, params, current, with_float=False):
+        """The compiled kernel (tsslc.fused_cpu.loihi2_lif: :meth:`neuron_step` T times, bit
+        for bit) on the CPU; the step-by-step default elsewhere or without the kernel."""
+        if current.device.type == "cpu" and current.dtype in (torch.int64, torch.float32):
+            from tsslc import fused_cpu
+
+            T, B = current.shape[:2]
+            n = B * math.prod(current.shape[2:])
+            u = torch.zeros(n, dtype=torch.int64)
+            v = torch.zeros(n, dtype=torch.int64)
+            res = fused_cpu.loihi2_lif(current.reshape(T, n), u, v, params.du, params.dv, params.vth, params.bias,
+                                       with_float)
+            if res is not None:
+                s8, sf = res
+                return s8.reshape(current.shape), (None if sf is None else sf.reshape(current.shape))
+        return super().run_population(params, current, with_float)
 
     def init_state(self, params, shape, batch, device):
         z = torch.zeros((batch, *shape), dtype=torch.int64, device=device)

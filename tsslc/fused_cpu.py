@@ -66,6 +66,10 @@ def _open(path: Path, want: str | None) -> ctypes.CDLL | None:
         b = getattr(lib, f"tsslc_backward_{dt}")
         b.argtypes = [_P, _P, _P, _I64, _I64, _D, _D, _D, ctypes.c_int]
         b.restype = None
+    for dt in ("i64", "f32"):
+        f = getattr(lib, f"tsslc_loihi2_lif_{dt}")
+        f.argtypes = [_P, _I64, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _I64, _I64, ctypes.c_int]
+        f.restype = None
     return lib
 
 
@@ -138,3 +142,24 @@ def backward(saved, g: torch.Tensor, tau_m: float, tau_s: float, threshold: floa
     getattr(lib, f"tsslc_backward_{_suffix(x)}")(
         _ptr(x), _ptr(g), _ptr(delta), T, N, float(tau_m), float(tau_s), float(threshold), torch.get_num_threads())
     return delta
+
+
+def loihi2_lif(current: torch.Tensor, u: torch.Tensor, v: torch.Tensor, du: int, dv: int, vth: int, bias: int,
+               with_float: bool = False):
+    """The Loihi 2 LIF (``targets/loihi2.md`` §1) over all steps of ``current`` ``(T, N)``
+    (int64, or float32 holding exact integers; the time stride may be 0: the same current
+    every step, each step's N values contiguous); ``u``, ``v`` ``(N,)`` int64 contiguous, the
+    state, updated in place. Returns the spikes ``(T, N)`` uint8 and, with ``with_float``,
+    the same as float32 (else ``None``). ``None`` when the kernel is not available."""
+    lib = load()
+    if lib is None:
+        return None
+    T, N = current.shape
+    if N and (current.stride(1) != 1 or (T > 1 and current.stride(0) not in (0, N))):
+        current = current.contiguous()
+    s8 = torch.empty((T, N), dtype=torch.uint8)
+    sf = torch.empty((T, N), dtype=torch.float32) if with_float else None
+    fn = lib.tsslc_loihi2_lif_f32 if current.dtype == torch.float32 else lib.tsslc_loihi2_lif_i64
+    fn(_ptr(current), current.stride(0) if T > 1 else N, _ptr(u), _ptr(v), _ptr(s8), _ptr(sf) if sf is not None else None,
+       T, N, int(du), int(dv), int(vth), int(bias), torch.get_num_threads())
+    return s8, sf

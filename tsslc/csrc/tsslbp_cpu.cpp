@@ -275,6 +275,66 @@ void run_backward(Fn fn, const F* x, const F* g, F* d, int64_t T, int64_t N, dou
 
 }  // namespace
 
+
+// --- the Loihi 2 integer LIF over all steps (targets/loihi2.md §1; intsim's hot loop) ---------
+//
+// Bit for bit tsslc.targets.loihi2.Loihi2.neuron_step applied T times, with every int32 wrap
+// of Lava's storage always applied (the Python step skips them only where they provably
+// change nothing). Signed wraps go through unsigned arithmetic (no undefined overflow).
+namespace {
+
+TSSLC_INLINE int64_t wrap32(int64_t x) { return static_cast<int64_t>(static_cast<int32_t>(static_cast<uint32_t>(x))); }
+
+constexpr int64_t L2_UV_MAX = int64_t(1) << 23;
+constexpr int64_t L2_V_LIMIT = L2_UV_MAX - 1;
+
+// cur: element (t, n) at cur[t * stride_t + n] (stride_t = 0: the same current every step);
+// u, v: the state, read and written in place; s8 (T, N) spikes 0/1, sf (T, N) the same as
+// float (may be null).
+template <typename C>
+void loihi2_block(const C* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_t* s8, float* sf, int64_t T,
+                  int64_t N, int64_t n0, int64_t len, int64_t du, int64_t dv, int64_t vth, int64_t bias) {
+    const int64_t ku = 4096 - (du + 1), kv = 4096 - dv, th = vth * 64;
+    for (int64_t t = 0; t < T; ++t) {
+        const C* c = cur + t * stride_t + n0;
+        int64_t* uu = u + n0;
+        int64_t* vv = v + n0;
+        uint8_t* so = s8 + t * N + n0;
+        for (int64_t i = 0; i < len; ++i) {
+            const int64_t a = static_cast<int64_t>(c[i]);
+            const int64_t act = wrap32(static_cast<int64_t>(static_cast<uint64_t>(a) << 6));
+            const int64_t uc = wrap32((uu[i] * ku) / 4096 + act);  // rz12: C++ division truncates
+            int64_t un = uc > L2_UV_MAX ? uc - 2 * L2_UV_MAX : uc;
+            un = un <= -L2_UV_MAX ? uc + 2 * L2_UV_MAX : un;
+            int64_t vn = wrap32((vv[i] * kv) / 4096 + un + bias);
+            vn = vn > L2_V_LIMIT ? L2_V_LIMIT : (vn < -L2_V_LIMIT ? -L2_V_LIMIT : vn);
+            const bool sp = vn > th;
+            uu[i] = un;
+            vv[i] = sp ? 0 : vn;
+            so[i] = sp;
+        }
+        if (sf) {
+            float* fo = sf + t * N + n0;
+            for (int64_t i = 0; i < len; ++i) fo[i] = static_cast<float>(so[i]);
+        }
+    }
+}
+
+template <typename C>
+TSSLC_CLONES void loihi2_lif(const C* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_t* s8, float* sf,
+                             int64_t T, int64_t N, int64_t du, int64_t dv, int64_t vth, int64_t bias, int nthreads) {
+    const int64_t nb = (N + BLOCK - 1) / BLOCK;
+    const int nt = threads_for(nthreads, T, N);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t b = 0; b < nb; ++b) {
+        int64_t n0, len;
+        block_of(b, N, n0, len);
+        loihi2_block<C>(cur, stride_t, u, v, s8, sf, T, N, n0, len, du, dv, vth, bias);
+    }
+}
+
+}  // namespace
+
 extern "C" {
 
 // The hash of the source this library was built from (tsslc/fused_cpu.py rebuilds a stale one).
@@ -295,6 +355,16 @@ void tsslc_backward_f32(const float* x, const float* g, float* d, int64_t T, int
 void tsslc_backward_f64(const double* x, const double* g, double* d, int64_t T, int64_t N, double tau_m,
                         double tau_s, double V, int nthreads) {
     run_backward<double>(backward_f64, x, g, d, T, N, tau_m, tau_s, V, nthreads);
+}
+
+// The Loihi 2 LIF over T steps on int64 or float32 (exact integer) currents.
+void tsslc_loihi2_lif_i64(const int64_t* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_t* s8, float* sf,
+                          int64_t T, int64_t N, int64_t du, int64_t dv, int64_t vth, int64_t bias, int nthreads) {
+    loihi2_lif<int64_t>(cur, stride_t, u, v, s8, sf, T, N, du, dv, vth, bias, nthreads);
+}
+void tsslc_loihi2_lif_f32(const float* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_t* s8, float* sf,
+                          int64_t T, int64_t N, int64_t du, int64_t dv, int64_t vth, int64_t bias, int nthreads) {
+    loihi2_lif<float>(cur, stride_t, u, v, s8, sf, T, N, du, dv, vth, bias, nthreads);
 }
 
 }  // extern "C"
