@@ -281,10 +281,10 @@ class CountPlan:
             if missing:
                 raise TsslcError(f"the core assignment has no entry for population(s) {missing}")
             self.cores = {p: np.asarray(cores[p]).reshape(-1) for p in self.pops}
-            n_cores = int(max(int(np.max(self.cores[p])) for p in self.pops)) + 1
-            self.n_cores = n_cores
-            self.mesh_width = int(mesh_width or math.ceil(math.sqrt(n_cores)))
-        self.projections: list[dict] = []
+            self.n_cores = int(max(int(np.max(self.cores[p])) for p in self.pops)) + 1
+            self.unique_cores = {p: np.unique(self.cores[p]) for p in self.pops}
+            self.mesh_width = int(mesh_width or math.ceil(math.sqrt(self.n_cores)))
+        self.by_synapse: dict[str, dict] = {}
         self.out_of: dict[str, list[dict]] = {}
         for proj in projections(graph):
             syn = graph[proj.synapse]
@@ -294,31 +294,59 @@ class CountPlan:
                                      _synapse_fanout(syn, in_shape, shapes[proj.synapse], mask), proj.source).reshape(-1)
             fan_dense = _back_through_path(graph, shapes, proj.path,
                                            _synapse_fanout(syn, in_shape, shapes[proj.synapse], ones), proj.source).reshape(-1)
-            pr = {"proj": proj, "fan": fan, "fan_dense": float(fan_dense.sum()), "mask": mask.to(torch.float32),
-                  "masks": {}}
+            pr = {"proj": proj, "syn": syn, "in_shape": in_shape, "fan": fan, "fan_dense": float(fan_dense.sum()),
+                  "mask": mask.to(torch.float32), "on": {},
+                  # a path of reshapes only: the synapse sees the source's values as they are
+                  "plain": all(isinstance(graph[n], (N.Flatten, N.Dropout)) for n in proj.path)}
             if self.cores is not None and proj.source != self.inp:
                 src_core = self.cores[proj.source]
                 msgs, hx, hy = _messages_and_hops(graph, proj, shapes, in_shape, mask, src_core,
                                                   self.cores[proj.target], self.mesh_width)
                 pr.update(src_core=src_core, src_cores=np.unique(src_core), msgs=msgs, hx=hx, hy=hy)
-            self.projections.append(pr)
+            self.by_synapse[proj.synapse] = pr
             self.out_of.setdefault(proj.source, []).append(pr)
 
     def tally(self, n_steps: int, batch: int, mac_chunk: int | None = None) -> "Tally":
         return Tally(self, n_steps, batch, mac_chunk)
 
+    def on(self, pr: dict, device) -> dict:
+        """The projection's tensors on ``device``: the binarised weights and, for a conv,
+        the input index of every (group, output position, patch element) (the last index,
+        one past the input, stands for zero padding)."""
+        d = pr["on"].get(device)
+        if d is None:
+            d = pr["on"][device] = {"mask": pr["mask"].to(device)}
+            syn = pr["syn"]
+            if isinstance(syn, (N.Conv2d, N.IntConv2d)) and not pr["proj"].path:
+                C, H, W = pr["in_shape"]
+                k = pr["mask"].shape[2:]
+                idx = torch.arange(1, C * H * W + 1, dtype=torch.float64).reshape(1, C, H, W)
+                cols = torch.nn.functional.unfold(idx, k, 1, int(syn.padding), int(syn.stride))[0]  # (C·kh·kw, L)
+                cols = cols.to(torch.int64) - 1
+                cols[cols < 0] = C * H * W
+                G = int(syn.groups)
+                d["patches"] = cols.reshape(G, -1, cols.shape[1]).transpose(1, 2).contiguous().to(device)
+        return d
+
+
+#: most patch elements gathered to settle the events of positions whose current is zero;
+#: beyond it the binarised synapse runs on the whole batch
+GATHER_LIMIT = 1 << 22
+
 
 class Tally:
-    """The counts of one batch (T steps, B samples), fed source by source in graph order:
-    :meth:`input` with the input node's values, then :meth:`population` with each LIF
-    population's spikes. ``mac_chunk``: decide which input steps count MACs per group of
-    that many samples (what :func:`count_run`'s chunks do), else over the whole batch."""
+    """The counts of one batch (T steps, B samples), fed in graph order: :meth:`input` with
+    the input node's values, :meth:`population` with each LIF population's spikes, and
+    :meth:`events` for each synapse once its source has been fed (with the synapse's
+    current when the caller has it). ``mac_chunk``: decide which input steps count MACs per
+    group of that many samples (what :func:`count_run`'s chunks do), else over the batch."""
 
     def __init__(self, plan: CountPlan, n_steps: int, batch: int, mac_chunk: int | None = None):
         self.plan, self.T, self.B, self.mac_chunk = plan, int(n_steps), int(batch), mac_chunk
         self.layers: dict[str, LayerCounts] = {}
-        self.events = {p: 0 for p in plan.pops}
+        self.events_in = {p: 0 for p in plan.pops}
         self.any_event: dict[str, torch.Tensor] = {}
+        self.act: dict[str, tuple[torch.Tensor, bool]] = {}  # source -> (0/1 float32 activity, static)
         self.core_spikes = {} if plan.cores is not None else None
         self.core_synops = {} if plan.cores is not None else None
 
@@ -332,50 +360,52 @@ class Tally:
         act = v != 0
         lc = LayerCounts(inp, "input", plan.n[inp], spikes=int(act.sum()) * reps)
         self.layers[inp] = lc
-        # input steps that count MACs (NeuroBench: not all values in {-1, 0, 1}), per chunk of samples
-        graded = (act & (v != 1) & (v != -1)).reshape(v.shape[0], B, -1).any(2)  # (T | 1, B)
-        a64 = act.reshape(v.shape[0] * B, -1).to(torch.float64)
-        for pr in plan.out_of.get(inp, []):
-            ops_tb = (a64 @ pr["fan"].to(a64.device)).reshape(v.shape[0], B)  # synops per (step, sample)
-            ops = int(ops_tb.sum()) * reps
-            lc.synops += ops
-            lc.dense_synops += int(T * B * pr["fan_dense"])
-            chunk = self.mac_chunk or max(B, 1)
-            macs = 0
-            for i in range(0, B, chunk):
-                g = graded[:, i:i + chunk].any(1)
-                macs += int(ops_tb[:, i:i + chunk].sum(1)[g].sum())
-            lc.macs += macs * reps
-            self._events(pr, act.to(torch.float32), ops, static)
+        outs = plan.out_of.get(inp, [])
+        if outs:
+            # input steps that count MACs (NeuroBench: not all values in {-1, 0, 1}), per chunk of samples
+            graded = (act & (v != 1) & (v != -1)).reshape(v.shape[0], B, -1).any(2)  # (T | 1, B)
+            a64 = act.reshape(v.shape[0] * B, -1).to(torch.float64)
+            for pr in outs:
+                ops_tb = (a64 @ pr["fan"].to(a64.device)).reshape(v.shape[0], B)  # synops per (step, sample)
+                ops = int(ops_tb.sum()) * reps
+                lc.synops += ops
+                lc.dense_synops += int(T * B * pr["fan_dense"])
+                chunk = self.mac_chunk or max(B, 1)
+                macs = 0
+                for i in range(0, B, chunk):
+                    g = graded[:, i:i + chunk].any(1)
+                    macs += int(ops_tb[:, i:i + chunk].sum(1)[g].sum())
+                lc.macs += macs * reps
+                self.events_in[pr["proj"].target] += ops
+            self.act[inp] = (act.to(torch.float32), static)
 
     def population(self, name: str, spikes: torch.Tensor, as_float: torch.Tensor | None = None) -> None:
         """Spikes (T, B, *shape) of population ``name`` (0/1, any dtype; ``as_float``: the same
-        as float32, when the caller has it)."""
+        as float32, when the caller has it), after :meth:`events` of every synapse into it."""
         plan, T, B = self.plan, self.T, self.B
         n = plan.n[name]
         per_neuron = spikes.sum(0, dtype=torch.int64).reshape(B, -1)  # spikes per (sample, neuron)
         neuron_spikes = per_neuron.sum(0)
         hist = np.bincount(per_neuron.reshape(-1).cpu().numpy(), minlength=T + 1)[: T + 1].tolist()
-        lc = LayerCounts(name, "lif", n, spikes=int(neuron_spikes.sum()), count_hist=hist,
-                         neuron_spikes=neuron_spikes.cpu().tolist())
+        ns = neuron_spikes.cpu()
+        lc = LayerCounts(name, "lif", n, spikes=int(ns.sum()), count_hist=hist, neuron_spikes=ns.tolist())
         ev = self.any_event.pop(name, None)
-        fired = spikes > 0
+        fired = spikes != 0
         active = int(fired.sum() if ev is None else (ev | fired).sum())
-        lc.events_in, lc.updates_active, lc.updates_idle = self.events[name], active, T * B * n - active
+        lc.events_in, lc.updates_active, lc.updates_idle = self.events_in[name], active, T * B * n - active
         self.layers[name] = lc
-        ns = neuron_spikes.to(torch.float64).cpu()
+        ns = ns.to(torch.float64)
         if plan.cores is not None:
-            c = plan.cores[name]
-            sp = np.bincount(c, weights=ns.numpy(), minlength=plan.n_cores)
-            for core in np.unique(c):
+            sp = np.bincount(plan.cores[name], weights=ns.numpy(), minlength=plan.n_cores)
+            for core in plan.unique_cores[name]:
                 self.core_spikes[int(core)] = self.core_spikes.get(int(core), 0) + int(sp[core])
-        act = as_float if as_float is not None else spikes.to(torch.float32)
-        for pr in plan.out_of.get(name, []):
+        outs = plan.out_of.get(name, [])
+        for pr in outs:
             ops_per_neuron = ns * pr["fan"]
             ops = int(ops_per_neuron.sum())
             lc.synops += ops
             lc.dense_synops += int(T * B * pr["fan_dense"])
-            self._events(pr, act, ops, False)
+            self.events_in[pr["proj"].target] += ops
             if plan.cores is not None:
                 per_core = np.bincount(pr["src_core"], weights=ops_per_neuron.numpy(), minlength=plan.n_cores)
                 for core in pr["src_cores"]:
@@ -384,21 +414,71 @@ class Tally:
                 lc.spike_messages += int(nsn @ pr["msgs"])
                 lc.hops_x += int(nsn @ pr["hx"])
                 lc.hops_y += int(nsn @ pr["hy"])
+        if outs:
+            self.act[name] = (as_float if as_float is not None else spikes.to(torch.float32), False)
 
-    def _events(self, pr: dict, act: torch.Tensor, ops: int, static: bool) -> None:
-        """Synaptic events landing on the projection's target (counts of 0/1 events over a
-        fan-in: exact in float32); a static input goes through once, for every step."""
+    def events(self, synapse: str, current: torch.Tensor | None = None) -> None:
+        """Which target neurons receive at least one synaptic event through ``synapse``, each
+        step (counts of 0/1 events over a fan-in, exact in float32; a static input goes
+        through once, for every step). ``current``: the synapse's current on the same
+        steps (only the first for a static input); where it is not zero an event arrived —
+        true of every target's synapse, a sum of weight × input whose terms are zero where
+        the (binarised) weight or the input is — so the binarised synapse runs only where it
+        is zero and the window holds an active input."""
+        pr = self.plan.by_synapse[synapse]
         proj = pr["proj"]
-        self.events[proj.target] += ops
-        dev = act.device
-        mask = pr["masks"].get(dev)
-        if mask is None:
-            mask = pr["masks"][dev] = pr["mask"].to(dev)
-        hit = _forward(self.plan.graph, proj, act, mask) > 0
+        act, static = self.act[proj.source]
+        on = self.plan.on(pr, act.device)
+        dense = isinstance(pr["syn"], (N.Dense, N.IntDense))
+        if current is not None and pr["plain"] and (dense or "patches" in on):
+            hit = self._settle(pr, on, act, current[:1] if static else current)
+        else:
+            hit = _forward(self.plan.graph, proj, act, on["mask"]) > 0
         if static:
             hit = hit.expand(self.T, *hit.shape[1:])
         prev = self.any_event.get(proj.target)
         self.any_event[proj.target] = hit if prev is None else (prev | hit)
+
+    def _settle(self, pr: dict, on: dict, act: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+        """Events where ``current`` != 0; elsewhere, where the synapse's input window holds an
+        active input, the binarised synapse on those positions alone (gathered)."""
+        syn, mask = pr["syn"], on["mask"]
+        hit = current != 0
+        Tn, B = act.shape[:2]
+        if isinstance(syn, (N.Dense, N.IntDense)):
+            a = act.reshape(Tn, B, -1)
+            open_ = ~hit & (a.amax(-1, keepdim=True) > 0)
+            n_open = int(open_.sum())
+            if n_open == 0:
+                return hit
+            if n_open * a.shape[-1] > GATHER_LIMIT:
+                return dense_current(a, mask) > 0
+            t, b, j = open_.nonzero(as_tuple=True)
+            hit[t, b, j] = (a[t, b] * mask[j]).sum(1) > 0
+            return hit
+        G = int(syn.groups)
+        Cg = act.shape[2] // G
+        k = mask.shape[2:]
+        frames = act.reshape(Tn * B, *act.shape[2:])
+        # any active input in each group's window: a box sum over the group's channels
+        box = torch.nn.functional.conv2d(frames, torch.ones((G, Cg, *k), dtype=act.dtype, device=act.device), None,
+                                         int(syn.stride), int(syn.padding), 1, G)  # (TB, G, Ho, Wo)
+        out_c = current.shape[2]
+        has = (box > 0).repeat_interleave(out_c // G, 1).reshape(current.shape)
+        open_ = ~hit & has
+        n_open = int(open_.sum())
+        if n_open == 0:
+            return hit
+        patches = on["patches"]  # (G, L, Cg·kh·kw)
+        if n_open * patches.shape[2] > GATHER_LIMIT:
+            return conv_current(act, mask, int(syn.stride), int(syn.padding), G) > 0
+        t, b, o, y, x = open_.nonzero(as_tuple=True)
+        flat = torch.cat([frames.reshape(Tn * B, -1), frames.new_zeros((Tn * B, 1))], 1)  # + the padding zero
+        pos = y * current.shape[4] + x
+        cols = patches[o // (out_c // G), pos]  # (n_open, Cg·kh·kw)
+        vals = flat[(t * B + b)[:, None], cols]
+        hit[t, b, o, y, x] = (vals * mask[o].reshape(o.shape[0], -1)).sum(1) > 0
+        return hit
 
     def result(self) -> Counters:
         missing = [p for p in self.plan.pops if p not in self.layers]
@@ -440,8 +520,12 @@ def count(graph: Graph, spikes: dict, x=None, *, inputs=None, n_steps: int | Non
     static = T > 1 and (values.stride(0) == 0 or bool((values == values[:1]).all()))
     tally = plan.tally(T, B)
     tally.input(values, static)
+    for pr in plan.out_of.get(inp, []):
+        tally.events(pr["proj"].synapse)
     for p in pops:
-        tally.population(p, s[p] if s[p].dtype != torch.float64 else (s[p] != 0))
+        tally.population(p, s[p])
+        for pr in plan.out_of.get(p, []):
+            tally.events(pr["proj"].synapse)
     return tally.result()
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tsslc import fused_cpu
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.neurons import LOIHI2_DU_MAX, LOIHI2_DV_MAX, LOIHI2_VTH_MAX, Loihi2LIF
@@ -225,26 +226,30 @@ class Loihi2(Target):
             raise TsslcError(f"loihi2 has no synapse of kind {getattr(node, 'kind', type(node).__name__)!r}")
         k_sum = float(np.abs(w).reshape(w.shape[0], -1).sum(1).max()) if w.size else 0.0
         weights: dict = {}
+        scale = 2.0**exp
 
         def run(s_in: torch.Tensor) -> torch.Tensor:
             if in_bound is None:
                 m = float(s_in.abs().max()) if s_in.numel() else 0.0
             else:
-                m = float(in_bound)
+                m = in_bound
             bound = m * k_sum
             dt = _exact_float(bound, "conv" if conv else "matmul")
-            if dt not in weights:
-                weights[dt] = torch.as_tensor(w, dtype=dt, device=device)
+            wt = weights.get(dt)
+            if wt is None:
+                wt = weights[dt] = torch.as_tensor(w, dtype=dt, device=device)
             x = s_in if s_in.dtype == dt else s_in.to(dt)
             if conv:
                 T, B = x.shape[:2]
-                y = F.conv2d(x.reshape(T * B, *x.shape[2:]), weights[dt], None, stride, padding, 1, groups)
+                y = F.conv2d(x.reshape(T * B, *x.shape[2:]), wt, None, stride, padding, 1, groups)
                 y = y.reshape(T, B, *y.shape[1:])
             else:
-                y = F.linear(x, weights[dt])
-            if exp:
-                y = y * 2.0**exp if exp > 0 else torch.floor(y * 2.0**exp)
-            out_bound = bound * 2.0 ** max(exp, 0)
+                y = F.linear(x, wt)
+            if exp > 0:
+                y *= scale
+            elif exp < 0:
+                y = torch.floor_(y.mul_(scale))
+            out_bound = bound * scale if exp > 0 else bound
             if dt == torch.float32 and out_bound < lim:  # exact, and the wrap changes nothing
                 return y
             y = y.to(torch.int64)
@@ -256,14 +261,10 @@ class Loihi2(Target):
         """The compiled kernel (tsslc.fused_cpu.loihi2_lif: :meth:`neuron_step` T times, bit
         for bit) on the CPU; the step-by-step default elsewhere or without the kernel."""
         if current.device.type == "cpu" and current.dtype in (torch.int64, torch.float32):
-            from tsslc import fused_cpu
-
-            T, B = current.shape[:2]
-            n = B * math.prod(current.shape[2:])
-            u = torch.zeros(n, dtype=torch.int64)
-            v = torch.zeros(n, dtype=torch.int64)
-            res = fused_cpu.loihi2_lif(current.reshape(T, n), u, v, params.du, params.dv, params.vth, params.bias,
-                                       with_float)
+            T = current.shape[0]
+            n = current.numel() // T if T else 0
+            res = fused_cpu.loihi2_lif(current.reshape(T, n), torch.zeros((2, n), dtype=torch.int64), params.du,
+                                       params.dv, params.vth, params.bias, with_float)
             if res is not None:
                 s8, sf = res
                 return s8.reshape(current.shape), (None if sf is None else sf.reshape(current.shape))

@@ -144,14 +144,14 @@ def backward(saved, g: torch.Tensor, tau_m: float, tau_s: float, threshold: floa
     return delta
 
 
-def loihi2_lif(current: torch.Tensor, u: torch.Tensor, v: torch.Tensor, du: int, dv: int, vth: int, bias: int,
+def loihi2_lif(current: torch.Tensor, uv: torch.Tensor, du: int, dv: int, vth: int, bias: int,
                with_float: bool = False):
     """The Loihi 2 LIF (``targets/loihi2.md`` §1) over all steps of ``current`` ``(T, N)``
     (int64, or float32 holding exact integers; the time stride may be 0: the same current
-    every step, each step's N values contiguous); ``u``, ``v`` ``(N,)`` int64 contiguous, the
-    state, updated in place. Returns the spikes ``(T, N)`` uint8 and, with ``with_float``,
-    the same as float32 (else ``None``). ``None`` when the kernel is not available."""
-    lib = load()
+    every step, each step's N values contiguous); ``uv`` ``(2, N)`` int64 contiguous, the
+    state u and v, updated in place. Returns the spikes ``(T, N)`` uint8 and, with
+    ``with_float``, the same as float32 (else ``None``); ``None`` without the kernel."""
+    lib = _lib if _tried else load()
     if lib is None:
         return None
     T, N = current.shape
@@ -160,6 +160,7 @@ def loihi2_lif(current: torch.Tensor, u: torch.Tensor, v: torch.Tensor, du: int,
     s8 = torch.empty((T, N), dtype=torch.uint8)
     sf = torch.empty((T, N), dtype=torch.float32) if with_float else None
     fn = lib.tsslc_loihi2_lif_f32 if current.dtype == torch.float32 else lib.tsslc_loihi2_lif_i64
-    fn(_ptr(current), current.stride(0) if T > 1 else N, _ptr(u), _ptr(v), _ptr(s8), _ptr(sf) if sf is not None else None,
-       T, N, int(du), int(dv), int(vth), int(bias), torch.get_num_threads())
+    u = uv.data_ptr()
+    fn(current.data_ptr(), current.stride(0) if T > 1 else N, u, u + 8 * N, s8.data_ptr(),
+       sf.data_ptr() if sf is not None else None, T, N, du, dv, vth, bias, torch.get_num_threads())
     return s8, sf

@@ -90,6 +90,7 @@ class Plan:
     def __init__(self, graph: Graph, target, device):
         graph.validate()
         self.target = target
+        self.output_population = graph.output_population
         self.steps = [(name, node, graph.predecessors(name)) for name, node in graph.items()]
         self.synapses = {}
         for name, node, preds in self.steps:
@@ -153,10 +154,11 @@ class IntSim(GraphWalker):
         fn = self.plan.synapses.get(name)
         if fn is None:  # a synapse the plan did not see (a subclass' graph edit)
             fn = self.target.prepare_synapse(node, None, self.device)
-        if v.shape[0] > 1 and v.stride(0) == 0:  # the same input at every step: one pass, broadcast
-            out = fn(v[:1])
-            return out.expand(v.shape[0], *out.shape[1:])
-        return fn(v)
+        static = v.shape[0] > 1 and v.stride(0) == 0  # the same input at every step: one pass, broadcast
+        out = fn(v[:1] if static else v)
+        if self.tally is not None and name in self.tally.plan.by_synapse:
+            self.tally.events(name, out)
+        return out.expand(v.shape[0], *out.shape[1:]) if static else out
 
     int_dense = _synapse
     int_conv2d = _synapse
@@ -195,12 +197,15 @@ def run(graph: Graph, x, n_steps: int | None = None, progress: bool = False, dev
     T = n_steps_of(graph, n_steps)
     x = torch.as_tensor(x)
     B = batch_of(graph, x)
+    p = plan(graph, target, device)
     cplan = count_plan(graph) if counters else None
     step = int(batch_size or B) or 1
     chunks = range(0, B, step)
+    if progress and len(chunks) > 1:
+        chunks = tqdm(chunks, desc="intsim", unit="batch")
     spikes_all: dict[str, list[np.ndarray]] = {}
     total: Counters | None = None
-    for i in tqdm(chunks, desc="intsim", unit="batch", disable=not progress or len(chunks) < 2):
+    for i in chunks:
         xs = batch_slice(graph, x, i, i + step) if len(chunks) > 1 else x
         tally = cplan.tally(T, batch_of(graph, xs), MAC_CHUNK) if cplan is not None else None
         walker = IntSim(graph, target, xs, T, device, tally)
@@ -211,4 +216,4 @@ def run(graph: Graph, x, n_steps: int | None = None, progress: bool = False, dev
         for k, v in walker.spikes.items():
             spikes_all.setdefault(k, []).append(v.cpu().numpy())
     out = {k: v[0] if len(v) == 1 else np.concatenate(v, axis=1) for k, v in spikes_all.items()}
-    return BackendResult(out, total, graph.output_population, "intsim", target=graph.metadata["target"])
+    return BackendResult(out, total, p.output_population, "intsim", target=graph.metadata["target"])

@@ -141,6 +141,9 @@ class Graph:
 
     @property
     def input_name(self) -> str:
+        return self.memo("input_name", self._input_name)
+
+    def _input_name(self) -> str:
         ins = self.of_type((Input, IntInput))
         if len(ins) != 1:
             raise IRError(f"the graph must have exactly one input node, found {len(ins)}")
