@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
@@ -315,7 +316,11 @@ class CountPlan:
         one past the input, stands for zero padding)."""
         d = pr["on"].get(device)
         if d is None:
-            d = pr["on"][device] = {"mask": pr["mask"].to(device)}
+            m = pr["mask"]
+            d = pr["on"][device] = {"mask": m.to(device),
+                                    # zero weights of each target neuron / output channel
+                                    "zeros": (m.shape[1] * (math.prod(m.shape[2:]) if m.dim() > 2 else 1)
+                                              - m.reshape(m.shape[0], -1).sum(1)).to(device)}
             syn = pr["syn"]
             if isinstance(syn, (N.Conv2d, N.IntConv2d)) and not pr["proj"].path:
                 C, H, W = pr["in_shape"]
@@ -384,14 +389,16 @@ class Tally:
         as float32, when the caller has it), after :meth:`events` of every synapse into it."""
         plan, T, B = self.plan, self.T, self.B
         n = plan.n[name]
-        per_neuron = spikes.sum(0, dtype=torch.int64).reshape(B, -1)  # spikes per (sample, neuron)
+        # spikes per (sample, neuron): a sum of at most T zeros and ones, exact in float32
+        f = as_float if as_float is not None else spikes.to(torch.float32)
+        per_neuron = f.sum(0).reshape(B, -1).to(torch.int64)
         neuron_spikes = per_neuron.sum(0)
         hist = np.bincount(per_neuron.reshape(-1).cpu().numpy(), minlength=T + 1)[: T + 1].tolist()
         ns = neuron_spikes.cpu()
         lc = LayerCounts(name, "lif", n, spikes=int(ns.sum()), count_hist=hist, neuron_spikes=ns.tolist())
         ev = self.any_event.pop(name, None)
-        fired = spikes != 0
-        active = int(fired.sum() if ev is None else (ev | fired).sum())
+        fired = spikes.view(torch.bool) if spikes.dtype == torch.uint8 else spikes != 0
+        active = int(torch.count_nonzero(fired if ev is None else ev | fired))
         lc.events_in, lc.updates_active, lc.updates_idle = self.events_in[name], active, T * B * n - active
         self.layers[name] = lc
         ns = ns.to(torch.float64)
@@ -415,7 +422,7 @@ class Tally:
                 lc.hops_x += int(nsn @ pr["hx"])
                 lc.hops_y += int(nsn @ pr["hy"])
         if outs:
-            self.act[name] = (as_float if as_float is not None else spikes.to(torch.float32), False)
+            self.act[name] = (f, False)
 
     def events(self, synapse: str, current: torch.Tensor | None = None) -> None:
         """Which target neurons receive at least one synaptic event through ``synapse``, each
@@ -440,15 +447,18 @@ class Tally:
         self.any_event[proj.target] = hit if prev is None else (prev | hit)
 
     def _settle(self, pr: dict, on: dict, act: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
-        """Events where ``current`` != 0; elsewhere, where the synapse's input window holds an
-        active input, the binarised synapse on those positions alone (gathered)."""
-        syn, mask = pr["syn"], on["mask"]
-        hit = current != 0
+        """Events where ``current`` != 0, and where the window holds more active inputs than
+        the neuron has zero weights (one of them meets a non-zero weight); elsewhere, where
+        the window holds an active input, the binarised synapse on those positions alone
+        (gathered)."""
+        syn, mask, zeros = pr["syn"], on["mask"], on["zeros"]
         Tn, B = act.shape[:2]
         if isinstance(syn, (N.Dense, N.IntDense)):
             a = act.reshape(Tn, B, -1)
-            open_ = ~hit & (a.amax(-1, keepdim=True) > 0)
-            n_open = int(open_.sum())
+            n_active = a.sum(-1, keepdim=True)  # (Tn, B, 1)
+            hit = (current != 0) | (n_active > zeros)
+            open_ = ~hit & (n_active > 0)
+            n_open = int(torch.count_nonzero(open_))
             if n_open == 0:
                 return hit
             if n_open * a.shape[-1] > GATHER_LIMIT:
@@ -457,26 +467,31 @@ class Tally:
             hit[t, b, j] = (a[t, b] * mask[j]).sum(1) > 0
             return hit
         G = int(syn.groups)
-        Cg = act.shape[2] // G
-        k = mask.shape[2:]
-        frames = act.reshape(Tn * B, *act.shape[2:])
-        # any active input in each group's window: a box sum over the group's channels
-        box = torch.nn.functional.conv2d(frames, torch.ones((G, Cg, *k), dtype=act.dtype, device=act.device), None,
-                                         int(syn.stride), int(syn.padding), 1, G)  # (TB, G, Ho, Wo)
+        C, H, W = act.shape[2:]
+        s_, p_ = int(syn.stride), int(syn.padding)
         out_c = current.shape[2]
-        has = (box > 0).repeat_interleave(out_c // G, 1).reshape(current.shape)
-        open_ = ~hit & has
-        n_open = int(open_.sum())
+        frames = act.reshape(Tn * B, C, H, W)
+        if 2 * p_ > min(mask.shape[2:]):  # a box sum that avg_pool2d cannot pad
+            return conv_current(act, mask, s_, p_, G) > 0
+        # active inputs in each group's window: the group's channels summed, then a box sum
+        per_group = frames.reshape(Tn * B, G, C // G, H, W).sum(2)
+        box = F.avg_pool2d(per_group, tuple(mask.shape[2:]), s_, p_, divisor_override=1)  # (TB, G, Ho, Wo)
+        if G > 1:
+            box = box.repeat_interleave(out_c // G, 1)
+        box = box.reshape(Tn, B, -1, *current.shape[3:])
+        hit = (current != 0) | (box > zeros.view(-1, 1, 1))
+        open_ = ~hit & (box > 0)
+        n_open = int(torch.count_nonzero(open_))
         if n_open == 0:
             return hit
-        patches = on["patches"]  # (G, L, Cg·kh·kw)
+        patches = on["patches"]  # (G, L, Cg·kh·kw); index C·H·W: zero padding
         if n_open * patches.shape[2] > GATHER_LIMIT:
-            return conv_current(act, mask, int(syn.stride), int(syn.padding), G) > 0
+            return conv_current(act, mask, s_, p_, G) > 0
         t, b, o, y, x = open_.nonzero(as_tuple=True)
-        flat = torch.cat([frames.reshape(Tn * B, -1), frames.new_zeros((Tn * B, 1))], 1)  # + the padding zero
-        pos = y * current.shape[4] + x
-        cols = patches[o // (out_c // G), pos]  # (n_open, Cg·kh·kw)
-        vals = flat[(t * B + b)[:, None], cols]
+        flat = frames.reshape(Tn * B, -1)
+        cols = patches[o // (out_c // G), y * current.shape[4] + x]  # (n_open, Cg·kh·kw)
+        pad = cols == flat.shape[1]
+        vals = flat[(t * B + b)[:, None], cols.clamp(max=flat.shape[1] - 1)].masked_fill_(pad, 0)
         hit[t, b, o, y, x] = (vals * mask[o].reshape(o.shape[0], -1)).sum(1) > 0
         return hit
 

@@ -263,8 +263,8 @@ class Loihi2(Target):
         if current.device.type == "cpu" and current.dtype in (torch.int64, torch.float32):
             T = current.shape[0]
             n = current.numel() // T if T else 0
-            res = fused_cpu.loihi2_lif(current.reshape(T, n), torch.zeros((2, n), dtype=torch.int64), params.du,
-                                       params.dv, params.vth, params.bias, with_float)
+            res = fused_cpu.loihi2_lif(current.reshape(T, n), torch.empty((2, n), dtype=torch.int64), params.du,
+                                       params.dv, params.vth, params.bias, with_float, fresh=True)
             if res is not None:
                 s8, sf = res
                 return s8.reshape(current.shape), (None if sf is None else sf.reshape(current.shape))

@@ -68,7 +68,7 @@ def _open(path: Path, want: str | None) -> ctypes.CDLL | None:
         b.restype = None
     for dt in ("i64", "f32"):
         f = getattr(lib, f"tsslc_loihi2_lif_{dt}")
-        f.argtypes = [_P, _I64, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _I64, _I64, ctypes.c_int]
+        f.argtypes = [_P, _I64, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _I64, _I64, ctypes.c_int, ctypes.c_int]
         f.restype = None
     return lib
 
@@ -145,11 +145,11 @@ def backward(saved, g: torch.Tensor, tau_m: float, tau_s: float, threshold: floa
 
 
 def loihi2_lif(current: torch.Tensor, uv: torch.Tensor, du: int, dv: int, vth: int, bias: int,
-               with_float: bool = False):
+               with_float: bool = False, fresh: bool = False):
     """The Loihi 2 LIF (``targets/loihi2.md`` §1) over all steps of ``current`` ``(T, N)``
     (int64, or float32 holding exact integers; the time stride may be 0: the same current
     every step, each step's N values contiguous); ``uv`` ``(2, N)`` int64 contiguous, the
-    state u and v, updated in place. Returns the spikes ``(T, N)`` uint8 and, with
+    state u and v, updated in place (``fresh``: starting from zero, whatever ``uv`` holds). Returns the spikes ``(T, N)`` uint8 and, with
     ``with_float``, the same as float32 (else ``None``); ``None`` without the kernel."""
     lib = _lib if _tried else load()
     if lib is None:
@@ -162,5 +162,5 @@ def loihi2_lif(current: torch.Tensor, uv: torch.Tensor, du: int, dv: int, vth: i
     fn = lib.tsslc_loihi2_lif_f32 if current.dtype == torch.float32 else lib.tsslc_loihi2_lif_i64
     u = uv.data_ptr()
     fn(current.data_ptr(), current.stride(0) if T > 1 else N, u, u + 8 * N, s8.data_ptr(),
-       sf.data_ptr() if sf is not None else None, T, N, du, dv, vth, bias, torch.get_num_threads())
+       sf.data_ptr() if sf is not None else None, T, N, du, dv, vth, bias, int(fresh), torch.get_num_threads())
     return s8, sf
