@@ -132,6 +132,11 @@ def _forward(graph: Graph, proj: Projection, act: torch.Tensor, mask: torch.Tens
     return conv_current(act, mask, int(syn.stride), int(syn.padding), int(syn.groups))
 
 
+def _np(x) -> np.ndarray:
+    """A CPU numpy view (or copy, from another device) of a tensor or array."""
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
 def _to_tensor(x) -> torch.Tensor:
     return x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
 
@@ -295,8 +300,12 @@ class CountPlan:
                                      _synapse_fanout(syn, in_shape, shapes[proj.synapse], mask), proj.source).reshape(-1)
             fan_dense = _back_through_path(graph, shapes, proj.path,
                                            _synapse_fanout(syn, in_shape, shapes[proj.synapse], ones), proj.source).reshape(-1)
-            pr = {"proj": proj, "syn": syn, "in_shape": in_shape, "fan": fan, "fan_dense": float(fan_dense.sum()),
-                  "mask": mask.to(torch.float32), "on": {},
+            m32 = mask.to(torch.float32)
+            pr = {"proj": proj, "syn": syn, "in_shape": in_shape, "fan": fan, "fan_np": fan.numpy(),
+                  "fan_dense": float(fan_dense.sum()), "mask": m32, "on": {},
+                  "mask_np": m32.numpy() if m32.dim() == 2 else None,
+                  # zero weights of each target neuron (dense)
+                  "zeros_np": (m32.shape[1] - m32.sum(1)).numpy() if m32.dim() == 2 else None,
                   # a path of reshapes only: the synapse sees the source's values as they are
                   "plain": all(isinstance(graph[n], (N.Flatten, N.Dropout)) for n in proj.path)}
             if self.cores is not None and proj.source != self.inp:
@@ -361,17 +370,19 @@ class Tally:
         plan, T, B = self.plan, self.T, self.B
         inp = plan.inp
         v = values[:1] if static else values
+        vn = _np(v)
         reps = T if static else 1
-        act = v != 0
-        lc = LayerCounts(inp, "input", plan.n[inp], spikes=int(act.sum()) * reps)
+        act = vn != 0
+        lc = LayerCounts(inp, "input", plan.n[inp], spikes=int(np.count_nonzero(act)) * reps)
         self.layers[inp] = lc
         outs = plan.out_of.get(inp, [])
         if outs:
+            Tn = vn.shape[0]
             # input steps that count MACs (NeuroBench: not all values in {-1, 0, 1}), per chunk of samples
-            graded = (act & (v != 1) & (v != -1)).reshape(v.shape[0], B, -1).any(2)  # (T | 1, B)
-            a64 = act.reshape(v.shape[0] * B, -1).to(torch.float64)
+            graded = (act & (np.abs(vn) != 1)).reshape(Tn, B, -1).any(2)  # (T | 1, B)
+            a64 = act.reshape(Tn * B, -1).astype(np.float64)
             for pr in outs:
-                ops_tb = (a64 @ pr["fan"].to(a64.device)).reshape(v.shape[0], B)  # synops per (step, sample)
+                ops_tb = (a64 @ pr["fan_np"]).reshape(Tn, B)  # synops per (step, sample)
                 ops = int(ops_tb.sum()) * reps
                 lc.synops += ops
                 lc.dense_synops += int(T * B * pr["fan_dense"])
@@ -382,7 +393,7 @@ class Tally:
                     macs += int(ops_tb[:, i:i + chunk].sum(1)[g].sum())
                 lc.macs += macs * reps
                 self.events_in[pr["proj"].target] += ops
-            self.act[inp] = (act.to(torch.float32), static)
+            self.act[inp] = (torch.from_numpy(act.astype(np.float32)).to(values.device), static)
 
     def population(self, name: str, spikes: torch.Tensor, as_float: torch.Tensor | None = None) -> None:
         """Spikes (T, B, *shape) of population ``name`` (0/1, any dtype; ``as_float``: the same
@@ -391,36 +402,35 @@ class Tally:
         n = plan.n[name]
         # spikes per (sample, neuron): a sum of at most T zeros and ones, exact in float32
         f = as_float if as_float is not None else spikes.to(torch.float32)
-        per_neuron = f.sum(0).reshape(B, -1).to(torch.int64)
-        neuron_spikes = per_neuron.sum(0)
-        hist = np.bincount(per_neuron.reshape(-1).cpu().numpy(), minlength=T + 1)[: T + 1].tolist()
-        ns = neuron_spikes.cpu()
+        per_neuron = _np(f.sum(0)).reshape(B, -1).astype(np.int64)
+        ns = per_neuron.sum(0)
+        hist = np.bincount(per_neuron.reshape(-1), minlength=T + 1)[: T + 1].tolist()
         lc = LayerCounts(name, "lif", n, spikes=int(ns.sum()), count_hist=hist, neuron_spikes=ns.tolist())
         ev = self.any_event.pop(name, None)
-        fired = spikes.view(torch.bool) if spikes.dtype == torch.uint8 else spikes != 0
-        active = int(torch.count_nonzero(fired if ev is None else ev | fired))
+        fired = _np(spikes)
+        fired = fired.view(np.bool_) if fired.dtype == np.uint8 else fired != 0
+        active = int(np.count_nonzero(fired if ev is None else ev | fired))
         lc.events_in, lc.updates_active, lc.updates_idle = self.events_in[name], active, T * B * n - active
         self.layers[name] = lc
-        ns = ns.to(torch.float64)
+        ns = ns.astype(np.float64)
         if plan.cores is not None:
-            sp = np.bincount(plan.cores[name], weights=ns.numpy(), minlength=plan.n_cores)
+            sp = np.bincount(plan.cores[name], weights=ns, minlength=plan.n_cores)
             for core in plan.unique_cores[name]:
                 self.core_spikes[int(core)] = self.core_spikes.get(int(core), 0) + int(sp[core])
         outs = plan.out_of.get(name, [])
         for pr in outs:
-            ops_per_neuron = ns * pr["fan"]
+            ops_per_neuron = ns * pr["fan_np"]
             ops = int(ops_per_neuron.sum())
             lc.synops += ops
             lc.dense_synops += int(T * B * pr["fan_dense"])
             self.events_in[pr["proj"].target] += ops
             if plan.cores is not None:
-                per_core = np.bincount(pr["src_core"], weights=ops_per_neuron.numpy(), minlength=plan.n_cores)
+                per_core = np.bincount(pr["src_core"], weights=ops_per_neuron, minlength=plan.n_cores)
                 for core in pr["src_cores"]:
                     self.core_synops[int(core)] = self.core_synops.get(int(core), 0) + int(per_core[core])
-                nsn = ns.numpy()
-                lc.spike_messages += int(nsn @ pr["msgs"])
-                lc.hops_x += int(nsn @ pr["hx"])
-                lc.hops_y += int(nsn @ pr["hy"])
+                lc.spike_messages += int(ns @ pr["msgs"])
+                lc.hops_x += int(ns @ pr["hx"])
+                lc.hops_y += int(ns @ pr["hy"])
         if outs:
             self.act[name] = (f, False)
 
@@ -430,42 +440,49 @@ class Tally:
         through once, for every step). ``current``: the synapse's current on the same
         steps (only the first for a static input); where it is not zero an event arrived —
         true of every target's synapse, a sum of weight × input whose terms are zero where
-        the (binarised) weight or the input is — so the binarised synapse runs only where it
-        is zero and the window holds an active input."""
+        the (binarised) weight or the input is — so the binarised synapse runs only where
+        that and a count of the window's active inputs leave the answer open."""
         pr = self.plan.by_synapse[synapse]
         proj = pr["proj"]
         act, static = self.act[proj.source]
         on = self.plan.on(pr, act.device)
         dense = isinstance(pr["syn"], (N.Dense, N.IntDense))
-        if current is not None and pr["plain"] and (dense or "patches" in on):
-            hit = self._settle(pr, on, act, current[:1] if static else current)
+        if current is not None and pr["plain"] and dense:
+            hit = self._settle_dense(pr, _np(act), _np(current[:1] if static else current))
+        elif current is not None and pr["plain"] and "patches" in on:
+            hit = _np(self._settle_conv(pr, on, act, current[:1] if static else current))
         else:
-            hit = _forward(self.plan.graph, proj, act, on["mask"]) > 0
+            hit = _np(_forward(self.plan.graph, proj, act, on["mask"]) > 0)
         if static:
-            hit = hit.expand(self.T, *hit.shape[1:])
+            hit = np.broadcast_to(hit, (self.T, *hit.shape[1:]))
         prev = self.any_event.get(proj.target)
         self.any_event[proj.target] = hit if prev is None else (prev | hit)
 
-    def _settle(self, pr: dict, on: dict, act: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
-        """Events where ``current`` != 0, and where the window holds more active inputs than
+    @staticmethod
+    def _settle_dense(pr: dict, act: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """Events where ``current`` != 0, and where the step holds more active inputs than
         the neuron has zero weights (one of them meets a non-zero weight); elsewhere, where
-        the window holds an active input, the binarised synapse on those positions alone
-        (gathered)."""
+        an input is active, the binarised synapse on those neurons alone."""
+        Tn, B = act.shape[:2]
+        a = act.reshape(Tn, B, -1)
+        n_active = a.sum(-1, keepdims=True)  # (Tn, B, 1)
+        hit = (current != 0) | (n_active > pr["zeros_np"])
+        open_ = ~hit & (n_active > 0)
+        if not open_.any():
+            return hit
+        mask = pr["mask_np"]
+        t, b, j = np.nonzero(open_)
+        if t.size * a.shape[-1] > GATHER_LIMIT:
+            return (a @ mask.T) > 0
+        hit[t, b, j] = np.einsum("ij,ij->i", a[t, b], mask[j]) > 0
+        return hit
+
+    @staticmethod
+    def _settle_conv(pr: dict, on: dict, act: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+        """As :meth:`_settle_dense` for a convolution: the active inputs of each window by a
+        box sum, the open positions by gathering their patches."""
         syn, mask, zeros = pr["syn"], on["mask"], on["zeros"]
         Tn, B = act.shape[:2]
-        if isinstance(syn, (N.Dense, N.IntDense)):
-            a = act.reshape(Tn, B, -1)
-            n_active = a.sum(-1, keepdim=True)  # (Tn, B, 1)
-            hit = (current != 0) | (n_active > zeros)
-            open_ = ~hit & (n_active > 0)
-            n_open = int(torch.count_nonzero(open_))
-            if n_open == 0:
-                return hit
-            if n_open * a.shape[-1] > GATHER_LIMIT:
-                return dense_current(a, mask) > 0
-            t, b, j = open_.nonzero(as_tuple=True)
-            hit[t, b, j] = (a[t, b] * mask[j]).sum(1) > 0
-            return hit
         G = int(syn.groups)
         C, H, W = act.shape[2:]
         s_, p_ = int(syn.stride), int(syn.padding)
