@@ -379,7 +379,10 @@ class Tally:
         if outs:
             Tn = vn.shape[0]
             # input steps that count MACs (NeuroBench: not all values in {-1, 0, 1}), per chunk of samples
-            graded = (act & (np.abs(vn) != 1)).reshape(Tn, B, -1).any(2)  # (T | 1, B)
+            if np.issubdtype(vn.dtype, np.integer):
+                graded = np.abs(vn).reshape(Tn, B, -1).max(2, initial=0) > 1  # (T | 1, B)
+            else:
+                graded = (act & (np.abs(vn) != 1)).reshape(Tn, B, -1).any(2)
             a64 = act.reshape(Tn * B, -1).astype(np.float64)
             for pr in outs:
                 ops_tb = (a64 @ pr["fan_np"]).reshape(Tn, B)  # synops per (step, sample)
@@ -402,9 +405,14 @@ class Tally:
         n = plan.n[name]
         # spikes per (sample, neuron): a sum of at most T zeros and ones, exact in float32
         f = as_float if as_float is not None else spikes.to(torch.float32)
-        per_neuron = _np(f.sum(0)).reshape(B, -1).astype(np.int64)
-        ns = per_neuron.sum(0)
-        hist = np.bincount(per_neuron.reshape(-1), minlength=T + 1)[: T + 1].tolist()
+        small = T < 256
+        per_neuron = _np(f.sum(0).to(torch.uint8 if small else torch.int64)).reshape(B, -1)
+        ns = per_neuron.sum(0, dtype=np.int64)
+        if small and T <= 32:  # a few passes over bytes beat bincount's conversion to intp
+            flat = per_neuron.reshape(-1)
+            hist = [int(np.count_nonzero(flat == k)) for k in range(T + 1)]
+        else:
+            hist = np.bincount(per_neuron.reshape(-1), minlength=T + 1)[: T + 1].tolist()
         lc = LayerCounts(name, "lif", n, spikes=int(ns.sum()), count_hist=hist, neuron_spikes=ns.tolist())
         ev = self.any_event.pop(name, None)
         fired = _np(spikes)
@@ -448,7 +456,8 @@ class Tally:
         on = self.plan.on(pr, act.device)
         dense = isinstance(pr["syn"], (N.Dense, N.IntDense))
         if current is not None and pr["plain"] and dense:
-            hit = self._settle_dense(pr, _np(act), _np(current[:1] if static else current))
+            a = act.reshape(act.shape[0], act.shape[1], -1)
+            hit = self._settle_dense(pr, _np(a), _np(a.sum(-1, keepdim=True)), _np(current[:1] if static else current))
         elif current is not None and pr["plain"] and "patches" in on:
             hit = _np(self._settle_conv(pr, on, act, current[:1] if static else current))
         else:
@@ -459,13 +468,11 @@ class Tally:
         self.any_event[proj.target] = hit if prev is None else (prev | hit)
 
     @staticmethod
-    def _settle_dense(pr: dict, act: np.ndarray, current: np.ndarray) -> np.ndarray:
-        """Events where ``current`` != 0, and where the step holds more active inputs than
-        the neuron has zero weights (one of them meets a non-zero weight); elsewhere, where
-        an input is active, the binarised synapse on those neurons alone."""
-        Tn, B = act.shape[:2]
-        a = act.reshape(Tn, B, -1)
-        n_active = a.sum(-1, keepdims=True)  # (Tn, B, 1)
+    def _settle_dense(pr: dict, a: np.ndarray, n_active: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """Events where ``current`` != 0, and where the step holds more active inputs
+        (``n_active`` (Tn, B, 1) of ``a`` (Tn, B, N_in)) than the neuron has zero weights (one
+        of them meets a non-zero weight); elsewhere, where an input is active, the binarised
+        synapse on those neurons alone."""
         hit = (current != 0) | (n_active > pr["zeros_np"])
         open_ = ~hit & (n_active > 0)
         if not open_.any():
