@@ -253,8 +253,9 @@ class Target(ABC):
             return (x != 0).to(torch.int64)
         lim = 2 ** (int(node.bits) - 1) - 1
         xs = x.to(torch.float64) * float(node.scale)
-        y = torch.sign(xs) * torch.floor(xs.abs() + 0.5)
-        return y.clamp(-lim, lim).to(torch.int64)
+        # sgn(xs)·floor(|xs| + 0.5) as trunc(xs ± 0.5): the same rounded sum, mirrored
+        y = torch.trunc_(xs.add_(torch.copysign(torch.tensor(0.5, dtype=torch.float64), xs)))
+        return y.clamp_(-lim, lim).to(torch.int64)
 
     @abstractmethod
     def synapse(self, node, s_in: torch.Tensor) -> torch.Tensor:
