@@ -6,13 +6,16 @@ weights, compiled for loihi2 with tsslc's own pipeline, fed real MNIST test imag
 
 * intsim: ``tsslc.backends.intsim.run`` (spikes of every layer) at batch 1 and 256, without
   and with the activity counters (``tsslc.backends.counters``: per layer, per core, hops);
-* floor: the synaptic work alone — the same exact integer matmuls / convs over all T·B
-  (float32 when provably exact, as intsim does), and, for reference, the dense matmuls in
+* floor: the synaptic work alone — intsim's own exact synapses (``Target.prepare_synapse``,
+  float32 where provably exact) on the values intsim feeds them (a static input's payload
+  once, as intsim sends it); beside it the bare float32 matmul / conv of the same shapes
+  (how close the exact path is to the float one) and, for reference, the dense matmuls in
   torch int64;
 * Lava: ``tsslc.backends.lava.run`` (fixed_pt) on a few samples, when available.
 
-Run: ``python benchmarks/intsim.py [--quick] [--lava-samples N]``. Prints one table and the
-ratios; all timings are measured in the same run.
+Run: ``python benchmarks/intsim.py [--quick] [--lava-samples N] [--markdown]``. Prints one
+table and the ratios; all timings are measured in the same run, the intsim and floor
+timings in interleaved rounds (medians), the load average beside them.
 """
 
 from __future__ import annotations
@@ -118,7 +121,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--lava-samples", type=int, default=8, help="samples for the Lava run (0: skip)")
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
-    ap.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data" / "mnist"))
+    shared = [p / "shared" / "data" / "mnist" for p in (REPO.parent, REPO.parent.parent)]
+    ap.add_argument("--data-dir", default=str(next((p for p in shared if p.exists()), shared[0])))
     args = ap.parse_args()
     torch.manual_seed(0)
     x_all = mnist(256, args.data_dir)

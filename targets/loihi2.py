@@ -9,6 +9,7 @@ per synapse layer, which the Lava back end removes when it aligns spikes).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
@@ -70,22 +71,19 @@ def _exact_float(bound: float, what: str) -> torch.dtype:
     raise TsslcError(f"integer {what} bound {bound:.3g} exceeds 2^53: weights or inputs out of range")
 
 
-def exact_matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """x (..., N_in) int64 @ w.T (N_out, N_in) int64, exactly, via float32 when every
-    partial sum is provably below 2^24, else float64 (below 2^53), on any device."""
-    bound = float(x.abs().max()) * float(w.abs().sum(1).max()) if x.numel() and w.numel() else 0.0
-    dt = _exact_float(bound, "matmul")
-    return torch.matmul(x.to(dt), w.to(dt).T).round().to(torch.int64)
+_NO_CONTEXT = contextlib.nullcontext()
 
 
-def exact_conv(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int, groups: int) -> torch.Tensor:
-    """Exact integer cross-correlation of x (T, B, C, H, W) int64 with w (torch layout)."""
-    T, B = x.shape[:2]
-    k_sum = float(w.abs().reshape(w.shape[0], -1).sum(1).max()) if w.numel() else 0.0
-    bound = float(x.abs().max()) * k_sum if x.numel() else 0.0
-    dt = _exact_float(bound, "conv")
-    y = F.conv2d(x.reshape(T * B, *x.shape[2:]).to(dt), w.to(dt), None, stride, padding, 1, groups)
-    return y.round().to(torch.int64).reshape(T, B, *y.shape[1:])
+@contextlib.contextmanager
+def _full_float32():
+    """On CUDA, float32 matmuls and convs without TF32 (10-bit mantissa products would break
+    the exactness proof); the user's settings come back afterwards."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def wrap24(x: torch.Tensor) -> torch.Tensor:
@@ -239,12 +237,13 @@ class Loihi2(Target):
             if wt is None:
                 wt = weights[dt] = torch.as_tensor(w, dtype=dt, device=device)
             x = s_in if s_in.dtype == dt else s_in.to(dt)
-            if conv:
-                T, B = x.shape[:2]
-                y = F.conv2d(x.reshape(T * B, *x.shape[2:]), wt, None, stride, padding, 1, groups)
-                y = y.reshape(T, B, *y.shape[1:])
-            else:
-                y = F.linear(x, wt)
+            with _full_float32() if x.is_cuda and dt == torch.float32 else _NO_CONTEXT:
+                if conv:
+                    T, B = x.shape[:2]
+                    y = F.conv2d(x.reshape(T * B, *x.shape[2:]), wt, None, stride, padding, 1, groups)
+                    y = y.reshape(T, B, *y.shape[1:])
+                else:
+                    y = F.linear(x, wt)
             if exp > 0:
                 y *= scale
             elif exp < 0:
