@@ -304,8 +304,8 @@ class CountPlan:
             pr = {"proj": proj, "syn": syn, "in_shape": in_shape, "fan": fan, "fan_np": fan.numpy(),
                   "fan_dense": float(fan_dense.sum()), "mask": m32, "on": {},
                   "mask_np": m32.numpy() if m32.dim() == 2 else None,
-                  # zero weights of each target neuron (dense)
-                  "zeros_np": (m32.shape[1] - m32.sum(1)).numpy() if m32.dim() == 2 else None,
+                  # most zero weights of a target neuron (dense)
+                  "zmax": float((m32.shape[1] - m32.sum(1)).max()) if m32.dim() == 2 and m32.numel() else 0.0,
                   # a path of reshapes only: the synapse sees the source's values as they are
                   "plain": all(isinstance(graph[n], (N.Flatten, N.Dropout)) for n in proj.path)}
             if self.cores is not None and proj.source != self.inp:
@@ -326,10 +326,8 @@ class CountPlan:
         d = pr["on"].get(device)
         if d is None:
             m = pr["mask"]
-            d = pr["on"][device] = {"mask": m.to(device),
-                                    # zero weights of each target neuron / output channel
-                                    "zeros": (m.shape[1] * (math.prod(m.shape[2:]) if m.dim() > 2 else 1)
-                                              - m.reshape(m.shape[0], -1).sum(1)).to(device)}
+            zeros = m.shape[1] * (math.prod(m.shape[2:]) if m.dim() > 2 else 1) - m.reshape(m.shape[0], -1).sum(1)
+            d = pr["on"][device] = {"mask": m.to(device), "zeros": zeros.to(device)}  # zero weights per channel
             syn = pr["syn"]
             if isinstance(syn, (N.Conv2d, N.IntConv2d)) and not pr["proj"].path:
                 C, H, W = pr["in_shape"]
@@ -340,6 +338,7 @@ class CountPlan:
                 cols[cols < 0] = C * H * W
                 G = int(syn.groups)
                 d["patches"] = cols.reshape(G, -1, cols.shape[1]).transpose(1, 2).contiguous().to(device)
+                d["zmax_group"] = zeros.reshape(G, -1).amax(1, keepdim=True).to(device)
         return d
 
 
@@ -359,7 +358,9 @@ class Tally:
         self.plan, self.T, self.B, self.mac_chunk = plan, int(n_steps), int(batch), mac_chunk
         self.layers: dict[str, LayerCounts] = {}
         self.events_in = {p: 0 for p in plan.pops}
-        self.any_event: dict[str, torch.Tensor] = {}
+        #: target -> [(base, view, extra)]: events at base (a bool array broadcasting to the
+        #: target's spikes viewed as ``view``) and at the flat positions ``extra`` (not in base)
+        self.any_event: dict[str, list] = {}
         self.act: dict[str, tuple[torch.Tensor, bool]] = {}  # source -> (0/1 float32 activity, static)
         self.core_spikes = {} if plan.cores is not None else None
         self.core_synops = {} if plan.cores is not None else None
@@ -414,10 +415,9 @@ class Tally:
         else:
             hist = np.bincount(per_neuron.reshape(-1), minlength=T + 1)[: T + 1].tolist()
         lc = LayerCounts(name, "lif", n, spikes=int(ns.sum()), count_hist=hist, neuron_spikes=ns.tolist())
-        ev = self.any_event.pop(name, None)
         fired = _np(spikes)
         fired = fired.view(np.bool_) if fired.dtype == np.uint8 else fired != 0
-        active = int(np.count_nonzero(fired if ev is None else ev | fired))
+        active = self._active(self.any_event.pop(name, []), fired)
         lc.events_in, lc.updates_active, lc.updates_idle = self.events_in[name], active, T * B * n - active
         self.layers[name] = lc
         ns = ns.astype(np.float64)
@@ -445,79 +445,121 @@ class Tally:
     def events(self, synapse: str, current: torch.Tensor | None = None) -> None:
         """Which target neurons receive at least one synaptic event through ``synapse``, each
         step (counts of 0/1 events over a fan-in, exact in float32; a static input goes
-        through once, for every step). ``current``: the synapse's current on the same
-        steps (only the first for a static input); where it is not zero an event arrived —
-        true of every target's synapse, a sum of weight × input whose terms are zero where
-        the (binarised) weight or the input is — so the binarised synapse runs only where
-        that and a count of the window's active inputs leave the answer open."""
+        through once, for every step). A window (a dense step's inputs, a conv output
+        position's patch) holding more active inputs than a neuron has zero weights gives
+        it an event (one of them meets a non-zero weight), one holding none gives none; the
+        few in between are settled one by one (conv: by ``current``, the synapse's current,
+        only the first step for a static input, where it is not zero — true of every
+        target's synapse, a sum of weight × input whose terms vanish where the weight or the
+        input does — then by the binarised synapse on the remaining ones; dense: by the
+        binarised synapse on those steps). The simulator passes ``current``; without it (as
+        :func:`count`, from spikes alone) or through a sum-pool, the binarised synapse runs
+        on the whole batch, the reference the tests hold the shortcut to."""
         pr = self.plan.by_synapse[synapse]
         proj = pr["proj"]
         act, static = self.act[proj.source]
         on = self.plan.on(pr, act.device)
+        T, B = self.T, self.B
+        shape = self.plan.shapes[proj.target]
         dense = isinstance(pr["syn"], (N.Dense, N.IntDense))
         if current is not None and pr["plain"] and dense:
-            a = act.reshape(act.shape[0], act.shape[1], -1)
-            hit = self._settle_dense(pr, _np(a), _np(a.sum(-1, keepdim=True)), _np(current[:1] if static else current))
+            part = self._settle_dense(pr, act.reshape(act.shape[0], B, -1), T, B)
         elif current is not None and pr["plain"] and "patches" in on:
-            hit = _np(self._settle_conv(pr, on, act, current[:1] if static else current))
+            part = self._settle_conv(pr, on, act, current[:1] if static else current, T, B)
         else:
             hit = _np(_forward(self.plan.graph, proj, act, on["mask"]) > 0)
-        if static:
-            hit = np.broadcast_to(hit, (self.T, *hit.shape[1:]))
-        prev = self.any_event.get(proj.target)
-        self.any_event[proj.target] = hit if prev is None else (prev | hit)
+            part = (hit.reshape(hit.shape[0], B, -1), (T, B, math.prod(shape)), None)
+        self.any_event.setdefault(proj.target, []).append(part)
+
+    def _active(self, parts: list, fired: np.ndarray) -> int:
+        """Neuron updates with an event or a spike."""
+        T, B = fired.shape[:2]
+        if not parts:
+            return int(np.count_nonzero(fired))
+        if len(parts) == 1:
+            base, view, extra = parts[0]
+            n = int(np.count_nonzero(base | fired.reshape(view)))
+            if extra is not None and extra.size:
+                n += int(extra.size - np.count_nonzero(fired.reshape(-1)[extra]))
+            return n
+        ev = np.zeros(fired.size, np.bool_)
+        for base, view, extra in parts:
+            ev |= np.broadcast_to(base, view).reshape(-1)
+            if extra is not None:
+                ev[extra] = True
+        return int(np.count_nonzero(ev | fired.reshape(-1)))
 
     @staticmethod
-    def _settle_dense(pr: dict, a: np.ndarray, n_active: np.ndarray, current: np.ndarray) -> np.ndarray:
-        """Events where ``current`` != 0, and where the step holds more active inputs
-        (``n_active`` (Tn, B, 1) of ``a`` (Tn, B, N_in)) than the neuron has zero weights (one
-        of them meets a non-zero weight); elsewhere, where an input is active, the binarised
-        synapse on those neurons alone."""
-        hit = (current != 0) | (n_active > pr["zeros_np"])
-        open_ = ~hit & (n_active > 0)
-        if not open_.any():
-            return hit
-        mask = pr["mask_np"]
-        t, b, j = np.nonzero(open_)
-        if t.size * a.shape[-1] > GATHER_LIMIT:
-            return (a @ mask.T) > 0
-        hit[t, b, j] = np.einsum("ij,ij->i", a[t, b], mask[j]) > 0
-        return hit
+    def _spread(idx: np.ndarray, static: bool, T: int, per_step: int) -> np.ndarray:
+        """Flat positions of the first step repeated over the T steps (a static input)."""
+        return (idx[None, :] + per_step * np.arange(T)[:, None]).reshape(-1) if static else idx
 
-    @staticmethod
-    def _settle_conv(pr: dict, on: dict, act: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    def _settle_dense(self, pr: dict, a: torch.Tensor, T: int, B: int):
+        """A dense projection's events as (base, view, extra): by the count of active inputs
+        of each step and sample, and the binarised synapse on the steps whose count leaves it
+        open (at most as many active inputs as some neuron has zero weights)."""
+        Tn = a.shape[0]
+        n_out = pr["mask"].shape[0]
+        n_active = _np(a.sum(-1))  # (Tn, B)
+        zmax = pr["zmax"]
+        base = (n_active > zmax)[..., None]  # (Tn, B, 1)
+        weak = (n_active > 0) & (n_active <= zmax)
+        extra = None
+        if weak.any():
+            t, b = np.nonzero(weak)
+            rows = _np(a[torch.as_tensor(t), torch.as_tensor(b)]) @ pr["mask_np"].T > 0  # (n_weak, n_out)
+            r, j = np.nonzero(rows)
+            extra = self._spread((t[r] * B + b[r]) * n_out + j, Tn == 1 and T > 1, T, B * n_out)
+        return base, (T, B, n_out), extra
+
+    def _settle_conv(self, pr: dict, on: dict, act: torch.Tensor, current: torch.Tensor, T: int, B: int):
         """As :meth:`_settle_dense` for a convolution: the active inputs of each window by a
-        box sum, the open positions by gathering their patches."""
-        syn, mask, zeros = pr["syn"], on["mask"], on["zeros"]
-        Tn, B = act.shape[:2]
+        box sum; the open windows' output channels by their current, then the zero-weight
+        count, then the patches gathered."""
+        syn, mask = pr["syn"], on["mask"]
+        Tn = act.shape[0]
         G = int(syn.groups)
         C, H, W = act.shape[2:]
         s_, p_ = int(syn.stride), int(syn.padding)
-        out_c = current.shape[2]
+        O, Ho, Wo = current.shape[2:]
+        Og, L = O // G, Ho * Wo
+        view = (T, B, G, Og, L)
         frames = act.reshape(Tn * B, C, H, W)
         if 2 * p_ > min(mask.shape[2:]):  # a box sum that avg_pool2d cannot pad
-            return conv_current(act, mask, s_, p_, G) > 0
+            hit = _np(conv_current(act, mask, s_, p_, G) > 0)
+            return hit.reshape(Tn, B, G, Og, L), view, None
         # active inputs in each group's window: the group's channels summed, then a box sum
         per_group = frames.reshape(Tn * B, G, C // G, H, W).sum(2)
-        box = F.avg_pool2d(per_group, tuple(mask.shape[2:]), s_, p_, divisor_override=1)  # (TB, G, Ho, Wo)
-        if G > 1:
-            box = box.repeat_interleave(out_c // G, 1)
-        box = box.reshape(Tn, B, -1, *current.shape[3:])
-        hit = (current != 0) | (box > zeros.view(-1, 1, 1))
-        open_ = ~hit & (box > 0)
-        n_open = int(torch.count_nonzero(open_))
-        if n_open == 0:
-            return hit
-        patches = on["patches"]  # (G, L, Cg·kh·kw); index C·H·W: zero padding
-        if n_open * patches.shape[2] > GATHER_LIMIT:
-            return conv_current(act, mask, s_, p_, G) > 0
-        t, b, o, y, x = open_.nonzero(as_tuple=True)
-        flat = frames.reshape(Tn * B, -1)
-        cols = patches[o // (out_c // G), y * current.shape[4] + x]  # (n_open, Cg·kh·kw)
-        pad = cols == flat.shape[1]
-        vals = flat[(t * B + b)[:, None], cols.clamp(max=flat.shape[1] - 1)].masked_fill_(pad, 0)
-        hit[t, b, o, y, x] = (vals * mask[o].reshape(o.shape[0], -1)).sum(1) > 0
-        return hit
+        box = F.avg_pool2d(per_group, tuple(mask.shape[2:]), s_, p_, divisor_override=1).reshape(Tn * B, G, L)
+        zg = on["zmax_group"]  # (G, 1): most zero weights of a channel of the group
+        base = _np(box > zg).reshape(Tn, B, G, 1, L)
+        weak = (box > 0) & (box <= zg)
+        n_weak = int(torch.count_nonzero(weak))
+        extra = None
+        if n_weak:
+            tb, g, l = weak.nonzero(as_tuple=True)
+            cur = current.reshape(Tn * B, G, Og, L)[tb, g, :, l]  # (n_weak, Og)
+            o = g[:, None] * Og + torch.arange(Og, device=g.device)  # the channels
+            ev = (cur != 0) | (box[tb, g, l][:, None] > on["zeros"][o])
+            w, oc = (~ev).nonzero(as_tuple=True)
+            if w.numel():
+                patches = on["patches"]  # (G, L, Cg·kh·kw); index C·H·W: zero padding
+                K = patches.shape[2]
+                flat = frames.reshape(Tn * B, -1)
+                found = []
+                step = max(1, GATHER_LIMIT // K)
+                for i in range(0, w.numel(), step):  # in slices of at most GATHER_LIMIT elements
+                    ww, cc = w[i:i + step], oc[i:i + step]
+                    cols = patches[g[ww], l[ww]]  # (n, K)
+                    pad = cols == flat.shape[1]
+                    vals = flat[tb[ww][:, None], cols.clamp(max=flat.shape[1] - 1)].masked_fill_(pad, 0)
+                    found.append((vals * mask[o[ww, cc]].reshape(ww.shape[0], -1)).sum(1) > 0)
+                ev[w, oc] = torch.cat(found)
+            r, c = _np(ev).nonzero()
+            tb_, g_, l_ = _np(tb)[r], _np(g)[r], _np(l)[r]
+            idx = ((tb_ * G + g_) * Og + c) * L + l_  # flat in (Tn·B, G, Og, L)
+            extra = self._spread(idx, Tn == 1 and T > 1, T, B * O * L)
+        return base, view, extra
 
     def result(self) -> Counters:
         missing = [p for p in self.plan.pops if p not in self.layers]
