@@ -320,25 +320,13 @@ class CountPlan:
         return Tally(self, n_steps, batch, mac_chunk)
 
     def on(self, pr: dict, device) -> dict:
-        """The projection's tensors on ``device``: the binarised weights and, for a conv,
-        the input index of every (group, output position, patch element) (the last index,
-        one past the input, stands for zero padding)."""
+        """The projection's tensors on ``device``: the binarised weights and the zero
+        weights of each output channel / neuron."""
         d = pr["on"].get(device)
         if d is None:
             m = pr["mask"]
             zeros = m.shape[1] * (math.prod(m.shape[2:]) if m.dim() > 2 else 1) - m.reshape(m.shape[0], -1).sum(1)
             d = pr["on"][device] = {"mask": m.to(device), "zeros": zeros.to(device)}  # zero weights per channel
-            syn = pr["syn"]
-            if isinstance(syn, (N.Conv2d, N.IntConv2d)) and not pr["proj"].path:
-                C, H, W = pr["in_shape"]
-                k = pr["mask"].shape[2:]
-                idx = torch.arange(1, C * H * W + 1, dtype=torch.float64).reshape(1, C, H, W)
-                cols = torch.nn.functional.unfold(idx, k, 1, int(syn.padding), int(syn.stride))[0]  # (C·kh·kw, L)
-                cols = cols.to(torch.int64) - 1
-                cols[cols < 0] = C * H * W
-                G = int(syn.groups)
-                d["patches"] = cols.reshape(G, -1, cols.shape[1]).transpose(1, 2).contiguous().to(device)
-                d["zmax_group"] = zeros.reshape(G, -1).amax(1, keepdim=True).to(device)
         return d
 
 
@@ -464,7 +452,7 @@ class Tally:
         dense = isinstance(pr["syn"], (N.Dense, N.IntDense))
         if current is not None and pr["plain"] and dense:
             part = self._settle_dense(pr, act.reshape(act.shape[0], B, -1), T, B)
-        elif current is not None and pr["plain"] and "patches" in on:
+        elif current is not None and pr["plain"] and not proj.path:
             part = self._settle_conv(pr, on, act, current[:1] if static else current, T, B)
         else:
             hit = _np(_forward(self.plan.graph, proj, act, on["mask"]) > 0)
@@ -514,8 +502,8 @@ class Tally:
 
     def _settle_conv(self, pr: dict, on: dict, act: torch.Tensor, current: torch.Tensor, T: int, B: int):
         """As :meth:`_settle_dense` for a convolution: the active inputs of each window by a
-        box sum; the open windows' output channels by their current, then the zero-weight
-        count, then the patches gathered."""
+        box sum, against each output channel's zero weights; the positions that leaves open
+        by their current, then by their patches gathered."""
         syn, mask = pr["syn"], on["mask"]
         Tn = act.shape[0]
         G = int(syn.groups)
@@ -530,36 +518,30 @@ class Tally:
             return hit.reshape(Tn, B, G, Og, L), view, None
         # active inputs in each group's window: the group's channels summed, then a box sum
         per_group = frames.reshape(Tn * B, G, C // G, H, W).sum(2)
-        box = F.avg_pool2d(per_group, tuple(mask.shape[2:]), s_, p_, divisor_override=1).reshape(Tn * B, G, L)
-        zg = on["zmax_group"]  # (G, 1): most zero weights of a channel of the group
-        base = _np(box > zg).reshape(Tn, B, G, 1, L)
-        weak = (box > 0) & (box <= zg)
-        n_weak = int(torch.count_nonzero(weak))
-        extra = None
-        if n_weak:
-            tb, g, l = weak.nonzero(as_tuple=True)
-            cur = current.reshape(Tn * B, G, Og, L)[tb, g, :, l]  # (n_weak, Og)
-            o = g[:, None] * Og + torch.arange(Og, device=g.device)  # the channels
-            ev = (cur != 0) | (box[tb, g, l][:, None] > on["zeros"][o])
-            w, oc = (~ev).nonzero(as_tuple=True)
-            if w.numel():
-                patches = on["patches"]  # (G, L, Cg·kh·kw); index C·H·W: zero padding
-                K = patches.shape[2]
-                flat = frames.reshape(Tn * B, -1)
-                found = []
-                step = max(1, GATHER_LIMIT // K)
-                for i in range(0, w.numel(), step):  # in slices of at most GATHER_LIMIT elements
-                    ww, cc = w[i:i + step], oc[i:i + step]
-                    cols = patches[g[ww], l[ww]]  # (n, K)
-                    pad = cols == flat.shape[1]
-                    vals = flat[tb[ww][:, None], cols.clamp(max=flat.shape[1] - 1)].masked_fill_(pad, 0)
-                    found.append((vals * mask[o[ww, cc]].reshape(ww.shape[0], -1)).sum(1) > 0)
-                ev[w, oc] = torch.cat(found)
-            r, c = _np(ev).nonzero()
-            tb_, g_, l_ = _np(tb)[r], _np(g)[r], _np(l)[r]
-            idx = ((tb_ * G + g_) * Og + c) * L + l_  # flat in (Tn·B, G, Og, L)
-            extra = self._spread(idx, Tn == 1 and T > 1, T, B * O * L)
-        return base, view, extra
+        box = F.avg_pool2d(per_group, tuple(mask.shape[2:]), s_, p_, divisor_override=1)
+        box = box.reshape(Tn * B, G, 1, L)
+        # an event where the current is not zero or the window holds more active inputs than
+        # the channel has zero weights; none where it holds none
+        hit = (current.reshape(Tn * B, G, Og, L) != 0) | (box > on["zeros"].reshape(G, Og, 1))
+        tb, g, oc, l = (~hit & (box > 0)).nonzero(as_tuple=True)  # the open positions
+        if tb.numel():
+            # every window as a view (no copy): (TB, Ho, Wo, C, kh, kw)
+            src = F.pad(frames, (p_, p_, p_, p_)) if p_ else frames
+            kh, kw = mask.shape[2:]
+            Hp, Wp = src.shape[2:]
+            win = src.as_strided((Tn * B, Ho, Wo, C, kh, kw), (C * Hp * Wp, s_ * Wp, s_, Hp * Wp, Wp, 1),
+                                 src.storage_offset())
+            K = (C // G) * kh * kw
+            w2 = mask.reshape(O, K)
+            step = max(1, GATHER_LIMIT // K)
+            for i in range(0, tb.numel(), step):  # in slices of at most GATHER_LIMIT elements
+                sl = slice(i, i + step)
+                vals = win[tb[sl], l[sl] // Wo, l[sl] % Wo]  # (n, C, kh, kw)
+                if G > 1:
+                    vals = vals.reshape(-1, G, K)[torch.arange(vals.shape[0], device=vals.device), g[sl]]
+                o = g[sl] * Og + oc[sl]
+                hit[tb[sl], g[sl], oc[sl], l[sl]] = (vals.reshape(-1, K) * w2.index_select(0, o)).sum(1) > 0
+        return _np(hit).reshape(Tn, B, G, Og, L), view, None
 
     def result(self) -> Counters:
         missing = [p for p in self.plan.pops if p not in self.layers]
