@@ -392,10 +392,15 @@ class Tally:
         as float32, when the caller has it), after :meth:`events` of every synapse into it."""
         plan, T, B = self.plan, self.T, self.B
         n = plan.n[name]
-        # spikes per (sample, neuron): a sum of at most T zeros and ones, exact in float32
-        f = as_float if as_float is not None else spikes.to(torch.float32)
+        fired8 = _np(spikes)
+        if fired8.dtype != np.uint8:
+            fired8 = (fired8 != 0).astype(np.uint8)
+        fired = fired8.view(np.bool_)
+        # spikes per (sample, neuron): step by step in bytes (T < 256) or int32
         small = T < 256
-        per_neuron = _np(f.sum(0).to(torch.uint8 if small else torch.int64)).reshape(B, -1)
+        per_neuron = fired8[0].reshape(B, -1).astype(np.uint8 if small else np.int32)
+        for t in range(1, T):
+            per_neuron += fired8[t].reshape(B, -1)
         ns = per_neuron.sum(0, dtype=np.int64)
         if small and T <= 32:  # a few passes over bytes beat bincount's conversion to intp
             flat = per_neuron.reshape(-1)
@@ -403,8 +408,6 @@ class Tally:
         else:
             hist = np.bincount(per_neuron.reshape(-1), minlength=T + 1)[: T + 1].tolist()
         lc = LayerCounts(name, "lif", n, spikes=int(ns.sum()), count_hist=hist, neuron_spikes=ns.tolist())
-        fired = _np(spikes)
-        fired = fired.view(np.bool_) if fired.dtype == np.uint8 else fired != 0
         active = self._active(self.any_event.pop(name, []), fired)
         lc.events_in, lc.updates_active, lc.updates_idle = self.events_in[name], active, T * B * n - active
         self.layers[name] = lc
@@ -428,7 +431,7 @@ class Tally:
                 lc.hops_x += int(ns @ pr["hx"])
                 lc.hops_y += int(ns @ pr["hy"])
         if outs:
-            self.act[name] = (f, False)
+            self.act[name] = (as_float if as_float is not None else spikes.to(torch.float32), False)
 
     def events(self, synapse: str, current: torch.Tensor | None = None) -> None:
         """Which target neurons receive at least one synaptic event through ``synapse``, each
