@@ -303,7 +303,7 @@ class CountPlan:
             m32 = mask.to(torch.float32)
             pr = {"proj": proj, "syn": syn, "in_shape": in_shape, "fan": fan, "fan_np": fan.numpy(),
                   "fan_dense": float(fan_dense.sum()), "mask": m32, "on": {},
-                  "mask_np": m32.numpy() if m32.dim() == 2 else None,
+                  "mask_np_t": np.ascontiguousarray(m32.numpy().T) if m32.dim() == 2 else None,
                   # most zero weights of a target neuron (dense)
                   "zmax": float((m32.shape[1] - m32.sum(1)).max()) if m32.dim() == 2 and m32.numel() else 0.0,
                   # a path of reshapes only: the synapse sees the source's values as they are
@@ -402,7 +402,7 @@ class Tally:
         for t in range(1, T):
             per_neuron += fired8[t].reshape(B, -1)
         ns = per_neuron.sum(0, dtype=np.int64)
-        if small and T <= 32:  # a few passes over bytes beat bincount's conversion to intp
+        if small and T <= 32 and per_neuron.size > 1 << 15:  # passes over bytes beat bincount's conversion
             flat = per_neuron.reshape(-1)
             hist = [int(np.count_nonzero(flat == k)) for k in range(T + 1)]
         else:
@@ -491,14 +491,15 @@ class Tally:
         open (at most as many active inputs as some neuron has zero weights)."""
         Tn = a.shape[0]
         n_out = pr["mask"].shape[0]
-        n_active = _np(a.sum(-1))  # (Tn, B)
+        an = _np(a)
+        n_active = an.sum(-1) if an.size < 1 << 16 else _np(a.sum(-1))  # (Tn, B)
         zmax = pr["zmax"]
         base = (n_active > zmax)[..., None]  # (Tn, B, 1)
         weak = (n_active > 0) & (n_active <= zmax)
         extra = None
         if weak.any():
             t, b = np.nonzero(weak)
-            rows = _np(a[torch.as_tensor(t), torch.as_tensor(b)]) @ pr["mask_np"].T > 0  # (n_weak, n_out)
+            rows = an[t, b] @ pr["mask_np_t"] > 0  # (n_weak, n_out)
             r, j = np.nonzero(rows)
             extra = self._spread((t[r] * B + b[r]) * n_out + j, Tn == 1 and T > 1, T, B * n_out)
         return base, (T, B, n_out), extra
