@@ -177,6 +177,17 @@ class NumberFormat:
     decay: str  # prose, e.g. "12-bit fraction d/4096, rounding toward zero"
 
 
+_HALVES: dict = {}
+
+
+def _half(device) -> torch.Tensor:
+    """0.5 as a float64 tensor on ``device`` (made once per device)."""
+    h = _HALVES.get(device)
+    if h is None:
+        h = _HALVES[device] = torch.tensor(0.5, dtype=torch.float64, device=device)
+    return h
+
+
 class Target(ABC):
     """Base class of the chip descriptions. Subclasses set the class attributes below and
     implement the abstract methods; everything is deterministic."""
@@ -252,9 +263,9 @@ class Target(ABC):
         if node.encoding == "binary":
             return (x != 0).to(torch.int64)
         lim = 2 ** (int(node.bits) - 1) - 1
-        xs = x.to(torch.float64) * float(node.scale)
+        xs = x * float(node.scale) if x.dtype == torch.float64 else x.to(torch.float64).mul_(float(node.scale))
         # sgn(xs)·floor(|xs| + 0.5) as trunc(xs ± 0.5): the same rounded sum, mirrored
-        y = torch.trunc_(xs.add_(torch.copysign(torch.tensor(0.5, dtype=torch.float64), xs)))
+        y = torch.trunc_(xs.add_(torch.copysign(_half(xs.device), xs)))
         return y.clamp_(-lim, lim).to(torch.int64)
 
     @abstractmethod
@@ -287,7 +298,8 @@ class Target(ABC):
 
     def run_population(self, params: IntNeuron, current: torch.Tensor, with_float: bool = False):
         """All steps of one population: current (T, B, *shape) (exact integers, int64 or
-        float32; a zero time stride means the same current every step) → spikes (T, B,
+        float32 below 2^31 in magnitude, as :meth:`prepare_synapse` returns them; a zero time
+        stride means the same current every step) → spikes (T, B,
         *shape) uint8 and, with ``with_float``, the same as float32 (else None). Default:
         :meth:`init_state` then :meth:`neuron_step` once per step."""
         T, B = current.shape[:2]

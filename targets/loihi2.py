@@ -260,13 +260,9 @@ class Loihi2(Target):
         """The compiled kernel (tsslc.fused_cpu.loihi2_lif: :meth:`neuron_step` T times, bit
         for bit) on the CPU; the step-by-step default elsewhere or without the kernel."""
         if current.device.type == "cpu" and current.dtype in (torch.int64, torch.float32):
-            T = current.shape[0]
-            n = current.numel() // T if T else 0
-            res = fused_cpu.loihi2_lif(current.reshape(T, n), torch.empty((2, n), dtype=torch.int64), params.du,
-                                       params.dv, params.vth, params.bias, with_float, fresh=True)
+            res = fused_cpu.loihi2_lif(current, None, params.du, params.dv, params.vth, params.bias, with_float)
             if res is not None:
-                s8, sf = res
-                return s8.reshape(current.shape), (None if sf is None else sf.reshape(current.shape))
+                return res
         return super().run_population(params, current, with_float)
 
     def init_state(self, params, shape, batch, device):

@@ -144,23 +144,31 @@ def backward(saved, g: torch.Tensor, tau_m: float, tau_s: float, threshold: floa
     return delta
 
 
-def loihi2_lif(current: torch.Tensor, uv: torch.Tensor, du: int, dv: int, vth: int, bias: int,
+def loihi2_lif(current: torch.Tensor, uv: torch.Tensor | None, du: int, dv: int, vth: int, bias: int,
                with_float: bool = False, fresh: bool = False):
-    """The Loihi 2 LIF (``targets/loihi2.md`` §1) over all steps of ``current`` ``(T, N)``
-    (int64, or float32 holding exact integers; the time stride may be 0: the same current
-    every step, each step's N values contiguous); ``uv`` ``(2, N)`` int64 contiguous, the
-    state u and v, updated in place (``fresh``: starting from zero, whatever ``uv`` holds). Returns the spikes ``(T, N)`` uint8 and, with
+    """The Loihi 2 LIF (``targets/loihi2.md`` §1) over all steps of ``current`` ``(T, ...)``
+    (int64, or float32 holding exact integers below 2^31 in magnitude; each step's values
+    contiguous, the time stride that of a contiguous tensor or 0: the same current every
+    step); ``uv`` ``(2, N)`` int64 contiguous, the state u and v, updated in place
+    (``fresh``: starting from zero, whatever ``uv`` holds; ``uv`` may then be None: the final
+    state is not kept). Returns the spikes (``current``'s shape, uint8) and, with
     ``with_float``, the same as float32 (else ``None``); ``None`` without the kernel."""
     lib = _lib if _tried else load()
     if lib is None:
         return None
-    T, N = current.shape
-    if N and (current.stride(1) != 1 or (T > 1 and current.stride(0) not in (0, N))):
+    T = current.shape[0]
+    N = current.numel() // T if T else 0
+    if T > 1 and current.stride(0) == 0:
+        if not current[0].is_contiguous():
+            current = current.contiguous()
+    elif not current.is_contiguous():
         current = current.contiguous()
-    s8 = torch.empty((T, N), dtype=torch.uint8)
-    sf = torch.empty((T, N), dtype=torch.float32) if with_float else None
+    stride = 0 if T > 1 and current.stride(0) == 0 else N
+    s8 = torch.empty(current.shape, dtype=torch.uint8)
+    sf = torch.empty(current.shape, dtype=torch.float32) if with_float else None
     fn = lib.tsslc_loihi2_lif_f32 if current.dtype == torch.float32 else lib.tsslc_loihi2_lif_i64
-    u = uv.data_ptr()
-    fn(current.data_ptr(), current.stride(0) if T > 1 else N, u, u + 8 * N, s8.data_ptr(),
-       sf.data_ptr() if sf is not None else None, T, N, du, dv, vth, bias, int(fresh), torch.get_num_threads())
+    u = uv.data_ptr() if uv is not None else None
+    fn(current.data_ptr(), stride, u, None if u is None else u + 8 * N, s8.data_ptr(),
+       sf.data_ptr() if sf is not None else None, T, N, du, dv, vth, bias, int(fresh or uv is None),
+       torch.get_num_threads())
     return s8, sf

@@ -294,7 +294,8 @@ TSSLC_INLINE uint32_t act32(int64_t a) { return static_cast<uint32_t>(static_cas
 TSSLC_INLINE uint32_t act32(float a) { return static_cast<uint32_t>(static_cast<int32_t>(a)) << 6; }
 
 // cur: element (t, n) at cur[t * stride_t + n] (stride_t = 0: the same current every step);
-// u, v: the state, read and written in place (fresh: start from zero without reading them);
+// u, v: the state, read and written in place (fresh: start from zero without reading them;
+// null with fresh: the final state is not kept);
 // s8 (T, N) spikes 0/1, sf (T, N) the same as float (may be null). One block of neurons
 // at a time, its state kept in local arrays over all T steps.
 template <typename C>
@@ -330,9 +331,11 @@ void loihi2_block(const C* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_
             for (int64_t i = 0; i < len; ++i) fo[i] = static_cast<float>(so[i]);
         }
     }
-    for (int64_t i = 0; i < len; ++i) {
-        u[n0 + i] = uu[i];
-        v[n0 + i] = vv[i];
+    if (u && v) {
+        for (int64_t i = 0; i < len; ++i) {
+            u[n0 + i] = uu[i];
+            v[n0 + i] = vv[i];
+        }
     }
 }
 
