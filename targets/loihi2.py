@@ -225,19 +225,18 @@ class Loihi2(Target):
         k_sum = float(np.abs(w).reshape(w.shape[0], -1).sum(1).max()) if w.size else 0.0
         weights: dict = {}
         scale = 2.0**exp
+        on_cuda = torch.device(device).type == "cuda"
 
-        def run(s_in: torch.Tensor) -> torch.Tensor:
-            if in_bound is None:
+        def run(s_in: torch.Tensor, m: float | None = in_bound) -> torch.Tensor:
+            if m is None:
                 m = float(s_in.abs().max()) if s_in.numel() else 0.0
-            else:
-                m = in_bound
             bound = m * k_sum
             dt = _exact_float(bound, "conv" if conv else "matmul")
             wt = weights.get(dt)
             if wt is None:
                 wt = weights[dt] = torch.as_tensor(w, dtype=dt, device=device)
             x = s_in if s_in.dtype == dt else s_in.to(dt)
-            with _full_float32() if x.is_cuda and dt == torch.float32 else _NO_CONTEXT:
+            with _full_float32() if on_cuda and dt == torch.float32 else _NO_CONTEXT:
                 if conv:
                     T, B = x.shape[:2]
                     y = F.conv2d(x.reshape(T * B, *x.shape[2:]), wt, None, stride, padding, 1, groups)
@@ -254,7 +253,24 @@ class Loihi2(Target):
             y = y.to(torch.int64)
             return y if out_bound < lim else (wrap24(y) if conv else wrap32(y))
 
-        return run
+        if in_bound is None or conv or on_cuda:
+            return run
+        # a proven bound on a CPU dense synapse: every choice made now, the call only computes
+        bound = float(in_bound) * k_sum
+        dt = _exact_float(bound, "matmul")
+        out_bound = bound * scale if exp > 0 else bound
+        if not (dt == torch.float32 and out_bound < lim):
+            return run
+        wt = torch.as_tensor(w, dtype=dt, device=device)
+        linear = F.linear
+
+        def run_dense(s_in: torch.Tensor) -> torch.Tensor:
+            y = linear(s_in if s_in.dtype == dt else s_in.to(dt), wt)
+            if exp > 0:
+                return y.mul_(scale)
+            return torch.floor_(y.mul_(scale)) if exp < 0 else y
+
+        return run_dense
 
     def run_population(self, params, current, with_float=False):
         """The compiled kernel (tsslc.fused_cpu.loihi2_lif: :meth:`neuron_step` T times, bit

@@ -93,6 +93,7 @@ class Plan:
         self.output_population = graph.output_population
         self.steps = [(name, node, graph.predecessors(name)) for name, node in graph.items()]
         self.synapses = {}
+        self._bound: dict = {}
         for name, node, preds in self.steps:
             if node.kind in FLOAT_KINDS:
                 raise _unsupported(name, node)
@@ -103,6 +104,19 @@ class Plan:
             elif isinstance(node, (N.IntDense, N.IntConv2d)):
                 bound = _input_bound(graph, target, preds[0]) if len(preds) == 1 else None
                 self.synapses[name] = target.prepare_synapse(node, bound, device)
+
+
+    def bound(self, cls) -> list:
+        """The steps with the method of each node's kind in walker class ``cls`` (None:
+        the class has none)."""
+        steps = self._bound.get(cls)
+        if steps is None:
+            steps = []
+            for name, node, preds in self.steps:
+                m = getattr(cls, node.kind, None)
+                steps.append((name, node, preds, m if callable(m) else None))
+            self._bound[cls] = steps
+        return steps
 
 
 def plan(graph: Graph, target=None, device="cpu") -> Plan:
@@ -130,6 +144,23 @@ class IntSim(GraphWalker):
 
     def steps(self):
         return self.plan.steps
+
+    def run(self):
+        """Visit every node in the plan's order, each by the method of its kind (looked up
+        once per walker class)."""
+        env = self.env
+        for name, node, preds, method in self.plan.bound(type(self)):
+            if method is None:
+                env[name] = self.unsupported(name, node)
+                continue
+            if not preds:
+                x = None
+            elif len(preds) == 1:
+                x = env[preds[0]]
+            else:
+                x = self.combine(name, node, [env[p] for p in preds])
+            env[name] = method(self, name, node, x)
+        return env
 
     def unsupported(self, name, node):
         if node.kind in FLOAT_KINDS:
