@@ -385,7 +385,7 @@ class Tally:
                     macs += int(ops_tb[:, i:i + chunk].sum(1)[g].sum())
                 lc.macs += macs * reps
                 self.events_in[pr["proj"].target] += ops
-            self.act[inp] = (torch.from_numpy(act.astype(np.float32)).to(values.device), static)
+            self.act[inp] = (act, static, values.device)
 
     def population(self, name: str, spikes: torch.Tensor, as_float: torch.Tensor | None = None) -> None:
         """Spikes (T, B, *shape) of population ``name`` (0/1, any dtype; ``as_float``: the same
@@ -398,9 +398,12 @@ class Tally:
         fired = fired8.view(np.bool_)
         # spikes per (sample, neuron): step by step in bytes (T < 256) or int32
         small = T < 256
-        per_neuron = fired8[0].reshape(B, -1).astype(np.uint8 if small else np.int32)
-        for t in range(1, T):
-            per_neuron += fired8[t].reshape(B, -1)
+        if fired8.size < 1 << 16:
+            per_neuron = fired8.reshape(T, B, -1).sum(0, dtype=np.int32)
+        else:
+            per_neuron = fired8[0].reshape(B, -1).astype(np.uint8 if small else np.int32)
+            for t in range(1, T):
+                per_neuron += fired8[t].reshape(B, -1)
         ns = per_neuron.sum(0, dtype=np.int64)
         if small and T <= 32 and per_neuron.size > 1 << 15:  # passes over bytes beat bincount's conversion
             flat = per_neuron.reshape(-1)
@@ -448,14 +451,18 @@ class Tally:
         on the whole batch, the reference the tests hold the shortcut to."""
         pr = self.plan.by_synapse[synapse]
         proj = pr["proj"]
-        act, static = self.act[proj.source]
-        on = self.plan.on(pr, act.device)
+        act, static, *dev = self.act[proj.source]
         T, B = self.T, self.B
         shape = self.plan.shapes[proj.target]
         dense = isinstance(pr["syn"], (N.Dense, N.IntDense))
         if current is not None and pr["plain"] and dense:
-            part = self._settle_dense(pr, act.reshape(act.shape[0], B, -1), T, B)
-        elif current is not None and pr["plain"] and not proj.path:
+            self.any_event.setdefault(proj.target, []).append(
+                self._settle_dense(pr, act.reshape(act.shape[0], B, -1), T, B))
+            return
+        if isinstance(act, np.ndarray):  # the input's activity, made in numpy
+            act = torch.from_numpy(act.astype(np.float32)).to(dev[0])
+        on = self.plan.on(pr, act.device)
+        if current is not None and pr["plain"] and not proj.path:
             part = self._settle_conv(pr, on, act, current[:1] if static else current, T, B)
         else:
             hit = _np(_forward(self.plan.graph, proj, act, on["mask"]) > 0)
@@ -492,14 +499,15 @@ class Tally:
         Tn = a.shape[0]
         n_out = pr["mask"].shape[0]
         an = _np(a)
-        n_active = an.sum(-1) if an.size < 1 << 16 else _np(a.sum(-1))  # (Tn, B)
+        n_active = an.sum(-1, dtype=np.float32) if an.size < 1 << 16 or isinstance(a, np.ndarray) \
+            else _np(a.sum(-1))  # (Tn, B)
         zmax = pr["zmax"]
         base = (n_active > zmax)[..., None]  # (Tn, B, 1)
         weak = (n_active > 0) & (n_active <= zmax)
         extra = None
         if weak.any():
             t, b = np.nonzero(weak)
-            rows = an[t, b] @ pr["mask_np_t"] > 0  # (n_weak, n_out)
+            rows = an[t, b].astype(np.float32) @ pr["mask_np_t"] > 0  # (n_weak, n_out)
             r, j = np.nonzero(rows)
             extra = self._spread((t[r] * B + b[r]) * n_out + j, Tn == 1 and T > 1, T, B * n_out)
         return base, (T, B, n_out), extra
