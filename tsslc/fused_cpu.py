@@ -11,6 +11,10 @@ Where the library comes from, first that works:
 If none works, :func:`load` returns ``None`` and :data:`error` says why in one line; the
 caller (:mod:`tsslc.functional`) then runs the reference path.
 
+The same library holds the Loihi 2 integer LIF over all steps (:func:`loihi2_lif`), which
+``tsslc.targets.loihi2.Loihi2.run_population`` uses for the integer simulator (without the
+library it runs ``neuron_step`` once per step).
+
 :func:`forward`, :func:`forward_train` and :func:`backward` take contiguous time-first ``(T, *neurons)`` float32 or
 float64 tensors and use ``torch.get_num_threads()`` OpenMP threads.
 """
