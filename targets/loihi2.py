@@ -261,14 +261,14 @@ class Loihi2(Target):
         out_bound = bound * scale if exp > 0 else bound
         if not (dt == torch.float32 and out_bound < lim):
             return run
-        wt = torch.as_tensor(w, dtype=dt, device=device)
+        # the power of two goes into the weights: every product and partial sum only changes
+        # its exponent, so the sums stay exact and equal (W·s)·2^exp
+        wt = torch.as_tensor(w, dtype=dt, device=device) * scale
         linear = F.linear
 
         def run_dense(s_in: torch.Tensor) -> torch.Tensor:
             y = linear(s_in if s_in.dtype == dt else s_in.to(dt), wt)
-            if exp > 0:
-                return y.mul_(scale)
-            return torch.floor_(y.mul_(scale)) if exp < 0 else y
+            return torch.floor_(y) if exp < 0 else y
 
         return run_dense
 

@@ -245,6 +245,6 @@ def run(graph: Graph, x, n_steps: int | None = None, progress: bool = False, dev
             c = tally.result()
             total = c if total is None else total + c
         for k, v in walker.spikes.items():
-            spikes_all.setdefault(k, []).append(v.cpu().numpy())
+            spikes_all.setdefault(k, []).append(v.numpy() if v.device.type == "cpu" else v.cpu().numpy())
     out = {k: v[0] if len(v) == 1 else np.concatenate(v, axis=1) for k, v in spikes_all.items()}
     return BackendResult(out, total, p.output_population, "intsim", target=graph.metadata["target"])
