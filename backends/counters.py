@@ -1,7 +1,10 @@
 """Activity counters from the spikes of any back end (float interpreter, intsim, Lava).
 
 The one counting implementation: every back end's :class:`~tsslc.backends.BackendResult`
-carries the :class:`Counters` that :func:`count_run` makes, and the report prices them.
+carries the :class:`Counters` of a :class:`Tally` over the graph's :class:`CountPlan` (made
+once per graph): :func:`count_run` / :func:`count` feed it a finished run's spikes, the
+integer simulator feeds it each source's values during its own pass (and the synapses'
+currents, which settle most events without the binarised synapse). The report prices them.
 Input: an IR graph (float or compiled), the spikes of its LIF populations
 ``{lif: (T, B, *shape)}`` (0/1, torch or numpy) and the input batch. The counters depend
 only on the spikes, the input and the graph's connectivity, so two back ends whose spikes
