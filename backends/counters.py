@@ -1,7 +1,10 @@
 """Activity counters from the spikes of any back end (float interpreter, intsim, Lava).
 
 The one counting implementation: every back end's :class:`~tsslc.backends.BackendResult`
-carries the :class:`Counters` that :func:`count_run` makes, and the report prices them.
+carries the :class:`Counters` of a :class:`Tally` over the graph's :class:`CountPlan` (made
+once per graph): :func:`count_run` / :func:`count` feed it a finished run's spikes, the
+integer simulator feeds it each source's values during its own pass (and the synapses'
+currents, which settle most events without the binarised synapse). The report prices them.
 Input: an IR graph (float or compiled), the spikes of its LIF populations
 ``{lif: (T, B, *shape)}`` (0/1, torch or numpy) and the input batch. The counters depend
 only on the spikes, the input and the graph's connectivity, so two back ends whose spikes
@@ -42,6 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
@@ -129,6 +133,11 @@ def _forward(graph: Graph, proj: Projection, act: torch.Tensor, mask: torch.Tens
     if isinstance(syn, (N.Dense, N.IntDense)):
         return dense_current(act, mask)
     return conv_current(act, mask, int(syn.stride), int(syn.padding), int(syn.groups))
+
+
+def _np(x) -> np.ndarray:
+    """A CPU numpy view (or copy, from another device) of a tensor or array."""
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 def _to_tensor(x) -> torch.Tensor:
@@ -261,102 +270,358 @@ def input_values(graph: Graph, x, n_steps: int) -> torch.Tensor:
     return p
 
 
+class CountPlan:
+    """What counting needs from a graph, made once: shapes, every projection's fan-out per
+    source neuron (non-zero and all synapses), its binarised weights, and with a core
+    assignment the cores, spike messages and hops per source neuron. :meth:`tally` counts
+    one batch with it; :func:`count` and the integer simulator (which tallies during its own
+    pass) both count through it, so their counters are the same numbers."""
+
+    def __init__(self, graph: Graph, cores: dict[str, np.ndarray] | None = None, mesh_width: int | None = None):
+        self.graph = graph
+        self.shapes = shapes = graph.validate()
+        self.pops = graph.of_type(POPULATIONS)
+        self.inp = graph.input_name
+        self.n = {name: math.prod(shapes[name]) for name in [self.inp, *self.pops]}
+        self.cores: dict[str, np.ndarray] | None = None
+        self.mesh_width: int | None = None
+        if cores is not None:
+            missing = [p for p in self.pops if p not in cores]
+            if missing:
+                raise TsslcError(f"the core assignment has no entry for population(s) {missing}")
+            self.cores = {p: np.asarray(cores[p]).reshape(-1) for p in self.pops}
+            self.n_cores = int(max(int(np.max(self.cores[p])) for p in self.pops)) + 1
+            self.unique_cores = {p: np.unique(self.cores[p]) for p in self.pops}
+            self.mesh_width = int(mesh_width or math.ceil(math.sqrt(self.n_cores)))
+        self.by_synapse: dict[str, dict] = {}
+        self.out_of: dict[str, list[dict]] = {}
+        for proj in projections(graph):
+            syn = graph[proj.synapse]
+            in_shape = shapes[graph.predecessors(proj.synapse)[0]]
+            mask, ones = _mask(syn, False), _mask(syn, True)
+            fan = _back_through_path(graph, shapes, proj.path,
+                                     _synapse_fanout(syn, in_shape, shapes[proj.synapse], mask), proj.source).reshape(-1)
+            fan_dense = _back_through_path(graph, shapes, proj.path,
+                                           _synapse_fanout(syn, in_shape, shapes[proj.synapse], ones), proj.source).reshape(-1)
+            m32 = mask.to(torch.float32)
+            pr = {"proj": proj, "syn": syn, "in_shape": in_shape, "fan": fan, "fan_np": fan.numpy(),
+                  "fan_dense": float(fan_dense.sum()), "mask": m32, "on": {},
+                  "mask_np_t": np.ascontiguousarray(m32.numpy().T) if m32.dim() == 2 else None,
+                  # most zero weights of a target neuron (dense)
+                  "zmax": float((m32.shape[1] - m32.sum(1)).max()) if m32.dim() == 2 and m32.numel() else 0.0,
+                  # a path of reshapes only: the synapse sees the source's values as they are
+                  "plain": all(isinstance(graph[n], (N.Flatten, N.Dropout)) for n in proj.path)}
+            if self.cores is not None and proj.source != self.inp:
+                src_core = self.cores[proj.source]
+                msgs, hx, hy = _messages_and_hops(graph, proj, shapes, in_shape, mask, src_core,
+                                                  self.cores[proj.target], self.mesh_width)
+                pr.update(src_core=src_core, src_cores=np.unique(src_core), msgs=msgs, hx=hx, hy=hy)
+            self.by_synapse[proj.synapse] = pr
+            self.out_of.setdefault(proj.source, []).append(pr)
+
+    def tally(self, n_steps: int, batch: int, mac_chunk: int | None = None) -> "Tally":
+        return Tally(self, n_steps, batch, mac_chunk)
+
+    def on(self, pr: dict, device) -> dict:
+        """The projection's tensors on ``device``: the binarised weights and the zero
+        weights of each output channel / neuron."""
+        d = pr["on"].get(device)
+        if d is None:
+            m = pr["mask"]
+            zeros = m.shape[1] * (math.prod(m.shape[2:]) if m.dim() > 2 else 1) - m.reshape(m.shape[0], -1).sum(1)
+            d = pr["on"][device] = {"mask": m.to(device), "zeros": zeros.to(device)}  # zero weights per channel
+        return d
+
+
+#: most patch elements gathered to settle the events of positions whose current is zero;
+#: beyond it the binarised synapse runs on the whole batch
+GATHER_LIMIT = 1 << 22
+
+
+class Tally:
+    """The counts of one batch (T steps, B samples), fed in graph order: :meth:`input` with
+    the input node's values, :meth:`population` with each LIF population's spikes, and
+    :meth:`events` for each synapse once its source has been fed (with the synapse's
+    current when the caller has it). ``mac_chunk``: decide which input steps count MACs per
+    group of that many samples (what :func:`count_run`'s chunks do), else over the batch."""
+
+    def __init__(self, plan: CountPlan, n_steps: int, batch: int, mac_chunk: int | None = None):
+        self.plan, self.T, self.B, self.mac_chunk = plan, int(n_steps), int(batch), mac_chunk
+        self.layers: dict[str, LayerCounts] = {}
+        self.events_in = {p: 0 for p in plan.pops}
+        #: target -> [(base, view, extra)]: events at base (a bool array broadcasting to the
+        #: target's spikes viewed as ``view``) and at the flat positions ``extra`` (not in base)
+        self.any_event: dict[str, list] = {}
+        self.act: dict[str, tuple[torch.Tensor, bool]] = {}  # source -> (0/1 float32 activity, static)
+        self.core_spikes = {} if plan.cores is not None else None
+        self.core_synops = {} if plan.cores is not None else None
+
+    def input(self, values: torch.Tensor, static: bool = False) -> None:
+        """The input node's values (T, B, *shape); ``static``: the same at every step (only
+        ``values[:1]`` is read)."""
+        plan, T, B = self.plan, self.T, self.B
+        inp = plan.inp
+        v = values[:1] if static else values
+        vn = _np(v)
+        reps = T if static else 1
+        act = vn != 0
+        lc = LayerCounts(inp, "input", plan.n[inp], spikes=int(np.count_nonzero(act)) * reps)
+        self.layers[inp] = lc
+        outs = plan.out_of.get(inp, [])
+        if outs:
+            Tn = vn.shape[0]
+            # input steps that count MACs (NeuroBench: not all values in {-1, 0, 1}), per chunk of samples
+            if np.issubdtype(vn.dtype, np.integer):
+                graded = np.abs(vn).reshape(Tn, B, -1).max(2, initial=0) > 1  # (T | 1, B)
+            else:
+                graded = (act & (np.abs(vn) != 1)).reshape(Tn, B, -1).any(2)
+            a64 = act.reshape(Tn * B, -1).astype(np.float64)
+            for pr in outs:
+                ops_tb = (a64 @ pr["fan_np"]).reshape(Tn, B)  # synops per (step, sample)
+                ops = int(ops_tb.sum()) * reps
+                lc.synops += ops
+                lc.dense_synops += int(T * B * pr["fan_dense"])
+                chunk = self.mac_chunk or max(B, 1)
+                macs = 0
+                for i in range(0, B, chunk):
+                    g = graded[:, i:i + chunk].any(1)
+                    macs += int(ops_tb[:, i:i + chunk].sum(1)[g].sum())
+                lc.macs += macs * reps
+                self.events_in[pr["proj"].target] += ops
+            self.act[inp] = (act, static, values.device)
+
+    def population(self, name: str, spikes: torch.Tensor, as_float: torch.Tensor | None = None) -> None:
+        """Spikes (T, B, *shape) of population ``name`` (0/1, any dtype; ``as_float``: the same
+        as float32, when the caller has it), after :meth:`events` of every synapse into it."""
+        plan, T, B = self.plan, self.T, self.B
+        n = plan.n[name]
+        fired8 = _np(spikes)
+        if fired8.dtype != np.uint8:
+            fired8 = (fired8 != 0).astype(np.uint8)
+        fired = fired8.view(np.bool_)
+        # spikes per (sample, neuron): step by step in bytes (T < 256) or int32
+        small = T < 256
+        if fired8.size < 1 << 16:
+            per_neuron = fired8.reshape(T, B, -1).sum(0, dtype=np.int32)
+        else:
+            per_neuron = fired8[0].reshape(B, -1).astype(np.uint8 if small else np.int32)
+            for t in range(1, T):
+                per_neuron += fired8[t].reshape(B, -1)
+        ns = per_neuron.sum(0, dtype=np.int64)
+        if small and T <= 32 and per_neuron.size > 1 << 15:  # passes over bytes beat bincount's conversion
+            flat = per_neuron.reshape(-1)
+            hist = [int(np.count_nonzero(flat == k)) for k in range(T + 1)]
+        else:
+            hist = np.bincount(per_neuron.reshape(-1), minlength=T + 1)[: T + 1].tolist()
+        lc = LayerCounts(name, "lif", n, spikes=int(ns.sum()), count_hist=hist, neuron_spikes=ns.tolist())
+        active = self._active(self.any_event.pop(name, []), fired)
+        lc.events_in, lc.updates_active, lc.updates_idle = self.events_in[name], active, T * B * n - active
+        self.layers[name] = lc
+        ns = ns.astype(np.float64)
+        if plan.cores is not None:
+            sp = np.bincount(plan.cores[name], weights=ns, minlength=plan.n_cores)
+            for core in plan.unique_cores[name]:
+                self.core_spikes[int(core)] = self.core_spikes.get(int(core), 0) + int(sp[core])
+        outs = plan.out_of.get(name, [])
+        for pr in outs:
+            ops_per_neuron = ns * pr["fan_np"]
+            ops = int(ops_per_neuron.sum())
+            lc.synops += ops
+            lc.dense_synops += int(T * B * pr["fan_dense"])
+            self.events_in[pr["proj"].target] += ops
+            if plan.cores is not None:
+                per_core = np.bincount(pr["src_core"], weights=ops_per_neuron, minlength=plan.n_cores)
+                for core in pr["src_cores"]:
+                    self.core_synops[int(core)] = self.core_synops.get(int(core), 0) + int(per_core[core])
+                lc.spike_messages += int(ns @ pr["msgs"])
+                lc.hops_x += int(ns @ pr["hx"])
+                lc.hops_y += int(ns @ pr["hy"])
+        if outs:
+            self.act[name] = (as_float if as_float is not None else spikes.to(torch.float32), False)
+
+    def events(self, synapse: str, current: torch.Tensor | None = None) -> None:
+        """Which target neurons receive at least one synaptic event through ``synapse``, each
+        step (counts of 0/1 events over a fan-in, exact in float32; a static input goes
+        through once, for every step). A window (a dense step's inputs, a conv output
+        position's patch) holding more active inputs than a neuron has zero weights gives
+        it an event (one of them meets a non-zero weight), one holding none gives none; the
+        few in between are settled one by one (conv: by ``current``, the synapse's current,
+        only the first step for a static input, where it is not zero — true of every
+        target's synapse, a sum of weight × input whose terms vanish where the weight or the
+        input does — then by the binarised synapse on the remaining ones; dense: by the
+        binarised synapse on those steps). The simulator passes ``current``; without it (as
+        :func:`count`, from spikes alone) or through a sum-pool, the binarised synapse runs
+        on the whole batch, the reference the tests hold the shortcut to."""
+        pr = self.plan.by_synapse[synapse]
+        proj = pr["proj"]
+        act, static, *dev = self.act[proj.source]
+        T, B = self.T, self.B
+        shape = self.plan.shapes[proj.target]
+        dense = isinstance(pr["syn"], (N.Dense, N.IntDense))
+        if current is not None and pr["plain"] and dense:
+            self.any_event.setdefault(proj.target, []).append(
+                self._settle_dense(pr, act.reshape(act.shape[0], B, -1), T, B))
+            return
+        if isinstance(act, np.ndarray):  # the input's activity, made in numpy
+            act = torch.from_numpy(act.astype(np.float32)).to(dev[0])
+        on = self.plan.on(pr, act.device)
+        if current is not None and pr["plain"] and not proj.path:
+            part = self._settle_conv(pr, on, act, current[:1] if static else current, T, B)
+        else:
+            hit = _np(_forward(self.plan.graph, proj, act, on["mask"]) > 0)
+            part = (hit.reshape(hit.shape[0], B, -1), (T, B, math.prod(shape)), None)
+        self.any_event.setdefault(proj.target, []).append(part)
+
+    def _active(self, parts: list, fired: np.ndarray) -> int:
+        """Neuron updates with an event or a spike."""
+        T, B = fired.shape[:2]
+        if not parts:
+            return int(np.count_nonzero(fired))
+        if len(parts) == 1:
+            base, view, extra = parts[0]
+            n = int(np.count_nonzero(base | fired.reshape(view)))
+            if extra is not None and extra.size:
+                n += int(extra.size - np.count_nonzero(fired.reshape(-1)[extra]))
+            return n
+        ev = np.zeros(fired.size, np.bool_)
+        for base, view, extra in parts:
+            ev |= np.broadcast_to(base, view).reshape(-1)
+            if extra is not None:
+                ev[extra] = True
+        return int(np.count_nonzero(ev | fired.reshape(-1)))
+
+    @staticmethod
+    def _spread(idx: np.ndarray, static: bool, T: int, per_step: int) -> np.ndarray:
+        """Flat positions of the first step repeated over the T steps (a static input)."""
+        return (idx[None, :] + per_step * np.arange(T)[:, None]).reshape(-1) if static else idx
+
+    def _settle_dense(self, pr: dict, a: torch.Tensor, T: int, B: int):
+        """A dense projection's events as (base, view, extra): by the count of active inputs
+        of each step and sample, and the binarised synapse on the steps whose count leaves it
+        open (at most as many active inputs as some neuron has zero weights)."""
+        Tn = a.shape[0]
+        n_out = pr["mask"].shape[0]
+        an = _np(a)
+        n_active = an.sum(-1, dtype=np.float32) if an.size < 1 << 16 or isinstance(a, np.ndarray) \
+            else _np(a.sum(-1))  # (Tn, B)
+        zmax = pr["zmax"]
+        base = (n_active > zmax)[..., None]  # (Tn, B, 1)
+        weak = (n_active > 0) & (n_active <= zmax)
+        extra = None
+        if weak.any():
+            t, b = np.nonzero(weak)
+            rows = an[t, b].astype(np.float32) @ pr["mask_np_t"] > 0  # (n_weak, n_out)
+            r, j = np.nonzero(rows)
+            extra = self._spread((t[r] * B + b[r]) * n_out + j, Tn == 1 and T > 1, T, B * n_out)
+        return base, (T, B, n_out), extra
+
+    def _settle_conv(self, pr: dict, on: dict, act: torch.Tensor, current: torch.Tensor, T: int, B: int):
+        """As :meth:`_settle_dense` for a convolution: the active inputs of each window by a
+        box sum, against each output channel's zero weights; the positions that leaves open
+        by their current, then by their patches gathered."""
+        syn, mask = pr["syn"], on["mask"]
+        Tn = act.shape[0]
+        G = int(syn.groups)
+        C, H, W = act.shape[2:]
+        s_, p_ = int(syn.stride), int(syn.padding)
+        O, Ho, Wo = current.shape[2:]
+        Og, L = O // G, Ho * Wo
+        view = (T, B, G, Og, L)
+        frames = act.reshape(Tn * B, C, H, W)
+        if 2 * p_ > min(mask.shape[2:]):  # a box sum that avg_pool2d cannot pad
+            hit = _np(conv_current(act, mask, s_, p_, G) > 0)
+            return hit.reshape(Tn, B, G, Og, L), view, None
+        # active inputs in each group's window: the group's channels summed, then a box sum
+        per_group = frames.reshape(Tn * B, G, C // G, H, W).sum(2)
+        box = F.avg_pool2d(per_group, tuple(mask.shape[2:]), s_, p_, divisor_override=1)
+        box = box.reshape(Tn * B, G, 1, L)
+        # an event where the current is not zero or the window holds more active inputs than
+        # the channel has zero weights; none where it holds none
+        hit = (current.reshape(Tn * B, G, Og, L) != 0) | (box > on["zeros"].reshape(G, Og, 1))
+        tb, g, oc, l = (~hit & (box > 0)).nonzero(as_tuple=True)  # the open positions
+        if tb.numel():
+            # every window as a view (no copy): (TB, Ho, Wo, C, kh, kw)
+            src = F.pad(frames, (p_, p_, p_, p_)) if p_ else frames
+            kh, kw = mask.shape[2:]
+            Hp, Wp = src.shape[2:]
+            win = src.as_strided((Tn * B, Ho, Wo, C, kh, kw), (C * Hp * Wp, s_ * Wp, s_, Hp * Wp, Wp, 1),
+                                 src.storage_offset())
+            K = (C // G) * kh * kw
+            w2 = mask.reshape(O, K)
+            step = max(1, GATHER_LIMIT // K)
+            for i in range(0, tb.numel(), step):  # in slices of at most GATHER_LIMIT elements
+                sl = slice(i, i + step)
+                vals = win[tb[sl], l[sl] // Wo, l[sl] % Wo]  # (n, C, kh, kw)
+                if G > 1:
+                    vals = vals.reshape(-1, G, K)[torch.arange(vals.shape[0], device=vals.device), g[sl]]
+                o = g[sl] * Og + oc[sl]
+                hit[tb[sl], g[sl], oc[sl], l[sl]] = (vals.reshape(-1, K) * w2.index_select(0, o)).sum(1) > 0
+        return _np(hit).reshape(Tn, B, G, Og, L), view, None
+
+    def result(self) -> Counters:
+        missing = [p for p in self.plan.pops if p not in self.layers]
+        if missing or self.plan.inp not in self.layers:
+            raise TsslcError(f"counts are missing for {missing or [self.plan.inp]}")
+        layers = {self.plan.inp: self.layers[self.plan.inp], **{p: self.layers[p] for p in self.plan.pops}}
+        return Counters(self.B, self.T, layers, self.core_spikes, self.core_synops,
+                        self.plan.mesh_width if self.plan.cores is not None else None)
+
+
 def count(graph: Graph, spikes: dict, x=None, *, inputs=None, n_steps: int | None = None,
-          cores: dict[str, np.ndarray] | None = None, mesh_width: int | None = None) -> Counters:
+          cores: dict[str, np.ndarray] | None = None, mesh_width: int | None = None,
+          plan: CountPlan | None = None) -> Counters:
     """Count one batch. ``spikes``: {lif: (T, B, *shape)} of every LIF population;
     ``x``: the input batch as given to the back end (static ``(B, *shape)`` or events
     ``(B, T, *shape)``), or ``inputs``: the input node's values ``(T, B, *shape)``;
-    ``cores``: core index per neuron of each population (flattened C,H,W order)."""
-    shapes = graph.validate()
-    pops = graph.of_type(POPULATIONS)
+    ``cores``: core index per neuron of each population (flattened C,H,W order); ``plan``:
+    a :class:`CountPlan` of this graph made earlier (then ``cores`` and ``mesh_width`` are
+    its own)."""
+    plan = plan or CountPlan(graph, cores, mesh_width)
+    shapes, pops = plan.shapes, plan.pops
     missing = [p for p in pops if p not in spikes]
     if missing:
         raise TsslcError(f"spikes are missing for population(s) {missing} (have {sorted(spikes)})")
-    s = {p: _to_tensor(spikes[p]).to(torch.float64) for p in pops}
+    s = {p: _to_tensor(spikes[p]) for p in pops}
     T, B = s[pops[0]].shape[:2]
     T = int(n_steps or T)
     for p in pops:
         if tuple(s[p].shape) != (T, B, *shapes[p]):
             raise TsslcError(f"spikes of '{p}' have shape {tuple(s[p].shape)}, expected {(T, B, *shapes[p])}")
-    inp = graph.input_name
+    inp = plan.inp
     if inputs is None:
         if x is None:
             raise TsslcError("count() needs the input batch x (or the input values)")
         inputs = input_values(graph, x, T)
-    values = _to_tensor(inputs).to(torch.float64)
+    values = _to_tensor(inputs)
     if tuple(values.shape) != (T, B, *shapes[inp]):
         raise TsslcError(f"input values have shape {tuple(values.shape)}, expected {(T, B, *shapes[inp])}")
-    act = {inp: (values != 0).to(torch.float64), **s}
-
-    layers: dict[str, LayerCounts] = {}
-    n_in = math.prod(shapes[inp])
-    layers[inp] = LayerCounts(inp, "input", n_in, spikes=int(act[inp].sum()))
+    static = T > 1 and (values.stride(0) == 0 or bool((values == values[:1]).all()))
+    tally = plan.tally(T, B)
+    tally.input(values, static)
+    for pr in plan.out_of.get(inp, []):
+        tally.events(pr["proj"].synapse)
     for p in pops:
-        per_neuron = s[p].sum(0).reshape(B, -1)  # spikes per (sample, neuron)
-        layers[p] = LayerCounts(p, "lif", math.prod(shapes[p]), spikes=int(s[p].sum()),
-                                count_hist=np.bincount(per_neuron.to(torch.int64).reshape(-1).numpy(), minlength=T + 1)[: T + 1].tolist(),
-                                neuron_spikes=per_neuron.sum(0).to(torch.int64).tolist())
+        tally.population(p, s[p])
+        for pr in plan.out_of.get(p, []):
+            tally.events(pr["proj"].synapse)
+    return tally.result()
 
-    # input steps that count MACs (NeuroBench: not all values in {-1, 0, 1})
-    graded_step = ((values != 0) & (values != 1) & (values != -1)).reshape(T, -1).any(1)
 
-    core_spikes: dict[int, int] | None = None
-    core_synops: dict[int, int] | None = None
-    if cores is not None:
-        missing = [p for p in pops if p not in cores]
-        if missing:
-            raise TsslcError(f"the core assignment has no entry for population(s) {missing}")
-        n_cores = int(max(int(np.max(cores[p])) for p in pops)) + 1
-        mesh_width = int(mesh_width or math.ceil(math.sqrt(n_cores)))
-        core_spikes, core_synops = {}, {}
-        for p in pops:
-            c = np.asarray(cores[p]).reshape(-1)
-            sp = np.bincount(c, weights=np.asarray(layers[p].neuron_spikes, np.float64), minlength=n_cores)
-            for core in np.unique(c):
-                core_spikes[int(core)] = core_spikes.get(int(core), 0) + int(sp[core])
+def count_plan(graph: Graph) -> CountPlan:
+    """The :class:`CountPlan` of ``graph`` with its target's core assignment (``None``
+    without a target), made once per graph (:meth:`Graph.memo`)."""
+    target = graph.metadata.get("target")
+    stamp = (target, id(graph.metadata.get("mapping")))
 
-    # synaptic events landing on each (step, sample, neuron), for the active/idle split: counts
-    # of 0/1 events over a fan-in, exact in float32; a static input (the same values every
-    # step) goes through its synapse once and is broadcast over the steps
-    events_in = {p: torch.zeros((T, B, *shapes[p]), dtype=torch.float32) for p in pops}
-    static_input = T > 1 and bool((values == values[:1]).all())
-    for proj in projections(graph):
-        syn = graph[proj.synapse]
-        in_shape = shapes[graph.predecessors(proj.synapse)[0]]
-        src = layers[proj.source]
-        mask, ones = _mask(syn, False), _mask(syn, True)
-        fan = _back_through_path(graph, shapes, proj.path, _synapse_fanout(syn, in_shape, shapes[proj.synapse], mask), proj.source).reshape(-1)
-        fan_dense = _back_through_path(graph, shapes, proj.path, _synapse_fanout(syn, in_shape, shapes[proj.synapse], ones), proj.source).reshape(-1)
-        a = act[proj.source].reshape(T, B, -1)
-        per_step = (a @ fan).sum(1)  # (T,) synops of this projection per step
-        ops = int(per_step.sum())
-        src.synops += ops
-        src.dense_synops += int(T * B * float(fan_dense.sum()))
-        if src.kind == "input":
-            src.macs += int(per_step[graded_step].sum())
-        a_in = act[proj.source][:1] if proj.source == inp and static_input else act[proj.source]
-        events_in[proj.target] += _forward(graph, proj, a_in.to(torch.float32), mask.to(torch.float32))
+    def make():
+        cores = None
+        if target:
+            from tsslc.targets import get_target
 
-        if cores is not None and src.kind == "lif":
-            neuron_spikes = a.sum((0, 1))  # (n_src,)
-            src_core = np.asarray(cores[proj.source]).reshape(-1)
-            ops_per_neuron = (neuron_spikes * fan).numpy()
-            for core in np.unique(src_core):
-                core_synops[int(core)] = core_synops.get(int(core), 0) + int(ops_per_neuron[src_core == core].sum())
-            msgs, hx, hy = _messages_and_hops(graph, proj, shapes, in_shape, mask, src_core,
-                                              np.asarray(cores[proj.target]).reshape(-1), mesh_width)
-            ns = neuron_spikes.numpy()
-            src.spike_messages += int(ns @ msgs)
-            src.hops_x += int(ns @ hx)
-            src.hops_y += int(ns @ hy)
+            cores = get_target(target).core_assignment(graph)
+        return CountPlan(graph, cores)
 
-    for p in pops:
-        ev = events_in[p]
-        layers[p].events_in = int(ev.sum())
-        active = int(((ev > 0) | (s[p] > 0)).sum())
-        layers[p].updates_active = active
-        layers[p].updates_idle = T * B * layers[p].n_neurons - active
-    return Counters(B, T, layers, core_spikes, core_synops, mesh_width if cores is not None else None)
+    return graph.memo("counters.plan", make, stamp)
 
 
 def count_run(graph: Graph, spikes: dict, x=None, *, inputs=None, n_steps: int | None = None,
@@ -364,19 +629,14 @@ def count_run(graph: Graph, spikes: dict, x=None, *, inputs=None, n_steps: int |
     """:func:`count` of one back-end run: on a graph compiled for a target, per core and hops
     from the target's core assignment (``metadata["mapping"]`` when there is one); counted
     ``chunk`` samples at a time (the totals are sums, so the result is the same) to keep
-    the float64 working tensors small."""
-    cores = None
-    target = graph.metadata.get("target")
-    if target:
-        from tsslc.targets import get_target
-
-        cores = get_target(target).core_assignment(graph)
+    the working tensors small."""
+    plan = count_plan(graph)
     B = int(_to_tensor(next(iter(spikes.values()))).shape[1]) if spikes else 0
     total: Counters | None = None
     for i in range(0, max(B, 1), chunk):
         part = {k: v[:, i:i + chunk] for k, v in spikes.items()}
         c = count(graph, part, None if x is None else batch_slice(graph, torch.as_tensor(x), i, i + chunk),
-                  inputs=None if inputs is None else inputs[:, i:i + chunk], n_steps=n_steps, cores=cores)
+                  inputs=None if inputs is None else inputs[:, i:i + chunk], n_steps=n_steps, plan=plan)
         total = c if total is None else total + c
     return total
 

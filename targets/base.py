@@ -177,6 +177,17 @@ class NumberFormat:
     decay: str  # prose, e.g. "12-bit fraction d/4096, rounding toward zero"
 
 
+_HALVES: dict = {}
+
+
+def _half(device) -> torch.Tensor:
+    """0.5 as a float64 tensor on ``device`` (made once per device)."""
+    h = _HALVES.get(device)
+    if h is None:
+        h = _HALVES[device] = torch.tensor(0.5, dtype=torch.float64, device=device)
+    return h
+
+
 class Target(ABC):
     """Base class of the chip descriptions. Subclasses set the class attributes below and
     implement the abstract methods; everything is deterministic."""
@@ -252,9 +263,10 @@ class Target(ABC):
         if node.encoding == "binary":
             return (x != 0).to(torch.int64)
         lim = 2 ** (int(node.bits) - 1) - 1
-        xs = x.to(torch.float64) * float(node.scale)
-        y = torch.sign(xs) * torch.floor(xs.abs() + 0.5)
-        return y.clamp(-lim, lim).to(torch.int64)
+        xs = x * float(node.scale) if x.dtype == torch.float64 else x.to(torch.float64).mul_(float(node.scale))
+        # sgn(xs)·floor(|xs| + 0.5) as trunc(xs ± 0.5): the same rounded sum, mirrored
+        y = torch.trunc_(xs.add_(torch.copysign(_half(xs.device), xs)))
+        return y.clamp_(-lim, lim).to(torch.int64)
 
     @abstractmethod
     def synapse(self, node, s_in: torch.Tensor) -> torch.Tensor:
@@ -269,6 +281,33 @@ class Target(ABC):
     def neuron_step(self, state: dict, current: torch.Tensor, params: IntNeuron) -> tuple[dict, torch.Tensor]:
         """One step of the chip's neuron: (state, current (B, *shape) int64) →
         (new state, spikes (B, *shape) int64 0/1). The ONE implementation of the neuron."""
+
+    # --- the integer simulator's hot path (defaults: the methods above) -------------------
+    def prepare_synapse(self, node, in_bound: int | None = None, device="cpu"):
+        """``node``'s :meth:`synapse` as a function ``s_in -> current``, made once per graph
+        and device and reused on every call (a target may convert its weights here and,
+        given ``in_bound`` — a proven bound on |s_in|, e.g. 1 for spikes; None: unknown —
+        choose its exact arithmetic once). ``s_in`` holds exact integers (int64, or float32
+        when every value is an integer below 2^24); the current comes back as exact
+        integers likewise. Default: :meth:`synapse` on int64."""
+
+        def run(s_in: torch.Tensor) -> torch.Tensor:
+            return self.synapse(node, s_in.to(torch.int64))
+
+        return run
+
+    def run_population(self, params: IntNeuron, current: torch.Tensor, with_float: bool = False):
+        """All steps of one population: current (T, B, *shape) (exact integers, int64 or
+        float32 below 2^31 in magnitude, as :meth:`prepare_synapse` returns them; a zero time
+        stride means the same current every step) → spikes (T, B,
+        *shape) uint8 and, with ``with_float``, the same as float32 (else None). Default:
+        :meth:`init_state` then :meth:`neuron_step` once per step."""
+        T, B = current.shape[:2]
+        state = self.init_state(params, tuple(current.shape[2:]), B, current.device)
+        out = torch.empty(current.shape, dtype=torch.uint8, device=current.device)
+        for t in range(T):
+            state, out[t] = self.neuron_step(state, current[t].to(torch.int64), params)
+        return out, (out.to(torch.float32) if with_float else None)
 
     def core_assignment(self, graph) -> dict[str, np.ndarray]:
         """Core index of every neuron of every IntLIF (flattened C,H,W order). Default:

@@ -9,6 +9,7 @@ per synapse layer, which the Lava back end removes when it aligns spikes).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tsslc import fused_cpu
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.neurons import LOIHI2_DU_MAX, LOIHI2_DV_MAX, LOIHI2_VTH_MAX, Loihi2LIF
@@ -69,22 +71,19 @@ def _exact_float(bound: float, what: str) -> torch.dtype:
     raise TsslcError(f"integer {what} bound {bound:.3g} exceeds 2^53: weights or inputs out of range")
 
 
-def exact_matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """x (..., N_in) int64 @ w.T (N_out, N_in) int64, exactly, via float32 when every
-    partial sum is provably below 2^24, else float64 (below 2^53), on any device."""
-    bound = float(x.abs().max()) * float(w.abs().sum(1).max()) if x.numel() and w.numel() else 0.0
-    dt = _exact_float(bound, "matmul")
-    return torch.matmul(x.to(dt), w.to(dt).T).round().to(torch.int64)
+_NO_CONTEXT = contextlib.nullcontext()
 
 
-def exact_conv(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int, groups: int) -> torch.Tensor:
-    """Exact integer cross-correlation of x (T, B, C, H, W) int64 with w (torch layout)."""
-    T, B = x.shape[:2]
-    k_sum = float(w.abs().reshape(w.shape[0], -1).sum(1).max()) if w.numel() else 0.0
-    bound = float(x.abs().max()) * k_sum if x.numel() else 0.0
-    dt = _exact_float(bound, "conv")
-    y = F.conv2d(x.reshape(T * B, *x.shape[2:]).to(dt), w.to(dt), None, stride, padding, 1, groups)
-    return y.round().to(torch.int64).reshape(T, B, *y.shape[1:])
+@contextlib.contextmanager
+def _full_float32():
+    """On CUDA, float32 matmuls and convs without TF32 (10-bit mantissa products would break
+    the exactness proof); the user's settings come back afterwards."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def wrap24(x: torch.Tensor) -> torch.Tensor:
@@ -199,19 +198,88 @@ class Loihi2(Target):
 
     # --- arithmetic -------------------------------------------------------------------------
     def synapse(self, node, s_in: torch.Tensor) -> torch.Tensor:
+        return self.prepare_synapse(node, None, s_in.device)(s_in).to(torch.int64)
+
+    def prepare_synapse(self, node, in_bound=None, device="cpu"):
+        """Dense: wrap32((W_lava·s) << weight_exp); Conv: wrap24(W * s) (loihi2.md §2-3), with
+        the weights converted once. The sums are made in float32 when every partial sum is
+        provably below 2^24 (|s| ≤ ``in_bound``, or its measured maximum when None, times the
+        largest row sum of |W|), else in float64 (below 2^53): exact integers either way, so
+        no rounding is needed; the shift is exact in floating point (a power of two, floored
+        when negative); the wraps are skipped where the bound shows they change nothing, and
+        the current stays float32 when it is exact there."""
         if isinstance(node, N.IntDense):
-            w = torch.as_tensor(dense_weights(node.weight), device=s_in.device)
-            acc = exact_matmul(s_in, w)
-            return wrap32(_shift(acc, int(node.weight_exp)))
-        if isinstance(node, N.IntConv2d):
+            w = dense_weights(node.weight)
+            conv, exp, lim = False, int(node.weight_exp), 1 << 31
+        elif isinstance(node, N.IntConv2d):
             if int(node.weight_exp) != 0:
                 raise TsslcError(
                     f"loihi2 conv with weight_exp={node.weight_exp}: Lava's Conv ignores weight_exp; "
                     "fold the exponent into the integer weights (tsslc's quantizer emits weight_exp=0)"
                 )
-            w = torch.tensor(node.weight, dtype=torch.int64, device=s_in.device)
-            return wrap24(exact_conv(s_in, w, node.stride, node.padding, node.groups))
-        raise TsslcError(f"loihi2 has no synapse of kind {getattr(node, 'kind', type(node).__name__)!r}")
+            w = np.asarray(node.weight).astype(np.int64)
+            conv, exp, lim = True, 0, UV_MAX
+            stride, padding, groups = int(node.stride), int(node.padding), int(node.groups)
+        else:
+            raise TsslcError(f"loihi2 has no synapse of kind {getattr(node, 'kind', type(node).__name__)!r}")
+        k_sum = float(np.abs(w).reshape(w.shape[0], -1).sum(1).max()) if w.size else 0.0
+        weights: dict = {}
+        scale = 2.0**exp
+        on_cuda = torch.device(device).type == "cuda"
+
+        def run(s_in: torch.Tensor, m: float | None = in_bound) -> torch.Tensor:
+            if m is None:
+                m = float(s_in.abs().max()) if s_in.numel() else 0.0
+            bound = m * k_sum
+            dt = _exact_float(bound, "conv" if conv else "matmul")
+            wt = weights.get(dt)
+            if wt is None:
+                wt = weights[dt] = torch.as_tensor(w, dtype=dt, device=device)
+            x = s_in if s_in.dtype == dt else s_in.to(dt)
+            with _full_float32() if on_cuda and dt == torch.float32 else _NO_CONTEXT:
+                if conv:
+                    T, B = x.shape[:2]
+                    y = F.conv2d(x.reshape(T * B, *x.shape[2:]), wt, None, stride, padding, 1, groups)
+                    y = y.reshape(T, B, *y.shape[1:])
+                else:
+                    y = F.linear(x, wt)
+            if exp > 0:
+                y *= scale
+            elif exp < 0:
+                y = torch.floor_(y.mul_(scale))
+            out_bound = bound * scale if exp > 0 else bound
+            if dt == torch.float32 and out_bound < lim:  # exact, and the wrap changes nothing
+                return y
+            y = y.to(torch.int64)
+            return y if out_bound < lim else (wrap24(y) if conv else wrap32(y))
+
+        if in_bound is None or conv or on_cuda:
+            return run
+        # a proven bound on a CPU dense synapse: every choice made now, the call only computes
+        bound = float(in_bound) * k_sum
+        dt = _exact_float(bound, "matmul")
+        out_bound = bound * scale if exp > 0 else bound
+        if not (dt == torch.float32 and out_bound < lim):
+            return run
+        # the power of two goes into the weights: every product and partial sum only changes
+        # its exponent, so the sums stay exact and equal (W·s)·2^exp
+        wt = torch.as_tensor(w, dtype=dt, device=device) * scale
+        linear = F.linear
+
+        def run_dense(s_in: torch.Tensor) -> torch.Tensor:
+            y = linear(s_in if s_in.dtype == dt else s_in.to(dt), wt)
+            return torch.floor_(y) if exp < 0 else y
+
+        return run_dense
+
+    def run_population(self, params, current, with_float=False):
+        """The compiled kernel (tsslc.fused_cpu.loihi2_lif: :meth:`neuron_step` T times, bit
+        for bit) on the CPU; the step-by-step default elsewhere or without the kernel."""
+        if current.device.type == "cpu" and current.dtype in (torch.int64, torch.float32):
+            res = fused_cpu.loihi2_lif(current, None, params.du, params.dv, params.vth, params.bias, with_float)
+            if res is not None:
+                return res
+        return super().run_population(params, current, with_float)
 
     def init_state(self, params, shape, batch, device):
         z = torch.zeros((batch, *shape), dtype=torch.int64, device=device)

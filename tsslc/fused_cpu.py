@@ -11,6 +11,10 @@ Where the library comes from, first that works:
 If none works, :func:`load` returns ``None`` and :data:`error` says why in one line; the
 caller (:mod:`tsslc.functional`) then runs the reference path.
 
+The same library holds the Loihi 2 integer LIF over all steps (:func:`loihi2_lif`), which
+``tsslc.targets.loihi2.Loihi2.run_population`` uses for the integer simulator (without the
+library it runs ``neuron_step`` once per step).
+
 :func:`forward`, :func:`forward_train` and :func:`backward` take contiguous time-first ``(T, *neurons)`` float32 or
 float64 tensors and use ``torch.get_num_threads()`` OpenMP threads.
 """
@@ -66,6 +70,10 @@ def _open(path: Path, want: str | None) -> ctypes.CDLL | None:
         b = getattr(lib, f"tsslc_backward_{dt}")
         b.argtypes = [_P, _P, _P, _I64, _I64, _D, _D, _D, ctypes.c_int]
         b.restype = None
+    for dt in ("i64", "f32"):
+        f = getattr(lib, f"tsslc_loihi2_lif_{dt}")
+        f.argtypes = [_P, _I64, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _I64, _I64, ctypes.c_int, ctypes.c_int]
+        f.restype = None
     return lib
 
 
@@ -138,3 +146,33 @@ def backward(saved, g: torch.Tensor, tau_m: float, tau_s: float, threshold: floa
     getattr(lib, f"tsslc_backward_{_suffix(x)}")(
         _ptr(x), _ptr(g), _ptr(delta), T, N, float(tau_m), float(tau_s), float(threshold), torch.get_num_threads())
     return delta
+
+
+def loihi2_lif(current: torch.Tensor, uv: torch.Tensor | None, du: int, dv: int, vth: int, bias: int,
+               with_float: bool = False, fresh: bool = False):
+    """The Loihi 2 LIF (``targets/loihi2.md`` §1) over all steps of ``current`` ``(T, ...)``
+    (int64, or float32 holding exact integers below 2^31 in magnitude; each step's values
+    contiguous, the time stride that of a contiguous tensor or 0: the same current every
+    step); ``uv`` ``(2, N)`` int64 contiguous, the state u and v, updated in place
+    (``fresh``: starting from zero, whatever ``uv`` holds; ``uv`` may then be None: the final
+    state is not kept). Returns the spikes (``current``'s shape, uint8) and, with
+    ``with_float``, the same as float32 (else ``None``); ``None`` without the kernel."""
+    lib = _lib if _tried else load()
+    if lib is None:
+        return None
+    T = current.shape[0]
+    N = current.numel() // T if T else 0
+    if T > 1 and current.stride(0) == 0:
+        if not current[0].is_contiguous():
+            current = current.contiguous()
+    elif not current.is_contiguous():
+        current = current.contiguous()
+    stride = 0 if T > 1 and current.stride(0) == 0 else N
+    s8 = torch.empty(current.shape, dtype=torch.uint8)
+    sf = torch.empty(current.shape, dtype=torch.float32) if with_float else None
+    fn = lib.tsslc_loihi2_lif_f32 if current.dtype == torch.float32 else lib.tsslc_loihi2_lif_i64
+    u = uv.data_ptr() if uv is not None else None
+    fn(current.data_ptr(), stride, u, None if u is None else u + 8 * N, s8.data_ptr(),
+       sf.data_ptr() if sf is not None else None, T, N, du, dv, vth, bias, int(fresh or uv is None),
+       torch.get_num_threads())
+    return s8, sf

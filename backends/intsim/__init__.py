@@ -1,10 +1,12 @@
 """Integer simulator: runs a compiled graph with its target's exact arithmetic.
 
-Batched and vectorised on torch int64 tensors (CPU or GPU: ``device=``); the synapse of a
-layer is computed for all steps at once (one exact matmul / conv), then the target's
-:meth:`~tsslc.targets.base.Target.neuron_step` runs once per step on the whole
-``(B, *shape)`` population — no Python loop over neurons or samples. Integer arithmetic
-and provably exact float matmuls make results deterministic and identical on every device.
+Batched and vectorised on torch tensors (CPU or GPU: ``device=``); the synapse of a layer is
+computed for all steps at once (one exact matmul / conv), then the target's population runs
+over the steps (:meth:`~tsslc.targets.base.Target.run_population`: on the CPU Loihi 2's is a
+compiled loop, bit for bit :meth:`~tsslc.targets.base.Target.neuron_step` applied T times;
+elsewhere that step once per step on the whole ``(B, *shape)`` population) — no Python loop
+over neurons or samples. Integer arithmetic and provably exact float sums make results
+deterministic and identical on every device.
 
 Time axis: the float model's (no synaptic latency): the current a population receives at
 step t comes from its input's spikes at step t.
@@ -13,11 +15,23 @@ A static input (an image presented as the same graded payload at every step) is 
 and sent through the first synapse once and broadcast over the T steps: the synapses are
 time-invariant maps, so this is the same integer current T times cheaper.
 
+Per graph, once (:class:`Plan`, kept by :meth:`tsslc.ir.graph.Graph.memo` until the graph
+changes; a pass builds a new graph, so a new plan): validation, the population checks, the
+visiting order with each node's predecessors, each synapse prepared by its target
+(:meth:`~tsslc.targets.base.Target.prepare_synapse`: weights converted, the exact float type
+chosen from a proven bound on its input — 1 for spikes, the payload limit for the input)
+and the counters' plan (:class:`tsslc.backends.counters.CountPlan`). A call then only
+computes.
+
+The counters are tallied during the simulation's own pass
+(:class:`tsslc.backends.counters.Tally`, the one counting implementation, fed each source's
+values as they are made), not by a second walk over the spikes.
+
 The walk is :class:`IntSim`, a :class:`~tsslc.ir.walker.GraphWalker` (one method per node
 kind). ``run(graph, x, n_steps=None, progress=False, device="cpu", batch_size=None,
 counters=True)``
 → :class:`tsslc.backends.BackendResult` with every IntLIF's spikes ``(T, B, *shape)`` uint8
-and the counters of :func:`tsslc.backends.counters.count_run` (per core from
+and the counters of :mod:`tsslc.backends.counters` (per core from
 ``target.core_assignment(graph)``).
 """
 
@@ -28,7 +42,7 @@ import torch
 from tqdm import tqdm
 
 from tsslc.backends import BackendResult
-from tsslc.backends.counters import Counters, count_run
+from tsslc.backends.counters import Counters, Tally, count_plan
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
@@ -36,6 +50,12 @@ from tsslc.ir.interpreter import n_steps_of
 from tsslc.ir.layout import batch_size as batch_of, batch_slice, time_input
 from tsslc.ir.walker import GraphWalker
 from tsslc.targets import get_target
+from tsslc.targets.base import Target
+
+#: float node kinds: intsim runs compiled graphs only
+FLOAT_KINDS = ("input", "dense", "conv2d", "lif", "sumpool2d", "dropout")
+#: samples per group deciding which input steps count MACs (as count_run's chunks)
+MAC_CHUNK = 256
 
 
 def compiled_target(graph: Graph):
@@ -45,44 +65,131 @@ def compiled_target(graph: Graph):
     return get_target(name)
 
 
-def _population(target, node: N.IntLIF, current: torch.Tensor) -> torch.Tensor:
-    """All steps of one population: current (T, B, *shape) → spikes (T, B, *shape) int64."""
-    T, B = current.shape[:2]
-    state = target.init_state(node.params, tuple(node.shape), B, current.device)
-    out = torch.empty_like(current)
-    for t in range(T):
-        state, out[t] = target.neuron_step(state, current[t], node.params)
-    return out
+def _unsupported(name: str, node) -> TsslcError:
+    return TsslcError(f"node '{name}' ({node.kind}): intsim runs compiled graphs only; compile the model first")
+
+
+def _input_bound(graph: Graph, target, name: str) -> int | None:
+    """A proven bound on |values| leaving node ``name``: 1 for spikes and binary input, the
+    payload limit for graded input (the base encoder clamps to it); None when unknown."""
+    while True:
+        node = graph[name]
+        if isinstance(node, N.IntLIF):
+            return 1
+        if isinstance(node, N.IntInput) and type(target).input_spikes is Target.input_spikes:
+            return 1 if node.encoding == "binary" else 2 ** (int(node.bits) - 1) - 1
+        preds = graph.predecessors(name)
+        if not isinstance(node, N.Flatten) or len(preds) != 1:
+            return None
+        name = preds[0]
+
+
+class Plan:
+    """What a call needs from a graph, made once per graph, target and device."""
+
+    def __init__(self, graph: Graph, target, device):
+        graph.validate()
+        self.target = target
+        self.output_population = graph.output_population
+        self.steps = [(name, node, graph.predecessors(name)) for name, node in graph.items()]
+        self.synapses = {}
+        self._bound: dict = {}
+        for name, node, preds in self.steps:
+            if node.kind in FLOAT_KINDS:
+                raise _unsupported(name, node)
+            if isinstance(node, N.IntLIF):
+                if node.target != target.name:
+                    raise TsslcError(f"node '{name}': population of target '{node.target}' in a {target.name} graph")
+                target.check_params(node.params, f"node '{name}'")
+            elif isinstance(node, (N.IntDense, N.IntConv2d)):
+                bound = _input_bound(graph, target, preds[0]) if len(preds) == 1 else None
+                self.synapses[name] = target.prepare_synapse(node, bound, device)
+
+
+    def bound(self, cls) -> list:
+        """The steps with the method of each node's kind in walker class ``cls`` (None:
+        the class has none)."""
+        steps = self._bound.get(cls)
+        if steps is None:
+            steps = []
+            for name, node, preds in self.steps:
+                m = getattr(cls, node.kind, None)
+                steps.append((name, node, preds, m if callable(m) else None))
+            self._bound[cls] = steps
+        return steps
+
+
+def plan(graph: Graph, target=None, device="cpu") -> Plan:
+    """The :class:`Plan` of ``graph`` (made on first use, then reused until the graph changes)."""
+    target = target or compiled_target(graph)
+    device = torch.device(device)
+    return graph.memo(("intsim.plan", str(device)), lambda: Plan(graph, target, device), id(target))
 
 
 class IntSim(GraphWalker):
     """A compiled graph executed with its target's integer arithmetic; ``env`` holds every
-    node's integer output (time-first) and :attr:`spikes` every IntLIF's spikes. A float
-    node is one error (compile the model first)."""
+    node's output (time-first exact integers: int64, or float32 where that is exact — spikes
+    are float32 0/1) and :attr:`spikes` every IntLIF's spikes (uint8). A float node is one
+    error (compile the model first). ``tally``: a :class:`~tsslc.backends.counters.Tally`
+    fed the input values and every population's spikes as they are made."""
 
     what = "intsim"
 
-    def __init__(self, graph: Graph, target, x, n_steps: int, device="cpu"):
+    def __init__(self, graph: Graph, target, x, n_steps: int, device="cpu", tally: Tally | None = None):
         super().__init__(graph)
         self.target, self.x, self.n_steps, self.device = target, x, n_steps, device
+        self.plan = plan(graph, target, device)
+        self.tally = tally
         self.spikes: dict[str, torch.Tensor] = {}
 
+    def steps(self):
+        return self.plan.steps
+
+    def run(self):
+        """Visit every node in the plan's order, each by the method of its kind (looked up
+        once per walker class)."""
+        env = self.env
+        for name, node, preds, method in self.plan.bound(type(self)):
+            if method is None:
+                env[name] = self.unsupported(name, node)
+                continue
+            if not preds:
+                x = None
+            elif len(preds) == 1:
+                x = env[preds[0]]
+            else:
+                x = self.combine(name, node, [env[p] for p in preds])
+            env[name] = method(self, name, node, x)
+        return env
+
     def unsupported(self, name, node):
-        if node.kind in ("input", "dense", "conv2d", "lif", "sumpool2d", "dropout"):
-            raise TsslcError(f"node '{name}' ({node.kind}): intsim runs compiled graphs only; compile the model first")
+        if node.kind in FLOAT_KINDS:
+            raise _unsupported(name, node)
         return super().unsupported(name, node)
+
+    def combine(self, name, node, values):
+        out = values[0].to(torch.int64)
+        for v in values[1:]:
+            out = out + v.to(torch.int64)
+        return out
 
     def int_input(self, name, node: N.IntInput, x):
         p = time_input(self.graph, self.x, self.n_steps).to(self.device)
-        if p.stride(0) == 0:  # static: the same payload at every step
-            return self.target.input_spikes(node, p[:1]).expand(p.shape)
-        return self.target.input_spikes(node, p)
+        static = p.shape[0] > 1 and p.stride(0) == 0  # the same payload at every step
+        v = self.target.input_spikes(node, p[:1]).expand(p.shape) if static else self.target.input_spikes(node, p)
+        if self.tally is not None:
+            self.tally.input(v, static)
+        return v
 
     def _synapse(self, name, node, v):
-        if v.stride(0) == 0:  # the same input at every step: one synaptic pass, broadcast
-            out = self.target.synapse(node, v[:1])
-            return out.expand(self.n_steps, *out.shape[1:])
-        return self.target.synapse(node, v)
+        fn = self.plan.synapses.get(name)
+        if fn is None:  # a synapse the plan did not see (a subclass' graph edit)
+            fn = self.target.prepare_synapse(node, None, self.device)
+        static = v.shape[0] > 1 and v.stride(0) == 0  # the same input at every step: one pass, broadcast
+        out = fn(v[:1] if static else v)
+        if self.tally is not None and name in self.tally.plan.by_synapse:
+            self.tally.events(name, out)
+        return out.expand(v.shape[0], *out.shape[1:]) if static else out
 
     int_dense = _synapse
     int_conv2d = _synapse
@@ -94,42 +201,50 @@ class IntSim(GraphWalker):
         return x
 
     def int_lif(self, name, node: N.IntLIF, x):
-        if node.target != self.target.name:
-            raise TsslcError(f"node '{name}': population of target '{node.target}' in a {self.target.name} graph")
-        self.target.check_params(node.params, f"node '{name}'")
-        self.spikes[name] = _population(self.target, node, x)
-        return self.spikes[name]
+        s, s_float = self.target.run_population(node.params, x, with_float=True)
+        self.spikes[name] = s
+        if self.tally is not None:
+            self.tally.population(name, s, s_float)
+        return s_float
 
 
 @torch.no_grad()
 def simulate(graph: Graph, x, n_steps: int | None = None, device="cpu") -> tuple[dict, dict]:
-    """One batch: (spikes {lif: (T,B,*) int64 tensor}, currents-and-inputs {node: tensor})."""
+    """One batch: (spikes {lif: (T,B,*) int64 tensor}, currents-and-inputs {node: int64 tensor})."""
     target = compiled_target(graph)
-    graph.validate()
     walker = IntSim(graph, target, x, n_steps_of(graph, n_steps), device)
     values = walker.run()
-    return walker.spikes, values
+    return ({k: v.to(torch.int64) for k, v in walker.spikes.items()},
+            {k: v.to(torch.int64) if isinstance(v, torch.Tensor) else v for k, v in values.items()})
 
 
+@torch.no_grad()
 def run(graph: Graph, x, n_steps: int | None = None, progress: bool = False, device="cpu",
         batch_size: int | None = None, counters: bool = True) -> BackendResult:
     """Simulate ``graph`` on inputs ``x`` (static (B, *shape) or time-first (T, B, *shape));
     ``batch_size`` splits long inputs into chunks (results identical); ``counters=False``
-    leaves out the activity counts (:func:`tsslc.backends.counters.count_run`)."""
-    compiled_target(graph)
+    leaves out the activity counts (:mod:`tsslc.backends.counters`)."""
+    target = compiled_target(graph)
+    T = n_steps_of(graph, n_steps)
     x = torch.as_tensor(x)
     B = batch_of(graph, x)
+    p = plan(graph, target, device)
+    cplan = count_plan(graph) if counters else None
     step = int(batch_size or B) or 1
     chunks = range(0, B, step)
+    if progress and len(chunks) > 1:
+        chunks = tqdm(chunks, desc="intsim", unit="batch")
     spikes_all: dict[str, list[np.ndarray]] = {}
     total: Counters | None = None
-    for i in tqdm(chunks, desc="intsim", unit="batch", disable=not progress or len(chunks) < 2):
-        spikes, values = simulate(graph, batch_slice(graph, x, i, i + step), n_steps, device)
-        spikes = {k: v.to(torch.uint8).cpu().numpy() for k, v in spikes.items()}
-        if counters:
-            c = count_run(graph, spikes, inputs=values[graph.input_name].cpu())
+    for i in chunks:
+        xs = batch_slice(graph, x, i, i + step) if len(chunks) > 1 else x
+        tally = cplan.tally(T, batch_of(graph, xs), MAC_CHUNK) if cplan is not None else None
+        walker = IntSim(graph, target, xs, T, device, tally)
+        walker.run()
+        if tally is not None:
+            c = tally.result()
             total = c if total is None else total + c
-        for k, v in spikes.items():
-            spikes_all.setdefault(k, []).append(v)
-    out = {k: np.concatenate(v, axis=1) for k, v in spikes_all.items()}
-    return BackendResult(out, total, graph.output_population, "intsim", target=graph.metadata["target"])
+        for k, v in walker.spikes.items():
+            spikes_all.setdefault(k, []).append(v.numpy() if v.device.type == "cpu" else v.cpu().numpy())
+    out = {k: v[0] if len(v) == 1 else np.concatenate(v, axis=1) for k, v in spikes_all.items()}
+    return BackendResult(out, total, p.output_population, "intsim", target=graph.metadata["target"])

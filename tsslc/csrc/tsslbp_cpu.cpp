@@ -275,6 +275,86 @@ void run_backward(Fn fn, const F* x, const F* g, F* d, int64_t T, int64_t N, dou
 
 }  // namespace
 
+
+// --- the Loihi 2 integer LIF over all steps (targets/loihi2.md §1; intsim's hot loop) ---------
+//
+// Bit for bit tsslc.targets.loihi2.Loihi2.neuron_step applied T times, with every int32 wrap
+// of Lava's storage always applied (the Python step skips them only where they provably
+// change nothing). After the wraps u and v fit int32, so the loop runs on 32-bit lanes:
+// a wrap is unsigned 32-bit arithmetic, and the decay rz12(x·k) = trunc(x·k / 4096) is
+// made in double, where x·k (< 2^44) and the division by a power of two are exact.
+namespace {
+
+constexpr int32_t L2_UV_MAX = int32_t(1) << 23;
+constexpr int32_t L2_V_LIMIT = L2_UV_MAX - 1;
+
+// The low 32 bits of a << 6 (Lava's int32 message of the activation): from int64, or from a
+// float32 holding an integer below 2^31 in magnitude.
+TSSLC_INLINE uint32_t act32(int64_t a) { return static_cast<uint32_t>(static_cast<uint64_t>(a)) << 6; }
+TSSLC_INLINE uint32_t act32(float a) { return static_cast<uint32_t>(static_cast<int32_t>(a)) << 6; }
+
+// cur: element (t, n) at cur[t * stride_t + n] (stride_t = 0: the same current every step);
+// u, v: the state, read and written in place (fresh: start from zero without reading them;
+// null with fresh: the final state is not kept);
+// s8 (T, N) spikes 0/1, sf (T, N) the same as float (may be null). One block of neurons
+// at a time, its state kept in local arrays over all T steps.
+template <typename C>
+void loihi2_block(const C* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_t* s8, float* sf, int64_t T,
+                  int64_t N, int64_t n0, int64_t len, int64_t du, int64_t dv, int64_t vth, int64_t bias, bool fresh) {
+    const double ku = static_cast<double>(4096 - (du + 1)), kv = static_cast<double>(4096 - dv);
+    const int32_t th = static_cast<int32_t>(vth * 64);
+    const uint32_t b32 = static_cast<uint32_t>(static_cast<uint64_t>(bias));
+    int32_t uu[BLOCK], vv[BLOCK];
+    for (int64_t i = 0; i < len; ++i) {
+        uu[i] = fresh ? 0 : static_cast<int32_t>(u[n0 + i]);
+        vv[i] = fresh ? 0 : static_cast<int32_t>(v[n0 + i]);
+    }
+    for (int64_t t = 0; t < T; ++t) {
+        const C* __restrict c = cur + t * stride_t + n0;
+        uint8_t* __restrict so = s8 + t * N + n0;
+        for (int64_t i = 0; i < len; ++i) {
+            // x·k then ·2^-12, both exact in double; the cast truncates toward zero (rz12)
+            const int32_t ud = static_cast<int32_t>(static_cast<double>(uu[i]) * ku * (1.0 / 4096.0));
+            const int32_t uc = static_cast<int32_t>(static_cast<uint32_t>(ud) + act32(c[i]));
+            int32_t un = uc > L2_UV_MAX ? uc - 2 * L2_UV_MAX : uc;
+            un = un <= -L2_UV_MAX ? uc + 2 * L2_UV_MAX : un;
+            const int32_t vd = static_cast<int32_t>(static_cast<double>(vv[i]) * kv * (1.0 / 4096.0));
+            int32_t vn = static_cast<int32_t>(static_cast<uint32_t>(vd) + static_cast<uint32_t>(un) + b32);
+            vn = vn > L2_V_LIMIT ? L2_V_LIMIT : (vn < -L2_V_LIMIT ? -L2_V_LIMIT : vn);
+            const bool sp = vn > th;
+            uu[i] = un;
+            vv[i] = sp ? 0 : vn;
+            so[i] = sp;
+        }
+        if (sf) {
+            float* fo = sf + t * N + n0;
+            for (int64_t i = 0; i < len; ++i) fo[i] = static_cast<float>(so[i]);
+        }
+    }
+    if (u && v) {
+        for (int64_t i = 0; i < len; ++i) {
+            u[n0 + i] = uu[i];
+            v[n0 + i] = vv[i];
+        }
+    }
+}
+
+template <typename C>
+TSSLC_CLONES void loihi2_lif(const C* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_t* s8, float* sf,
+                             int64_t T, int64_t N, int64_t du, int64_t dv, int64_t vth, int64_t bias, int fresh,
+                             int nthreads) {
+    const int64_t nb = (N + BLOCK - 1) / BLOCK;
+    const int nt = threads_for(nthreads, T, N);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t b = 0; b < nb; ++b) {
+        int64_t n0, len;
+        block_of(b, N, n0, len);
+        loihi2_block<C>(cur, stride_t, u, v, s8, sf, T, N, n0, len, du, dv, vth, bias, fresh != 0);
+    }
+}
+
+}  // namespace
+
 extern "C" {
 
 // The hash of the source this library was built from (tsslc/fused_cpu.py rebuilds a stale one).
@@ -295,6 +375,19 @@ void tsslc_backward_f32(const float* x, const float* g, float* d, int64_t T, int
 void tsslc_backward_f64(const double* x, const double* g, double* d, int64_t T, int64_t N, double tau_m,
                         double tau_s, double V, int nthreads) {
     run_backward<double>(backward_f64, x, g, d, T, N, tau_m, tau_s, V, nthreads);
+}
+
+// The Loihi 2 LIF over T steps on int64 or float32 (exact integer) currents; fresh != 0:
+// from the zero state (u and v are then only written).
+void tsslc_loihi2_lif_i64(const int64_t* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_t* s8, float* sf,
+                          int64_t T, int64_t N, int64_t du, int64_t dv, int64_t vth, int64_t bias, int fresh,
+                          int nthreads) {
+    loihi2_lif<int64_t>(cur, stride_t, u, v, s8, sf, T, N, du, dv, vth, bias, fresh, nthreads);
+}
+void tsslc_loihi2_lif_f32(const float* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_t* s8, float* sf,
+                          int64_t T, int64_t N, int64_t du, int64_t dv, int64_t vth, int64_t bias, int fresh,
+                          int nthreads) {
+    loihi2_lif<float>(cur, stride_t, u, v, s8, sf, T, N, du, dv, vth, bias, fresh, nthreads);
 }
 
 }  // extern "C"

@@ -30,6 +30,8 @@ class Graph:
         self.metadata: dict = dict(metadata or {})
         self._counter = 0
         self._order: list[str] | None = None  # cached topological order (structure edits reset it)
+        self._version = 0  # bumped by every structure edit (add, connect, remove)
+        self._memo: dict = {}  # memo(): derived data, dropped by every structure edit
 
     # construction -----------------------------------------------------------------------
     def add(self, name: str, node: Node, after: str | list[str] | None = None) -> str:
@@ -42,6 +44,7 @@ class Graph:
         self._g.add_node(name, node=node, order=self._counter)
         self._counter += 1
         self._order = None
+        self._edited()
         for src in [after] if isinstance(after, str) else (after or []):
             self.connect(src, name)
         return name
@@ -54,10 +57,39 @@ class Graph:
             raise IRError(f"duplicate edge {src} -> {dst}")
         self._g.add_edge(src, dst)
         self._order = None
+        self._edited()
 
     def remove(self, name: str) -> None:
         self._g.remove_node(name)
         self._order = None
+        self._edited()
+
+    def _edited(self) -> None:
+        self._version += 1
+        self._memo.clear()
+
+    @property
+    def version(self) -> int:
+        """A number that changes with every structure edit (``add``, ``connect``, ``remove``)."""
+        return self._version
+
+    def memo(self, key, make, stamp=None):
+        """``make()``, computed once per graph and ``key`` and reused until the structure
+        changes (nodes are immutable and a pass builds a new graph, so a graph's nodes and
+        edges are all the result can depend on) or ``stamp`` differs from the stored one
+        (for what a back end also reads from ``metadata``, which is a plain dict: pass e.g.
+        the identities of the entries it reads). Back ends keep their per-graph plans here."""
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        value = make()
+        self._memo[key] = (stamp, value)
+        return value
+
+    def __getstate__(self):  # copies and pickles carry no memo (it may hold device tensors)
+        state = dict(self.__dict__)
+        state["_memo"] = {}
+        return state
 
     # access ------------------------------------------------------------------------------
     def __getitem__(self, name: str) -> Node:
@@ -109,6 +141,9 @@ class Graph:
 
     @property
     def input_name(self) -> str:
+        return self.memo("input_name", self._input_name)
+
+    def _input_name(self) -> str:
         ins = self.of_type((Input, IntInput))
         if len(ins) != 1:
             raise IRError(f"the graph must have exactly one input node, found {len(ins)}")

@@ -336,7 +336,7 @@ def register_node(cls: type[Node]) -> type[Node]:
     is a Python identifier (the walker's method name)."""
     if not (isinstance(cls, type) and issubclass(cls, Node)):
         raise TypeError(f"register_node takes a Node subclass, got {cls!r}")
-    if not cls.kind.isidentifier() or cls.kind in ("node", "run", "run_node", "combine", "unsupported"):
+    if not cls.kind.isidentifier() or cls.kind in ("node", "run", "run_node", "combine", "unsupported", "steps"):
         raise TypeError(f"node kind {cls.kind!r} must be an identifier that names no walker method")
     if cls.kind in NODE_TYPES and NODE_TYPES[cls.kind] is not cls:
         raise TypeError(f"node kind {cls.kind!r} is already registered by {NODE_TYPES[cls.kind].__name__}")

@@ -42,14 +42,20 @@ class GraphWalker:
         self.graph = graph
         self.env: dict[str, Any] = {}
 
+    def steps(self) -> list[tuple[str, Node, list[str]]]:
+        """``(name, node, predecessors)`` in visiting order (a walker that runs one graph
+        many times may return a list it made once)."""
+        return [(name, node, self.graph.predecessors(name)) for name, node in self.graph.items()]
+
     def run(self) -> dict[str, Any]:
         """Visit every node (in ``graph.order()``); returns :attr:`env`."""
-        for name, node in self.graph.items():
-            self.env[name] = self.run_node(name, node)
+        for name, node, preds in self.steps():
+            self.env[name] = self.run_node(name, node, preds)
         return self.env
 
-    def run_node(self, name: str, node: Node) -> Any:
-        preds = self.graph.predecessors(name)
+    def run_node(self, name: str, node: Node, preds: list[str] | None = None) -> Any:
+        if preds is None:
+            preds = self.graph.predecessors(name)
         if not preds:
             x = None
         elif len(preds) == 1:

@@ -1,0 +1,154 @@
+"""intsim's per-graph plan, compiled population loop and in-pass counters: the cached plan
+follows graph changes, streaming one sample per call equals one batched call, the compiled
+Loihi 2 loop equals the step-by-step neuron, and the counters tallied during the simulation
+equal the counters counted afterwards from the spikes (the full binarised synapse)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from tsslc.backends import counters as C
+from tsslc.backends.intsim import plan, run as intsim_run, simulate
+from tsslc.ir import nodes as N
+from tsslc.ir.graph import Graph
+from tsslc.ir.neurons import Loihi2LIF
+from tsslc.targets import get_target
+from tsslc.targets.base import Target
+
+
+def _weights(rng, shape, zero=0.2):
+    w = rng.integers(-120, 121, size=shape)
+    w[rng.random(shape) < zero] = 0
+    return w.astype(np.int32)
+
+
+def conv_net(seed=0, graded=True) -> Graph:
+    """input (2,8,8) → conv 3×3 pad 1 → LIF (4,8,8) → conv 3×3 stride 2, 2 groups → LIF
+    (4,3,3) → flatten → dense → LIF (5) → output; every synapse has zero weights."""
+    rng = np.random.default_rng(seed)
+    lif = lambda shape, vth: N.IntLIF(shape=shape, params=Loihi2LIF(du=1365, dv=819, vth=vth))  # noqa: E731
+    g = Graph({"n_steps": 6, "target": "loihi2"})
+    g.add("input", N.IntInput(shape=(2, 8, 8), encoding="graded" if graded else "binary", bits=8, scale=60.0))
+    g.add("c1.synapse", N.IntConv2d(weight=_weights(rng, (4, 2, 3, 3)), stride=1, padding=1), after="input")
+    g.add("c1", lif((4, 8, 8), 60 if graded else 3), after="c1.synapse")
+    g.add("c2.synapse", N.IntConv2d(weight=_weights(rng, (4, 2, 3, 3), 0.3), stride=2, padding=0, groups=2), after="c1")
+    g.add("c2", lif((4, 3, 3), 2), after="c2.synapse")
+    g.add("flat", N.Flatten(), after="c2")
+    g.add("d.synapse", N.IntDense(weight=_weights(rng, (5, 36), 0.3), weight_exp=-1), after="flat")
+    g.add("d", lif((5,), 2), after="d.synapse")
+    g.add("out", N.Output(shape=(5,)), after="d")
+    return g
+
+
+def inputs(seed, B, graded=True):
+    rng = np.random.default_rng(seed)
+    if graded:
+        x = rng.normal(size=(B, 2, 8, 8)).astype(np.float32)  # static images
+        x[:, :, :2] = 0  # empty windows: no events there
+        return x
+    x = (rng.random((6, B, 2, 8, 8)) < 0.25).astype(np.float32)  # time-first events
+    x[:, :, :, :3] = 0
+    return x
+
+
+def test_plan_is_made_once_and_follows_graph_changes():
+    g = conv_net()
+    x = inputs(1, 4)
+    first = intsim_run(g, x)
+    p = plan(g)
+    assert plan(g) is p  # reused
+    intsim_run(g, x)
+    assert plan(g) is p
+
+    # a new graph from with_node: its own plan, its own result (the same as on a fresh copy)
+    lif = g["c1"]
+    g2 = g.with_node("c1", dataclasses.replace(lif, params=dataclasses.replace(lif.params, vth=lif.params.vth * 4)))
+    second = intsim_run(g2, x)
+    assert plan(g2) is not p
+    fresh = intsim_run(g2.copy(), x)
+    for k in fresh.spikes:
+        np.testing.assert_array_equal(second.spikes[k], fresh.spikes[k])
+    assert second.counters == fresh.counters
+    assert not np.array_equal(second.spikes["c1"], first.spikes["c1"])
+    # the first graph is unchanged and still gives its own result
+    again = intsim_run(g, x)
+    for k in first.spikes:
+        np.testing.assert_array_equal(again.spikes[k], first.spikes[k])
+
+    # an edit of the graph itself drops the plan
+    v = g.version
+    g.remove("out")
+    g.add("out", N.Output(shape=(5,)), after="d")
+    assert g.version != v and plan(g) is not p
+
+
+@pytest.mark.parametrize("graded", [True, False])
+def test_streaming_one_sample_per_call_equals_one_batch(graded):
+    g = conv_net(2, graded)
+    x = inputs(3, 7, graded)
+    batch = intsim_run(g, x)
+    single = [intsim_run(g, x[i:i + 1] if graded else x[:, i:i + 1]) for i in range(7)]
+    for k in batch.spikes:
+        np.testing.assert_array_equal(np.concatenate([r.spikes[k] for r in single], axis=1), batch.spikes[k])
+    total = single[0].counters
+    for r in single[1:]:
+        total = total + r.counters
+    assert total.to_dict() == batch.counters.to_dict()
+    assert batch.counters.layers["c2"].updates_active > 0 and batch.counters.layers["c2"].updates_idle > 0
+
+
+@pytest.mark.parametrize("graded", [True, False])
+@pytest.mark.parametrize("gather_limit", [C.GATHER_LIMIT, 40])
+def test_counters_of_the_pass_equal_counting_the_spikes(graded, gather_limit, monkeypatch):
+    """The tally inside intsim (events settled from the currents, gathered patches, or the
+    full binarised synapse past the gather limit) equals count_run on intsim's spikes (the
+    full binarised synapse everywhere)."""
+    monkeypatch.setattr(C, "GATHER_LIMIT", gather_limit)
+    g = conv_net(4, graded)
+    x = inputs(5, 5, graded)
+    # the cancelling row on two inputs that fire together
+    s = torch.as_tensor(intsim_run(g, x, counters=False).spikes["c2"]).reshape(-1, 36).to(torch.float32)
+    co = s.T @ s
+    co.fill_diagonal_(0)
+    i, k = divmod(int(co.argmax()), 36)
+    wd = g["d.synapse"].weight.copy()
+    wd[0] = 0
+    wd[0, i], wd[0, k] = 100, -100
+    g = g.with_node("d.synapse", dataclasses.replace(g["d.synapse"], weight=wd))
+    res = intsim_run(g, x)
+    ref = C.count(g, res.spikes, x, cores=get_target("loihi2").core_assignment(g))
+    assert res.counters.to_dict() == ref.to_dict()
+    # the cancelling row: no current, yet events (and so active updates) counted
+    _, values = simulate(g, x)
+    flat_spikes = torch.as_tensor(res.spikes["c2"]).reshape(6, 5, -1)
+    both = (flat_spikes[..., i] > 0) & (flat_spikes[..., k] > 0)
+    assert bool(both.any()) and bool((values["d.synapse"][..., 0][both] == 0).all())
+    n = res.counters.layers["d"]
+    assert n.events_in == res.counters.layers["c2"].synops
+
+
+def test_compiled_population_loop_equals_step_by_step():
+    """Loihi 2's run_population (the compiled loop on 32-bit lanes) against the base class'
+    loop over neuron_step, with currents far beyond the calibrated range (every wrap), from
+    int64 and from float32, with a time-varying and a static (zero-stride) current."""
+    tgt = get_target("loihi2")
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        params = Loihi2LIF(du=int(rng.integers(0, 4096)), dv=int(rng.integers(0, 4096)),
+                           vth=int(rng.integers(0, 2**17)), bias_mant=int(rng.integers(-4096, 4096)),
+                           bias_exp=int(rng.integers(-7, 8)))
+        T = int(rng.integers(1, 12))
+        lim = [300, 2**17 + 5, 2**25, 2**31][trial % 4]
+        cur = torch.as_tensor(rng.integers(-lim, lim, size=(T, 3, 17)), dtype=torch.int64)
+        ref, _ = Target.run_population(tgt, params, cur)
+        got, got_f = tgt.run_population(params, cur, with_float=True)
+        assert torch.equal(got, ref), trial
+        assert torch.equal(got_f, ref.to(torch.float32))
+        if lim < 2**24:  # float32 holds these currents exactly
+            assert torch.equal(tgt.run_population(params, cur.to(torch.float32))[0], ref)
+        static = cur[:1].expand(T, *cur.shape[1:])
+        assert torch.equal(tgt.run_population(params, static)[0], Target.run_population(tgt, params, static)[0])
