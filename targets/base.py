@@ -228,6 +228,14 @@ class Target(ABC):
         report. Raise :class:`TsslcError` naming ``stats.name``, the limit and the remedy
         when the layer cannot be represented."""
 
+    def choose_input(self, node, values: torch.Tensor, n_steps: int):
+        """The integer input node for float input ``node`` and its calibration ``values``:
+        ``(IntInput, report row)``. Default: graded ``input_bits``-bit payloads (binary for
+        0/1 event frames), :func:`tsslc.targets.quantize.choose_input`."""
+        from tsslc.targets.quantize import choose_input
+
+        return choose_input(node, values, int(self.input_bits))
+
     def quantize(self, graph, calibration, **kw):
         """Float graph → compiled graph for this target (see :mod:`tsslc.targets.quantize`)."""
         from tsslc.targets.quantize import quantize
@@ -248,9 +256,12 @@ class Target(ABC):
     def input_spikes(self, node, x: torch.Tensor) -> torch.Tensor:
         """IntInput payloads (T, B, *shape) int64 from time-first float input ``x``:
         graded: round half away from zero of x·scale, clipped to a signed ``bits``-bit
-        value; binary: x != 0."""
+        value; binary: x != 0; rate: the sigma-delta spikes of :func:`rate_spikes` (a
+        one-step ``x``, a static frame, is spread over the node's ``n_steps``)."""
         if node.encoding == "binary":
             return (x != 0).to(torch.int64)
+        if node.encoding == "rate":
+            return rate_spikes(x, float(node.scale), int(node.n_steps), 2 ** (int(node.bits) - 1) - 1 if node.bits > 1 else 1)
         lim = 2 ** (int(node.bits) - 1) - 1
         xs = x.to(torch.float64) * float(node.scale)
         y = torch.sign(xs) * torch.floor(xs.abs() + 0.5)
@@ -306,3 +317,17 @@ class Target(ABC):
 
     def __repr__(self) -> str:
         return f"<target {self.name}: {self.description}>"
+
+
+def rate_spikes(x: torch.Tensor, scale: float, n_steps: int, lim: int = 1) -> torch.Tensor:
+    """First-order sigma-delta encoding of time-first ``x`` (T, B, *shape): with
+    c[t] = Σ_{τ≤t} x[τ]·scale (float64), the payload at t is ⌊c[t] + ½⌋ − ⌊c[t−1] + ½⌋,
+    clipped to ±``lim``, so the payloads up to t sum to round(c[t]) (half up) and a value in
+    [0, 1/scale] gives 0/1 spikes. A one-step ``x`` (a static frame) is spread over
+    ``n_steps``. int64."""
+    if x.shape[0] == 1 and n_steps > 1:
+        x = x.expand(n_steps, *x.shape[1:])
+    c = torch.cumsum(x.to(torch.float64) * float(scale), dim=0)
+    level = torch.floor(c + 0.5)
+    prev = torch.cat([torch.zeros_like(level[:1]), level[:-1]], dim=0)
+    return (level - prev).clamp(-lim, lim).to(torch.int64)

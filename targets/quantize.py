@@ -220,7 +220,7 @@ def quantize(graph: Graph, target, calibration: np.ndarray | torch.Tensor | Iter
     batches = _batches(calibration)
     raw, inp = calibrate(graph, batches, T, with_gram=bool(getattr(target, "uses_input_gram", False)))
     in_name = graph.input_name
-    int_input, input_report = choose_input(graph[in_name], inp["values"], int(target.input_bits))
+    int_input, input_report = target.choose_input(graph[in_name], inp["values"], T)
 
     out = Graph(copy.deepcopy(graph.metadata))
     out.metadata["target"] = target.name

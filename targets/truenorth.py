@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from tsslc.errors import TsslcError
 from tsslc.ir.neurons import TRUENORTH_MAX_SHIFT, TRUENORTH_SHIFT_OFF, TRUENORTH_VTH_MAX, TrueNorthLIF, decay_fraction
 from tsslc.ir.nodes import Conv2d, Dense, IntConv2d, IntDense, IntLIF
+from tsslc.ir.nodes import IntInput as N_IntInput
 from tsslc.targets.base import (CoreGeometry, EnergyFigure, EnergyTable, LayerStats, NumberFormat,
                                 QuantizedLayer, Target)
 
@@ -287,6 +288,36 @@ class TrueNorth(Target):
             "shift decays) is not TrueNorth's, so the figure is an order of magnitude, not a prediction.")
     neuron_type = TrueNorthLIF
     input_bits = INPUT_BITS
+    #: how a static analog input reaches the axons: "rate" (sigma-delta spikes, §3) or
+    #: "graded" (round(p) at every step, the variant ``graded-input``)
+    input_encoding = "rate"
+    variants = {"graded-input": "static pixels as round(p) at every step instead of sigma-delta rate spikes"}
+
+    def _make_variant(self, name: str) -> "TrueNorth":
+        t = type(self)()
+        t.variant_name, t.input_encoding = name, "graded"
+        return t
+
+    def choose_input(self, node, values: torch.Tensor, n_steps: int):
+        """§3: event frames pass as binary spikes; a static non-negative analog input (an
+        image) becomes sigma-delta rate spikes, 0/1 per step with scale 1/max(1, max p), so
+        the count over the T steps is round(p·scale·T); with the ``graded-input`` variant (or
+        negative values) the payload is round(p) at every step (2-bit graded)."""
+        from tsslc.targets.quantize import choose_input
+
+        vals = values.to(torch.float64)
+        if (self.input_encoding != "rate" or getattr(node, "encoding", "current") != "current" or not vals.numel()
+                or float(vals.min()) < 0):
+            return choose_input(node, values, int(self.input_bits))
+        max_abs = float(vals.abs().max())
+        if max_abs == 0.0:
+            raise TsslcError(f"input '{node.shape}': the calibration data are all zero")
+        scale = 1.0 / max(1.0, max_abs)
+        n = int(n_steps)
+        return N_IntInput(shape=tuple(node.shape), encoding="rate", scale=scale, bits=1, n_steps=n), {
+            "encoding": "rate", "scale": scale, "bits": 1, "n_steps": n, "exact": False, "max_abs": max_abs,
+            # the spike count over T steps is round(p·scale·T): at most 1/(2T) off p·scale per step on average
+            "error_max": 0.5 / (n * scale)}
 
     # --- quantization ---------------------------------------------------------------------
     def quantize_layer(self, synapse, lif, stats: LayerStats) -> QuantizedLayer:

@@ -104,6 +104,8 @@ def hardware_view(network: Network, target, calibration) -> tuple[Network, list,
     if isinstance(in_node, N.IntInput):
         def encode_input(module, args):
             x = args[0]
+            if in_node.encoding == "rate" and x.dim() == len(in_node.shape) + 1:  # static: spikes over time
+                x = x.unsqueeze(0).expand(int(in_node.n_steps), *x.shape)
             xq = target.input_spikes(in_node, x).to(x.dtype) / in_scale
             return (xq, *args[1:])
         handles.append(net.register_forward_pre_hook(encode_input))
