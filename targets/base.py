@@ -63,7 +63,8 @@ class LayerStats:
     n_samples: int = 0
     #: Σ a aᵀ over the calibration steps and samples of the synapse's float input a (dense:
     #: n_in × n_in; conv: over the input patches, C·kh·kw square), float64, for rounding that
-    #: keeps the current error small; None for grouped convs and fan-ins over MAX_GRAM_INPUTS
+    #: keeps the current error small; a grouped conv has one per group, stacked (G, n, n);
+    #: None for fan-ins over MAX_GRAM_INPUTS
     input_gram: np.ndarray | None = None
     #: "gptq" (error-compensating rounding where the target supports it) or "nearest"
     rounding: str = "gptq"

@@ -208,10 +208,73 @@ class LayerWeights:
     report: dict
 
 
-def quantize_weights(target: np.ndarray, fan_in: int, layer: str) -> LayerWeights:
+def _inv_chol(h: np.ndarray, damp: float) -> np.ndarray:
+    """Upper Cholesky factor of the damped, normalised inverse of Gram block ``h``."""
+    n = h.shape[0]
+    h = h / max(float(np.trace(h)) / n, 1e-30)
+    dead = np.diag(h) == 0
+    h[dead, dead] = 1.0
+    h = h + damp * np.mean(np.diag(h)) * np.eye(n)
+    return np.linalg.cholesky(np.linalg.inv(h)).T
+
+
+def feedback_levels(rows: np.ndarray, step: np.ndarray, qm: int, gram: np.ndarray, groups: int = 1,
+                    damp: float = 0.01) -> np.ndarray:
+    """Levels q (|q| <= qm) of ``rows`` (n_out x n_in, integer-scale weights) at per-row steps
+    ``step``, rounded one input at a time with error feedback (GPTQ / Optimal Brain
+    Quantization, as loihi2's ``_gptq_round``): each input's rounding error, in level units
+    of its row, is pushed onto the inputs not yet rounded so that the current error
+    ``(a·q − w)·x`` stays small over the calibration inputs (Gram ``gram`` = Σ x xᵀ; a
+    grouped conv's (G, n, n) stack, one per group of ``n_out / G`` rows). Feedback stays
+    inside each row's connected inputs (non-zero weights: a fan-in mask is kept), so the
+    rows are processed in blocks of equal support."""
+    lv = rows / step[:, None].astype(np.float64)
+    q = np.zeros(rows.shape, np.int64)
+    per_group = rows.shape[0] // max(int(groups), 1)
+    support = rows != 0
+    for g in range(max(int(groups), 1)):
+        h_full = gram[g] if gram.ndim == 3 else gram
+        r0 = g * per_group
+        pats, inv = np.unique(support[r0:r0 + per_group], axis=0, return_inverse=True)
+        for k, pat in enumerate(pats):
+            r = r0 + np.flatnonzero(np.asarray(inv).ravel() == k)
+            cols = np.flatnonzero(pat)
+            if not len(cols):
+                continue
+            hinv = _inv_chol(h_full[np.ix_(cols, cols)].astype(np.float64), damp)
+            w = lv[np.ix_(r, cols)].copy()
+            out = np.zeros(w.shape, np.int64)
+            for j in range(len(cols)):
+                qj = np.clip(np.rint(w[:, j]), -qm, qm)
+                out[:, j] = qj
+                err = (w[:, j] - qj) / hinv[j, j]
+                w[:, j + 1:] -= np.outer(err, hinv[j, j + 1:])
+            q[np.ix_(r, cols)] = out
+    return q
+
+
+def current_error(w: np.ndarray, rows: np.ndarray, gram: np.ndarray, groups: int = 1) -> float:
+    """RMS of the current error (w − rows)·x over the calibration inputs relative to the RMS
+    of the current rows·x (Gram ``gram``; a grouped conv's per-group stack)."""
+    e = w - rows
+    grams = gram if gram.ndim == 3 else gram[None]
+    per = rows.shape[0] // grams.shape[0]
+    num = den = 0.0
+    for g, h in enumerate(grams):
+        sl = slice(g * per, (g + 1) * per)
+        num += float(np.sum((e[sl] @ h) * e[sl]))
+        den += float(np.sum((rows[sl] @ h) * rows[sl]))
+    return float(np.sqrt(max(num, 0.0) / den)) if den > 0 else 0.0
+
+
+def quantize_weights(target: np.ndarray, fan_in: int, layer: str, gram: np.ndarray | None = None,
+                     groups: int = 1) -> LayerWeights:
     """Choose per output neuron the step a_j (1..scale_max) and levels q_ji minimising the
     squared error to ``target`` (real-valued integer-scale weights, output neurons first),
-    with m axons per input as many as fit. Reports axon cost and weight error."""
+    with m axons per input as many as fit. With ``gram`` (the synapse's input Gram matrix
+    from calibration) the levels at the chosen steps are then rounded with error feedback
+    (:func:`feedback_levels`) instead of each to its nearest. Reports axon cost, weight
+    error and (with ``gram``) the current error of both roundings."""
     m = check_fan_in(fan_in, layer)
     qm, amax = level_max(m), scale_max(m)
     t = np.asarray(target, dtype=np.float64)
@@ -225,9 +288,18 @@ def quantize_weights(target: np.ndarray, fan_in: int, layer: str) -> LayerWeight
         better = err < best_err
         best_err[better], step[better] = err[better], int(a)
     levels = np.clip(np.rint(rows / step[:, None]), -qm, qm).astype(np.int64)
+    current = {}
+    rounding = "nearest"
+    if gram is not None:
+        current["nearest"] = current_error(levels * step[:, None], rows, gram, groups)
+        fb = feedback_levels(rows, step, qm, gram, groups)
+        current["error_feedback"] = current_error(fb * step[:, None], rows, gram, groups)
+        if current["error_feedback"] <= current["nearest"]:
+            levels, rounding = fb, "error_feedback"
     w = levels * step[:, None]
     norm = float(np.sqrt((rows ** 2).sum()))
     report = {
+        "rounding": rounding, "current_error": current,
         "axons_per_input": m,
         "axon_types": axon_digits(m),
         "weight_levels": 2 * qm + 1,
@@ -291,6 +363,7 @@ class TrueNorth(Target):
     #: how a static analog input reaches the axons: "rate" (sigma-delta spikes, §3) or
     #: "graded" (round(p) at every step, the variant ``graded-input``)
     input_encoding = "rate"
+    uses_input_gram = True  # error-feedback rounding of the axon-type levels
     variants = {"graded-input": "static pixels as round(p) at every step instead of sigma-delta rate spikes"}
 
     def _make_variant(self, name: str) -> "TrueNorth":
@@ -338,7 +411,10 @@ class TrueNorth(Target):
             limits["membrane"] = V_MAX / float(stats.max_abs_membrane)
         bound = min(limits, key=limits.get)
         scale = limits[bound]
-        lw = quantize_weights(w * scale, fan_in, name)
+        gram = stats.input_gram if stats.rounding == "gptq" else None
+        if gram is not None and gram.shape[-1] != w[0].size:
+            gram = None
+        lw = quantize_weights(w * scale, fan_in, name, gram, int(getattr(synapse, "groups", 1) or 1))
         vth = int(round(scale * float(lif.threshold)))
         if vth < 1:
             raise TsslcError(f"layer '{name}': threshold {lif.threshold} rounds to {vth} at scale {scale:.3g}; "
@@ -358,9 +434,10 @@ class TrueNorth(Target):
             "weight_error": lw.report["weight_error"], "weight_error_rel_rms": lw.report["weight_error"],
             "saturated_fraction": lw.report["saturated"], "weight_saturated_fraction": lw.report["saturated"],
             "axons_per_input": m, "axon_types": lw.report["axon_types"], "weight_levels": lw.report["weight_levels"],
-            # per-neuron axon-type tables are fitted weight by weight: no error-compensating
-            # rounding here (the requested one is stats.rounding)
-            "rounding": "nearest",
+            # "error_feedback": levels rounded input by input with the calibrated input Gram
+            # (GPTQ-like, per block of neurons sharing a core's inputs) when it lowers the
+            # current error; "nearest" otherwise (or with rounding="nearest")
+            "rounding": lw.report["rounding"], "current_error_rel_rms": lw.report["current_error"],
             "axons": lw.report["axons"], "axon_limit": AXONS_PER_CORE, "table_max": lw.report["table_max"],
             "vth": vth, "shifts_s": [params.i_shift_a, params.i_shift_b],
             "shifts_m": [params.v_shift_a, params.v_shift_b],
