@@ -38,7 +38,7 @@ from tsslc.ir.export import graph_from_network
 from tsslc.network import Network
 from tsslc.targets.base import LayerStats
 from tsslc.targets.quantize import quantize
-from tsslc.passes.structural import drop_dropout, fold_pooling
+from tsslc.passes.structural import drop_dropout, fold_pooling, fold_synapse
 from tsslc.training.trainer import WEIGHT_LIMIT, evaluate, make_optimizer, train_epoch
 
 
@@ -51,24 +51,60 @@ class FinetuneResult:
 
 
 class _TargetRounding(nn.Module):
-    """Parametrization: the target's quantization of the weight, straight-through."""
+    """Parametrization: the target's quantization of the weight, straight-through. With
+    ``pool`` = (SumPool2d node, its input shape) the synapse follows a sum pool: the target
+    rounds the folded synapse (:func:`tsslc.passes.structural.fold_pooling`, what the chip
+    runs), and the rounded weight is read back from one copy of each pooled input's k x k
+    block (the copies are equal under per-weight rounding, which fine-tuning uses: the
+    calibration carries no Gram matrix), divided by the pool's θ."""
 
-    def __init__(self, target, synapse, lif, stats: LayerStats, unit_key: str = "weight_unit"):
+    def __init__(self, target, synapse, lif, stats: LayerStats, unit_key: str = "weight_unit", pool=None):
         super().__init__()
         self.target, self.synapse, self.lif, self.stats, self.unit_key = target, synapse, lif, stats, unit_key
+        self.pool = pool
 
     def quantized(self, w: torch.Tensor) -> torch.Tensor:
         syn = dataclasses.replace(self.synapse, weight=w.detach().cpu().numpy().astype(np.float32))
+        if self.pool is not None:
+            syn = fold_synapse(self.pool[0], syn, self.pool[1], self.stats.name)
         q = self.target.quantize_layer(syn, self.lif, self.stats)
         unit = q.report.get(self.unit_key)
         if unit is None:
             raise TsslcError(f"target '{self.target.name}' does not report '{self.unit_key}' for layer "
                              f"'{self.stats.name}'; fine-tuning needs it to scale the integer weights back")
         wq = np.asarray(q.synapse.weight, dtype=np.float64) * float(unit)
+        if self.pool is not None:
+            wq = unfold_synapse(self.pool[0], wq, self.pool[1], tuple(w.shape))
         return torch.as_tensor(wq, dtype=w.dtype, device=w.device)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         return w + (self.quantized(w) - w).detach()
+
+
+def unfold_synapse(pool, folded: np.ndarray, in_shape, shape: tuple) -> np.ndarray:
+    """The inverse of folding ``pool`` into a synapse: one copy of every k x k block, / θ
+    (conv: ``folded`` (O, C, K·k, K·k); dense: (O, C·H·W) over the pool's input)."""
+    k, th = int(pool.kernel), float(pool.theta)
+    if len(shape) == 4:
+        return folded[:, :, ::k, ::k] / th
+    c, h, wd = in_shape
+    ph, pw = h // k, wd // k
+    full = folded.reshape(folded.shape[0], c, h, wd)
+    return full[:, :, : ph * k: k, : pw * k: k].reshape(shape) / th
+
+
+def _pools(graph) -> dict[str, tuple]:
+    """{synapse: (SumPool2d node, its input shape)} for the synapses a sum pool feeds
+    (directly, or through a flatten)."""
+    shapes = graph.shapes()
+    out = {}
+    for name in graph.of_type(N.SumPool2d):
+        src = graph.predecessors(name)[0]
+        for succ in graph.successors(name):
+            targets = graph.successors(succ) if isinstance(graph[succ], N.Flatten) else [succ]
+            for syn in targets:
+                out[syn] = (graph[name], tuple(shapes[src]))
+    return out
 
 
 def _rows(compiled) -> dict[str, dict]:
@@ -82,12 +118,12 @@ def _tau(v) -> float:
 def hardware_view(network: Network, target, calibration) -> tuple[Network, list, object]:
     """A copy of ``network`` whose forward computes through ``target``'s rounding; returns
     ``(copy, handles to remove, compiled graph of the original)``."""
-    float_graph = graph_from_network(network)
-    pools = float_graph.of_type(N.SumPool2d)
-    if pools:
-        raise TsslcError(f"fine-tuning through pooling is not supported (layer '{pools[0]}'): the target rounds the "
-                         f"folded synapse after it; fine-tune a net without pooling, or compile without fine-tuning")
-    compiled = quantize(drop_dropout(float_graph), target, calibration)
+    float_graph = drop_dropout(graph_from_network(network))
+    pools = _pools(float_graph)
+    for p in float_graph.of_type(N.SumPool2d):
+        if any(isinstance(float_graph[s], N.SumPool2d) for s in float_graph.successors(p)):
+            raise TsslcError(f"fine-tuning through pool '{p}' that feeds another pool is not supported; merge the pools")
+    compiled = quantize(fold_pooling(float_graph), target, calibration)
     rows = _rows(compiled)
     net = copy.deepcopy(network)
     first = next(iter(rows.values()))
@@ -123,7 +159,7 @@ def hardware_view(network: Network, target, calibration) -> tuple[Network, list,
         )
         lif = dataclasses.replace(float_graph[layer.name], tau_m=tau_m, tau_s=tau_s)
         parametrize.register_parametrization(layer, "weight", _TargetRounding(target, float_graph[row["synapse"]],
-                                                                              lif, stats))
+                                                                              lif, stats, pool=pools.get(row["synapse"])))
     return net, handles, compiled
 
 
