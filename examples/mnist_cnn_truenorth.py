@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
+MNIST_DIR = Path(os.environ.get("TSSLC_SHARED_DATA") or REPO.parent / "shared" / "data") / "mnist"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,6 +17,7 @@ Summary (see the document for the equations with their bit widths):
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,13 +126,22 @@ def neuron_step(state: dict[str, torch.Tensor], acc: torch.Tensor, params: TrueN
         V  = 0 where s
     """
     acc = torch.as_tensor(acc, dtype=torch.int64)
-    i = state["I"]
-    i = (i - shift_decay(i, params.i_shift_a, params.i_shift_b) + acc).clamp(I_MIN, I_MAX)
-    v = state["V"]
-    v = (v - shift_decay(v, params.v_shift_a, params.v_shift_b) + i).clamp(V_MIN, V_MAX)
+    i = _leaked(state["I"], params.i_shift_a, params.i_shift_b).add_(acc).clamp_(I_MIN, I_MAX)
+    v = _leaked(state["V"], params.v_shift_a, params.v_shift_b).add_(i).clamp_(V_MIN, V_MAX)
     s = v > params.vth
-    v = torch.where(s, torch.zeros_like(v), v)
+    v.masked_fill_(s, 0)
     return {"I": i, "V": v}, s.to(torch.int64)
+
+
+def _leaked(x: torch.Tensor, a: int, b: int) -> torch.Tensor:
+    """x − sgn(x)((|x| >> a) + (|x| >> b)) as a new tensor: sgn(x)·(|x| >> k) is x / 2^k
+    rounded toward zero, one integer division per term (the same integers as
+    :func:`shift_decay`)."""
+    out = x.clone()
+    for k in (int(a), int(b)):
+        if k != SHIFT_OFF:
+            out -= torch.div(x, 1 << k, rounding_mode="trunc")
+    return out
 
 
 # --- axon types: the weight decomposition -------------------------------------------------------
@@ -322,6 +332,23 @@ def weight_table(step: np.ndarray, m: int) -> np.ndarray:
 
 # --- the target ---------------------------------------------------------------------------------
 
+#: int64 torch copies of compiled synapses' weights, per node and device (nodes are frozen:
+#: a node's weights never change; entries go with their node)
+_WEIGHTS: dict[int, tuple] = {}
+
+
+def _weight_tensor(node, device) -> torch.Tensor:
+    entry = _WEIGHTS.get(id(node))
+    if entry is None or entry[0]() is not node:
+        entry = (weakref.ref(node, lambda _, k=id(node): _WEIGHTS.pop(k, None)), {})
+        _WEIGHTS[id(node)] = entry
+    per_device = entry[1]
+    key = str(device)
+    if key not in per_device:
+        per_device[key] = torch.as_tensor(np.asarray(node.weight, dtype=np.int64), device=device)
+    return per_device[key]
+
+
 
 def synapse_fan_in(synapse) -> int:
     """Inputs one neuron of the synapse sees: non-zero columns of a dense row (block-sparse
@@ -450,23 +477,24 @@ class TrueNorth(Target):
 
     # --- arithmetic -------------------------------------------------------------------------
     def synapse(self, node, s_in: torch.Tensor) -> torch.Tensor:
-        """acc = Σ_i s_i * w_ji (= Σ over the neuron's active connected axons of s_j[G]);
-        computed in float64, exact for |acc| < 2^53."""
-        T, B = s_in.shape[:2]
-        x = s_in.reshape(T * B, *s_in.shape[2:]).to(torch.float64)
-        w = torch.tensor(node.weight, device=s_in.device, dtype=torch.float64)
+        """acc = Σ_i s_i * w_ji (= Σ over the neuron's active connected axons of s_j[G]),
+        exactly: in float32 when every partial sum is provably below 2^24 (always, for
+        compiled graphs: |w| <= 255 over <= 128 inputs), else float64 (loihi2's
+        ``exact_matmul`` / ``exact_conv``)."""
+        from tsslc.targets.loihi2 import exact_conv, exact_matmul
+
+        w = _weight_tensor(node, s_in.device)
         if isinstance(node, IntDense):
-            y = x @ w.T
+            y = exact_matmul(s_in, w)
         elif isinstance(node, IntConv2d):
-            y = F.conv2d(x, w, None, node.stride, node.padding, 1, node.groups)
+            y = exact_conv(s_in, w, node.stride, node.padding, node.groups)
         else:
             raise TsslcError(f"truenorth: a {node.kind} node is not a synapse")
-        y = torch.round(y).to(torch.int64)
         if node.weight_exp > 0:
             y = y << int(node.weight_exp)
         elif node.weight_exp < 0:
             y = y >> int(-node.weight_exp)
-        return y.reshape(T, B, *y.shape[1:])
+        return y
 
     def init_state(self, params: TrueNorthLIF, shape: tuple, batch: int, device) -> dict[str, torch.Tensor]:
         return init_state((int(batch), *tuple(shape)), device)
