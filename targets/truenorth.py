@@ -464,7 +464,10 @@ class TrueNorth(Target):
             # "error_feedback": levels rounded input by input with the calibrated input Gram
             # (GPTQ-like, per block of neurons sharing a core's inputs) when it lowers the
             # current error; "nearest" otherwise (or with rounding="nearest")
-            "rounding": lw.report["rounding"], "current_error_rel_rms": lw.report["current_error"],
+            "rounding": lw.report["rounding"],
+            "current_error_rel_rms": lw.report["current_error"].get(
+                "error_feedback" if lw.report["rounding"] == "error_feedback" else "nearest"),
+            "current_error_rel_rms_nearest": lw.report["current_error"].get("nearest"),
             "axons": lw.report["axons"], "axon_limit": AXONS_PER_CORE, "table_max": lw.report["table_max"],
             "vth": vth, "shifts_s": [params.i_shift_a, params.i_shift_b],
             "shifts_m": [params.v_shift_a, params.v_shift_b],
