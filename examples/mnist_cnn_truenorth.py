@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--test-samples", type=int, default=1000, help="test images (0: all 10,000)")
     ap.add_argument("--finetune-epochs", type=int, default=1, help="hardware-aware fine-tuning epochs (0: none)")
     ap.add_argument("--finetune-samples", type=int, default=5000, help="training images the fine-tuning sees")
+    ap.add_argument("--finetune-start", choices=("float", "compiled"), default="compiled",
+                    help="fine-tuning starts from the float weights or from the compile's (error-feedback) integers")
+    ap.add_argument("--finetune-fold", type=int, choices=(0, 1), default=1,
+                    help="1: fine-tune the network with its pools folded into the next synapses (what the chip runs)")
+    ap.add_argument("--finetune-lr", type=float, default=None, help="fine-tuning learning rate (default: the config's)")
     ap.add_argument("--calibration", type=int, default=256, help="training images the quantizer calibrates on")
     ap.add_argument("--stages", default="train,target", help="train and/or target")
     ap.add_argument("--seed", type=int, default=0)
@@ -80,7 +85,9 @@ def main(argv=None) -> int:
             say(f"trained: float test accuracy {100 * metrics['final_test_acc']:.2f} % in "
                 f"{metrics['train_seconds']:.0f} s")
         if "target" in stages:
-            summary["target"] = target_stage(args, out, train_set, test_set)
+            # one entry per fine-tuning setting: target-START[-fold]
+            tag = f"target-{args.finetune_start}{'-fold' if args.finetune_fold else ''}"
+            summary[tag] = target_stage(args, out, train_set, test_set)
         from tsslc.atomic import write_json
 
         write_json(summary_path, summary)
@@ -146,11 +153,17 @@ def target_stage(args, out: Path, train_set, test_set) -> dict:
         ft_set = stratified_subset(train_set, min(args.finetune_samples, len(train_set)), args.seed + 1)
         t1 = time.time()
         ft = finetune(net, get_target("truenorth"), ft_set, test_set, epochs=args.finetune_epochs,
-                      calibration=torch.from_numpy(calib), seed=args.seed)
+                      calibration=torch.from_numpy(calib), seed=args.seed, start=args.finetune_start,
+                      fold=bool(args.finetune_fold), lr=args.finetune_lr)
         res["finetune"] = {"epochs": args.finetune_epochs, "samples": len(ft_set), "seconds": time.time() - t1,
+                           "start": args.finetune_start, "fold": bool(args.finetune_fold), "lr": args.finetune_lr,
                            "history": ft.history}
         res["after"], compiled = _on_target(ft.network, calib, x, y, f"fine-tuned {args.finetune_epochs} epoch(s)")
-        io.save(compiled, out / "truenorth-finetuned.tsslc")
+        io.save(compiled, out / f"truenorth-finetuned-{args.finetune_start}{'-fold' if args.finetune_fold else ''}.tsslc")
+    from tsslc.report.energy import write_json as write_energy
+
+    # the energy table of the last compile, where `tsslc report RUN` finds one
+    write_energy(out / "energy.json", res["after" if "after" in res else "before"]["energy"])
     return res
 
 

@@ -68,6 +68,9 @@ class LayerStats:
     input_gram: np.ndarray | None = None
     #: "gptq" (error-compensating rounding where the target supports it) or "nearest"
     rounding: str = "gptq"
+    #: a fixed integer scale λ (fine-tuning keeps the compile's, so that weights on the
+    #: grid stay on it); None: the target chooses (truenorth honours it)
+    scale: float | None = None
 
 
 @dataclass

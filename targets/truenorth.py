@@ -438,6 +438,8 @@ class TrueNorth(Target):
             limits["membrane"] = V_MAX / float(stats.max_abs_membrane)
         bound = min(limits, key=limits.get)
         scale = limits[bound]
+        if stats.scale is not None:  # fine-tuning: the compile's scale, so the grid stays put
+            bound, scale = "fixed", float(stats.scale)
         gram = stats.input_gram if stats.rounding == "gptq" else None
         if gram is not None and gram.shape[-1] != w[0].size:
             gram = None

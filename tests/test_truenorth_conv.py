@@ -117,3 +117,19 @@ def test_error_feedback_rounding_lowers_the_current_error(compiled):
     steps = np.arange(1, tn.scale_max(4) + 1)
     ok = ((w[:, :, None] % steps) == 0) & (np.abs(w[:, :, None]) // steps <= tn.level_max(4))
     assert ok.all(1).any(1).all()
+
+
+def test_fold_network_computes_the_same_spikes(cnn):
+    """fold_network: the pools folded into the next synapses as a float network of its own
+    (conv_2 becomes 6x6 stride 2): the same spikes in every layer as the pooled network."""
+    from tsslc.finetune import fold_network
+
+    _, _, x, _ = digits_arrays()
+    folded = fold_network(cnn.network)
+    assert [lc.type for lc in folded.config.layers] == ["conv", "conv", "linear"]
+    conv2 = folded.config.layers[1]
+    assert (conv2["kernel_size"], conv2["stride"], conv2["padding"]) == (6, 2, 2)
+    a = get_backend("float")(graph_from_network(cnn.network), x[:120], counters=False).spikes
+    b = get_backend("float")(graph_from_network(folded), x[:120], counters=False).spikes
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k

@@ -115,9 +115,67 @@ def _tau(v) -> float:
     return math.inf if v is None else float(v)
 
 
-def hardware_view(network: Network, target, calibration) -> tuple[Network, list, object]:
+def fold_network(network: Network) -> Network:
+    """A float network computing what ``network`` computes with every sum pool folded into
+    the synapse after it (:func:`tsslc.passes.structural.fold_pooling`, the synapses the chip
+    runs): a conv after a pool of k gets kernel K·k, stride s·k, padding P·k; a dense after
+    pool + flatten sees the unpooled inputs (a fan-in mask is folded likewise). Its config
+    is the folded one; its weights are the folded weights. ``network`` itself if it has no
+    pooling layer."""
+    from tsslc.config import parse_config
+    from tsslc.ir.nodes import Dense, SumPool2d
+
+    cfg = network.config
+    if not any(lc.type == "pooling" for lc in cfg.layers):
+        return network
+    folded = fold_pooling(drop_dropout(graph_from_network(network)))
+    raw = cfg.to_dict()
+    layers, pool, pooled_shape, masks = {}, None, None, {}
+    prev_shape = tuple(network.input_shape)
+    for lc in cfg.layers:
+        params = raw["Layers"][lc.name]
+        if lc.type == "pooling":
+            if pool is not None:
+                raise TsslcError(f"{cfg.source}: pooling '{lc.name}' follows another pool; merge the pools first")
+            pool, pooled_shape = lc, prev_shape
+            prev_shape = network.shapes[lc.name]
+            continue
+        if pool is not None and lc.type in ("conv", "linear"):
+            k = int(pool["kernel_size"])
+            if lc.type == "conv":
+                params.update(kernel_size=int(lc["kernel_size"]) * k, stride=int(lc["stride"]) * k,
+                              padding=int(lc["padding"]) * k)
+            else:
+                w = folded[f"{lc.name}.synapse"].weight
+                params["n_inputs"] = int(w.shape[1])
+                layer = network.layers[lc.name]
+                if getattr(layer, "fan_in", None) is not None:
+                    mask = fold_synapse(SumPool2d(kernel=k, theta=1.0), Dense(weight=layer.mask.cpu().numpy()),
+                                        pooled_shape, lc.name).weight
+                    masks[lc.name] = mask != 0
+                    params["fan_in"] = int(masks[lc.name].sum(1).max())
+            pool = None
+        layers[lc.name] = params
+        prev_shape = network.shapes[lc.name]
+    raw["Layers"] = layers
+    out = Network(parse_config(raw, f"{cfg.source} (pooling folded)"))
+    with torch.no_grad():
+        for layer in out.spiking_layers:
+            layer.weight.copy_(torch.as_tensor(np.array(folded[f"{layer.name}.synapse"].weight), dtype=layer.weight.dtype))
+            if layer.name in masks:
+                layer.mask.copy_(torch.as_tensor(masks[layer.name], dtype=layer.mask.dtype))
+    return out.train(network.training)
+
+
+def hardware_view(network: Network, target, calibration, start: str = "float") -> tuple[Network, list, object]:
     """A copy of ``network`` whose forward computes through ``target``'s rounding; returns
-    ``(copy, handles to remove, compiled graph of the original)``."""
+    ``(copy, handles to remove, compiled graph of the original)``. ``start="compiled"``:
+    the copy starts from the compiled integers (the compile's rounding, e.g. error
+    feedback, rather than the per-weight rounding the forward applies) wherever the float
+    layer can hold them (not behind a pool: see :func:`fold_network`), and the rounding
+    keeps the compile's scale, so the starting weights are on the grid."""
+    if start not in ("float", "compiled"):
+        raise TsslcError(f"unknown start {start!r} (expected 'float' or 'compiled')")
     float_graph = drop_dropout(graph_from_network(network))
     pools = _pools(float_graph)
     for p in float_graph.of_type(N.SumPool2d):
@@ -156,7 +214,12 @@ def hardware_view(network: Network, target, calibration) -> tuple[Network, list,
             in_tau_s=(tau_s if row.get("tau_s") is not None else None),
             max_abs_current=float(row.get("calibration_max_current", 0.0)),
             max_abs_membrane=float(row.get("calibration_max_membrane", 0.0)),
+            scale=float(row["scale"]) if start == "compiled" and "scale" in row else None,
         )
+        if start == "compiled" and row["synapse"] not in pools and row.get("weight_unit"):
+            with torch.no_grad():
+                wq = np.asarray(compiled[row["synapse"]].weight, np.float64) * float(row["weight_unit"])
+                layer.weight.copy_(torch.as_tensor(wq, dtype=layer.weight.dtype).reshape(layer.weight.shape))
         lif = dataclasses.replace(float_graph[layer.name], tau_m=tau_m, tau_s=tau_s)
         parametrize.register_parametrization(layer, "weight", _TargetRounding(target, float_graph[row["synapse"]],
                                                                               lif, stats, pool=pools.get(row["synapse"])))
@@ -177,7 +240,8 @@ def strip(net: Network, handles, snap: bool = True) -> Network:
 
 
 def finetune(network: Network, target, train_set, test_set, epochs: int = 3, calibration=None, seed: int = 0,
-             lr: float | None = None, device: str = "cpu", progress: bool = False, snap: bool = True) -> FinetuneResult:
+             lr: float | None = None, device: str = "cpu", progress: bool = False, snap: bool = True,
+             start: str = "float", fold: bool = False) -> FinetuneResult:
     """Fine-tune ``network`` through ``target``'s rounding for ``epochs`` epochs.
 
     ``calibration``: input batch for the quantize pass (default: 256 training samples drawn
@@ -190,7 +254,9 @@ def finetune(network: Network, target, train_set, test_set, epochs: int = 3, cal
         from tsslc.data import sample_arrays
 
         calibration = torch.from_numpy(sample_arrays(train_set, 256)[0])
-    net, handles, compiled = hardware_view(network, target, calibration)
+    if fold:
+        network = fold_network(network)
+    net, handles, compiled = hardware_view(network, target, calibration, start=start)
     if lr is not None:
         net.config = dataclasses.replace(net.config, lr=float(lr))
     net.to(device)
@@ -223,4 +289,4 @@ def target_accuracy(network: Network, target, calibration, x, y, backend: str = 
     return acc, compiled, res
 
 
-__all__ = ["finetune", "FinetuneResult", "hardware_view", "strip", "target_accuracy"]
+__all__ = ["finetune", "FinetuneResult", "fold_network", "hardware_view", "strip", "target_accuracy"]
