@@ -133,3 +133,26 @@ def test_fold_network_computes_the_same_spikes(cnn):
     b = get_backend("float")(graph_from_network(folded), x[:120], counters=False).spikes
     for k in a:
         assert np.array_equal(a[k], b[k]), k
+
+
+def test_finetune_command_folds_a_pooled_net(tmp_path, cnn, capsys):
+    """`tsslc finetune RUN --target truenorth --fold --start compiled` on the digits CNN: the
+    run written holds the folded net (no pooling layer), which loads and compiles."""
+    from tsslc.cli import main
+    from tsslc.training.checkpoint import load_checkpoint, save_checkpoint
+    from tsslc.training.trainer import make_optimizer
+
+    run = tmp_path / "run"
+    run.mkdir()
+    net = cnn.network
+    save_checkpoint(run / "checkpoint.pt", net, make_optimizer(net, net.config), net.config, 12, 0, cnn.history)
+    assert main(["finetune", str(run), "--target", "truenorth", "--epochs", "1", "--fold", "--start", "compiled",
+                 "--eval-samples", "120", "--no-progress"]) == 0
+    net2, cfg2, _ = load_checkpoint(run / "finetune-truenorth" / "checkpoint.pt")
+    assert [lc.type for lc in cfg2.layers] == ["conv", "conv", "linear"] and cfg2.layers[1]["kernel_size"] == 6
+    x = torch.from_numpy(digits_arrays()[0][:64])
+    acc_line = capsys.readouterr().out
+    assert "accuracy after 1 epoch(s)" in acc_line
+    from tsslc.api import compile as compile_graph
+
+    assert compile_graph(graph_from_network(net2), "truenorth", x).metadata["mapping"]["cores"] > 0
