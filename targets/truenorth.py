@@ -292,9 +292,18 @@ def quantize_weights(target: np.ndarray, fan_in: int, layer: str, gram: np.ndarr
     cand = np.arange(1, amax + 1, dtype=np.float64)
     best_err = np.full(rows.shape[0], np.inf)
     step = np.ones(rows.shape[0], np.int64)
+    # a zero weight costs nothing at any step: search on each row's non-zeros only (a
+    # block-sparse dense row has fan-in of them), packed to the widest row's count
+    nz = rows != 0
+    width = int(nz.sum(1).max()) if rows.size else 0
+    if 0 < width < rows.shape[1]:
+        order = np.argsort(~nz, axis=1, kind="stable")[:, :width]
+        packed = np.take_along_axis(rows, order, axis=1)
+    else:
+        packed = rows
     for a in cand:  # at most 255 candidates, vectorised over the layer
-        q = np.clip(np.rint(rows / a), -qm, qm)
-        err = ((q * a - rows) ** 2).sum(1)
+        q = np.clip(np.rint(packed / a), -qm, qm)
+        err = ((q * a - packed) ** 2).sum(1)
         better = err < best_err
         best_err[better], step[better] = err[better], int(a)
     levels = np.clip(np.rint(rows / step[:, None]), -qm, qm).astype(np.int64)
