@@ -8,7 +8,13 @@ The forward pass sees what the chip computes, the backward pass is TSSL-BP's as 
   (:meth:`Target.quantize_layer`, scaled back by its report's ``weight_unit``) — for
   truenorth the per-neuron table step and axon-type levels, for loihi2 the 8-bit grid;
 * **input**: the network input goes through the target's input encoding
-  (:meth:`Target.input_spikes` / scale), e.g. 0/1 pixels on truenorth;
+  (:meth:`Target.input_spikes` / scale), e.g. sigma-delta rate spikes on truenorth (a
+  static image becomes (T, B, ...) 0/1 frames);
+* **pooling**: the target rounds the synapse the pool is folded into (what the chip
+  runs); the float layer after the pool reads the rounded weight back from one copy of
+  each pooled block, or (``fold=True``, :func:`fold_network`) the net is trained as its
+  folded synapses, which also hold the compile's error-feedback levels
+  (``start="compiled"``);
 * **decays**: the float time constants become the ones the chip's integer decays realise
   (report ``tau_m_effective`` / ``tau_s_effective``, e.g. τs 3 → 3.2 on truenorth's
   shift decays), so the fine-tuned float model has the chip's dynamics.
