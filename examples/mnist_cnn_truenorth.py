@@ -5,7 +5,7 @@ splitters per layer) → float vs on-target (intsim) accuracy → hardware-aware
 compile and run again → energy per sample. Writes RUN/summary.json and prints the figures.
 
     .venv/bin/python examples/mnist_cnn_truenorth.py --data-dir ../shared/data/mnist \\
-        --out runs/mnist_tn --epochs 3 --train-samples 10000 --test-samples 1000 --threads 1
+        --out runs/mnist_tn --threads 1        # the README's figures: every default, ~30 min on one thread
 
 ``--stages train`` only trains (checkpoint in RUN/); ``--stages target`` takes the run's
 checkpoint and does the rest. Every subset is drawn from every class with ``--seed``.
@@ -32,11 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data-dir", default=str(MNIST_DIR), help="folder with the MNIST IDX files")
     ap.add_argument("--config", default=str(REPO / "examples" / "mnist_cnn_truenorth.yaml"))
     ap.add_argument("--out", default="runs/mnist_tn", help="run folder")
-    ap.add_argument("--epochs", type=int, default=3, help="training epochs")
-    ap.add_argument("--train-samples", type=int, default=10000, help="training images (0: all 60,000)")
-    ap.add_argument("--test-samples", type=int, default=1000, help="test images (0: all 10,000)")
-    ap.add_argument("--finetune-epochs", type=int, default=1, help="hardware-aware fine-tuning epochs (0: none)")
-    ap.add_argument("--finetune-samples", type=int, default=5000, help="training images the fine-tuning sees")
+    ap.add_argument("--epochs", type=int, default=6, help="training epochs")
+    ap.add_argument("--train-samples", type=int, default=0, help="training images (0: all 60,000)")
+    ap.add_argument("--test-samples", type=int, default=2000, help="test images (0: all 10,000)")
+    ap.add_argument("--finetune-epochs", type=int, default=3, help="hardware-aware fine-tuning epochs (0: none)")
+    ap.add_argument("--finetune-samples", type=int, default=20000, help="training images the fine-tuning sees")
     ap.add_argument("--finetune-start", choices=("float", "compiled"), default="compiled",
                     help="fine-tuning starts from the float weights or from the compile's (error-feedback) integers")
     ap.add_argument("--finetune-fold", type=int, choices=(0, 1), default=1,
