@@ -156,3 +156,23 @@ def test_finetune_command_folds_a_pooled_net(tmp_path, cnn, capsys):
     from tsslc.api import compile as compile_graph
 
     assert compile_graph(graph_from_network(net2), "truenorth", x).metadata["mapping"]["cores"] > 0
+
+
+def test_mnist_cnn_truenorth_fits_where_the_papers_cnn_does_not():
+    """examples/mnist_cnn_truenorth.yaml (random weights) compiles for truenorth with every
+    neuron inside one core's axons; the paper's mnist_cnn.yaml stops at conv_2's fan-in."""
+    from tsslc.api import compile as compile_graph
+    from tsslc.errors import TsslcError
+    from tsslc.network import Network
+
+    torch.manual_seed(0)
+    x = torch.rand(8, 1, 28, 28)
+    g = compile_graph(graph_from_network(Network(load_config(EXAMPLES / "mnist_cnn_truenorth.yaml")).eval()),
+                      "truenorth", x)
+    rows = {r["name"]: r for r in g.metadata["quantization"]["layers"]}
+    assert {k: (r["fan_in"], r["axons_per_input"]) for k, r in rows.items()} == {
+        "conv_1": (25, 4), "conv_2": (100, 2), "FC_1": (128, 2), "output": (60, 4)}
+    m = g.metadata["mapping"]
+    assert np.asarray(m["core_axons"]).max() <= tn.AXONS_PER_CORE and m["cores"] <= 4096
+    with pytest.raises(TsslcError, match=r"layer 'conv_2': fan-in 1500"):
+        compile_graph(graph_from_network(Network(load_config(EXAMPLES / "mnist_cnn.yaml")).eval()), "truenorth", x)
