@@ -524,4 +524,19 @@ class TrueNorth(Target):
         return super().core_assignment(graph)
 
 
+def splitter_events(graph, spikes: dict) -> dict[str, float]:
+    """Synaptic events per sample on the splitter cores (§4), which the activity counters
+    (the layers' own synapses) leave out: every spike of a neuron with splitters lands on
+    one splitter axon connected to k splitter neurons (k copies), k events. ``spikes``:
+    {population: (T, B, *shape)} of a run on ``graph`` (compiled and mapped for truenorth).
+    {source population: events per sample}."""
+    copies = graph.metadata.get("mapping", {}).get("splitter_copies", {})
+    out = {}
+    for src, k in copies.items():
+        s = np.asarray(spikes[src])
+        per_neuron = s.reshape(s.shape[0], s.shape[1], -1).sum((0, 1), dtype=np.int64)
+        out[src] = float(per_neuron @ np.asarray(k, np.int64)) / max(int(s.shape[1]), 1)
+    return out
+
+
 TARGET = TrueNorth()
