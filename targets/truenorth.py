@@ -80,16 +80,6 @@ def best_shifts(tau: float) -> tuple[int, int]:
     return best
 
 
-def shift_decay(x: torch.Tensor, a: int, b: int) -> torch.Tensor:
-    """sgn(x) * ((|x| >> a) + (|x| >> b)) on int64 (a term with shift SHIFT_OFF is 0)."""
-    mag = x.abs()
-    d = torch.zeros_like(x)
-    for k in (int(a), int(b)):
-        if k != SHIFT_OFF:
-            d = d + (mag >> k)
-    return torch.sign(x) * d
-
-
 # --- the neuron --------------------------------------------------------------------------------
 
 
@@ -134,9 +124,9 @@ def neuron_step(state: dict[str, torch.Tensor], acc: torch.Tensor, params: TrueN
 
 
 def _leaked(x: torch.Tensor, a: int, b: int) -> torch.Tensor:
-    """x − sgn(x)((|x| >> a) + (|x| >> b)) as a new tensor: sgn(x)·(|x| >> k) is x / 2^k
-    rounded toward zero, one integer division per term (the same integers as
-    :func:`shift_decay`)."""
+    """x − sgn(x)((|x| >> a) + (|x| >> b)) as a new int64 tensor (a term with shift
+    SHIFT_OFF is 0): sgn(x)·(|x| >> k) is x / 2^k rounded toward zero, one integer
+    division per term."""
     out = x.clone()
     for k in (int(a), int(b)):
         if k != SHIFT_OFF:
