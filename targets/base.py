@@ -63,10 +63,14 @@ class LayerStats:
     n_samples: int = 0
     #: Σ a aᵀ over the calibration steps and samples of the synapse's float input a (dense:
     #: n_in × n_in; conv: over the input patches, C·kh·kw square), float64, for rounding that
-    #: keeps the current error small; None for grouped convs and fan-ins over MAX_GRAM_INPUTS
+    #: keeps the current error small; a grouped conv has one per group, stacked (G, n, n);
+    #: None for fan-ins over MAX_GRAM_INPUTS
     input_gram: np.ndarray | None = None
     #: "gptq" (error-compensating rounding where the target supports it) or "nearest"
     rounding: str = "gptq"
+    #: a fixed integer scale λ (fine-tuning keeps the compile's, so that weights on the
+    #: grid stay on it); None: the target chooses (truenorth honours it)
+    scale: float | None = None
 
 
 @dataclass
@@ -239,6 +243,14 @@ class Target(ABC):
         report. Raise :class:`TsslcError` naming ``stats.name``, the limit and the remedy
         when the layer cannot be represented."""
 
+    def choose_input(self, node, values: torch.Tensor, n_steps: int):
+        """The integer input node for float input ``node`` and its calibration ``values``:
+        ``(IntInput, report row)``. Default: graded ``input_bits``-bit payloads (binary for
+        0/1 event frames), :func:`tsslc.targets.quantize.choose_input`."""
+        from tsslc.targets.quantize import choose_input
+
+        return choose_input(node, values, int(self.input_bits))
+
     def quantize(self, graph, calibration, **kw):
         """Float graph → compiled graph for this target (see :mod:`tsslc.targets.quantize`)."""
         from tsslc.targets.quantize import quantize
@@ -259,9 +271,12 @@ class Target(ABC):
     def input_spikes(self, node, x: torch.Tensor) -> torch.Tensor:
         """IntInput payloads (T, B, *shape) int64 from time-first float input ``x``:
         graded: round half away from zero of x·scale, clipped to a signed ``bits``-bit
-        value; binary: x != 0."""
+        value; binary: x != 0; rate: the sigma-delta spikes of :func:`rate_spikes` (a
+        one-step ``x``, a static frame, is spread over the node's ``n_steps``)."""
         if node.encoding == "binary":
             return (x != 0).to(torch.int64)
+        if node.encoding == "rate":
+            return rate_spikes(x, float(node.scale), int(node.n_steps), 2 ** (int(node.bits) - 1) - 1 if node.bits > 1 else 1)
         lim = 2 ** (int(node.bits) - 1) - 1
         xs = x * float(node.scale) if x.dtype == torch.float64 else x.to(torch.float64).mul_(float(node.scale))
         # sgn(xs)·floor(|xs| + 0.5) as trunc(xs ± 0.5): the same rounded sum, mirrored
@@ -345,3 +360,17 @@ class Target(ABC):
 
     def __repr__(self) -> str:
         return f"<target {self.name}: {self.description}>"
+
+
+def rate_spikes(x: torch.Tensor, scale: float, n_steps: int, lim: int = 1) -> torch.Tensor:
+    """First-order sigma-delta encoding of time-first ``x`` (T, B, *shape): with
+    c[t] = Σ_{τ≤t} x[τ]·scale (float64), the payload at t is ⌊c[t] + ½⌋ − ⌊c[t−1] + ½⌋,
+    clipped to ±``lim``, so the payloads up to t sum to round(c[t]) (half up) and a value in
+    [0, 1/scale] gives 0/1 spikes. A one-step ``x`` (a static frame) is spread over
+    ``n_steps``. int64."""
+    if x.shape[0] == 1 and n_steps > 1:
+        x = x.expand(n_steps, *x.shape[1:])
+    c = torch.cumsum(x.to(torch.float64) * float(scale), dim=0)
+    level = torch.floor(c + 0.5)
+    prev = torch.cat([torch.zeros_like(level[:1]), level[:-1]], dim=0)
+    return (level - prev).clamp(-lim, lim).to(torch.int64)

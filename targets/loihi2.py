@@ -359,7 +359,7 @@ class Loihi2(Target):
         w_int = np.clip(w_int, W_MIN, W_MAX)
         rounding = "nearest"
         current_err = {}
-        if stats.input_gram is not None:  # conv: one row per output channel, (C, kh, kw) flattened
+        if stats.input_gram is not None and stats.input_gram.ndim == 2:  # conv: one row per output channel, (C, kh, kw) flattened; grouped convs' per-group Grams are not used here
             raw2 = raw.reshape(raw.shape[0], -1)
             current_err["nearest"] = _current_error(w_int.reshape(raw2.shape), raw2, stats.input_gram)
             if stats.rounding == "gptq":

@@ -65,6 +65,9 @@ class Mapping:
     neurons_per_core: int = 0
     axons_per_core: int | None = None
     memory_per_core: int | None = None  # bytes
+    #: per source population with splitters: per neuron (flat C,H,W) the copies its
+    #: splitters make of each spike (0: no splitter, the spike goes straight to its one axon)
+    splitter_copies: dict[str, np.ndarray] = field(default_factory=dict)
 
     def report(self) -> dict:
         neuron_cores = [c for c in self.cores if c.kind == "neuron"]
@@ -102,6 +105,7 @@ class Mapping:
             "core_neurons": np.array([c.neurons for c in self.cores], np.int64),
             "core_axons": np.array([c.axons for c in self.cores], np.int64),
             "core_memory": np.array([c.memory for c in self.cores], np.int64),
+            "splitter_copies": {k: v.copy() for k, v in self.splitter_copies.items()},
             "core_edges": np.array([[s, d, a["routes"]] for s, d, a in self.core_graph.edges(data=True)
                                     if isinstance(s, int) and isinstance(d, int)], np.int64).reshape(-1, 3),
         }
@@ -283,6 +287,7 @@ def map_graph(graph: Graph, target) -> Mapping:
     # splitters for fan-out > 1 (one destination per neuron), and the core graph's edges
     levels_of: dict[str, int] = {}
     split_core: dict[str, dict[int, int]] = {}  # source -> {neuron: splitter core of its copies}
+    splitter_copies: dict[str, np.ndarray] = {}
     for src, per_neuron in uses.items():
         levels, n_split, placed = 0, 0, []
         sc_of: dict[int, int] = {}
@@ -304,6 +309,11 @@ def map_graph(graph: Graph, target) -> Mapping:
                 cg.add_node(ci, kind="splitter", population=src)
             for i, ci in sc_of.items():
                 _edge(cg, int(assignment[src][i]), ci, 1)
+            copies = np.zeros(int(np.prod(shapes[src])), np.int64)
+            for i, n in per_neuron.items():
+                if n > 1:
+                    copies[i] = n
+            splitter_copies[src] = copies
             # delay balancing: sources with fewer splitter levels wait the difference as axon delay
             padded = sum(1 for lv in lv_of.values() if lv < levels)
             layer_info[src].update(splitter_neurons=int(n_split), splitter_cores=len(placed), splitter_levels=levels,
@@ -328,7 +338,7 @@ def map_graph(graph: Graph, target) -> Mapping:
         raise TsslcError(f"mapping: the graph needs {len(cores)} cores > {geo.n_cores} on one {target.name} chip; "
                          f"remedy: a smaller network")
     return Mapping(target.name, cores, assignment, cg, layer_info, npc, apc,
-                   None if mem is None else int(mem.bytes_per_core))
+                   None if mem is None else int(mem.bytes_per_core), splitter_copies)
 
 
 @dataclass

@@ -138,8 +138,14 @@ class Calibrator(FloatInterpreter):
 
     def conv2d(self, name, node: N.Conv2d, x):
         w = node.weight
-        if self.with_gram and int(node.groups) == 1 and w[0].size <= MAX_GRAM_INPUTS:
-            self._add_gram(name, _patch_gram(x, tuple(w.shape[2:]), int(node.stride), int(node.padding)))
+        if self.with_gram and w[0].size <= MAX_GRAM_INPUTS:
+            args = (tuple(w.shape[2:]), int(node.stride), int(node.padding))
+            g = int(node.groups)
+            if g == 1:
+                self._add_gram(name, _patch_gram(x, *args))
+            else:  # one Gram per group, stacked (G, n, n): a group's channels see their own patches
+                cg = x.shape[2] // g
+                self._add_gram(name, torch.stack([_patch_gram(x[:, :, k * cg:(k + 1) * cg], *args) for k in range(g)]))
         return super().conv2d(name, node, x)
 
     def lif_forward(self, name, node: N.LIF, x):
@@ -220,7 +226,7 @@ def quantize(graph: Graph, target, calibration: np.ndarray | torch.Tensor | Iter
     batches = _batches(calibration)
     raw, inp = calibrate(graph, batches, T, with_gram=bool(getattr(target, "uses_input_gram", False)))
     in_name = graph.input_name
-    int_input, input_report = choose_input(graph[in_name], inp["values"], int(target.input_bits))
+    int_input, input_report = target.choose_input(graph[in_name], inp["values"], T)
 
     out = Graph(copy.deepcopy(graph.metadata))
     out.metadata["target"] = target.name

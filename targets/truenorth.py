@@ -17,6 +17,7 @@ Summary (see the document for the equations with their bit widths):
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from tsslc.errors import TsslcError
 from tsslc.ir.neurons import TRUENORTH_MAX_SHIFT, TRUENORTH_SHIFT_OFF, TRUENORTH_VTH_MAX, TrueNorthLIF, decay_fraction
 from tsslc.ir.nodes import Conv2d, Dense, IntConv2d, IntDense, IntLIF
+from tsslc.ir.nodes import IntInput as N_IntInput
 from tsslc.targets.base import (CoreGeometry, EnergyFigure, EnergyTable, LayerStats, NumberFormat,
                                 QuantizedLayer, Target)
 
@@ -78,16 +80,6 @@ def best_shifts(tau: float) -> tuple[int, int]:
     return best
 
 
-def shift_decay(x: torch.Tensor, a: int, b: int) -> torch.Tensor:
-    """sgn(x) * ((|x| >> a) + (|x| >> b)) on int64 (a term with shift SHIFT_OFF is 0)."""
-    mag = x.abs()
-    d = torch.zeros_like(x)
-    for k in (int(a), int(b)):
-        if k != SHIFT_OFF:
-            d = d + (mag >> k)
-    return torch.sign(x) * d
-
-
 # --- the neuron --------------------------------------------------------------------------------
 
 
@@ -124,13 +116,22 @@ def neuron_step(state: dict[str, torch.Tensor], acc: torch.Tensor, params: TrueN
         V  = 0 where s
     """
     acc = torch.as_tensor(acc, dtype=torch.int64)
-    i = state["I"]
-    i = (i - shift_decay(i, params.i_shift_a, params.i_shift_b) + acc).clamp(I_MIN, I_MAX)
-    v = state["V"]
-    v = (v - shift_decay(v, params.v_shift_a, params.v_shift_b) + i).clamp(V_MIN, V_MAX)
+    i = _leaked(state["I"], params.i_shift_a, params.i_shift_b).add_(acc).clamp_(I_MIN, I_MAX)
+    v = _leaked(state["V"], params.v_shift_a, params.v_shift_b).add_(i).clamp_(V_MIN, V_MAX)
     s = v > params.vth
-    v = torch.where(s, torch.zeros_like(v), v)
+    v.masked_fill_(s, 0)
     return {"I": i, "V": v}, s.to(torch.int64)
+
+
+def _leaked(x: torch.Tensor, a: int, b: int) -> torch.Tensor:
+    """x − sgn(x)((|x| >> a) + (|x| >> b)) as a new int64 tensor (a term with shift
+    SHIFT_OFF is 0): sgn(x)·(|x| >> k) is x / 2^k rounded toward zero, one integer
+    division per term."""
+    out = x.clone()
+    for k in (int(a), int(b)):
+        if k != SHIFT_OFF:
+            out -= torch.div(x, 1 << k, rounding_mode="trunc")
+    return out
 
 
 # --- axon types: the weight decomposition -------------------------------------------------------
@@ -207,10 +208,73 @@ class LayerWeights:
     report: dict
 
 
-def quantize_weights(target: np.ndarray, fan_in: int, layer: str) -> LayerWeights:
+def _inv_chol(h: np.ndarray, damp: float) -> np.ndarray:
+    """Upper Cholesky factor of the damped, normalised inverse of Gram block ``h``."""
+    n = h.shape[0]
+    h = h / max(float(np.trace(h)) / n, 1e-30)
+    dead = np.diag(h) == 0
+    h[dead, dead] = 1.0
+    h = h + damp * np.mean(np.diag(h)) * np.eye(n)
+    return np.linalg.cholesky(np.linalg.inv(h)).T
+
+
+def feedback_levels(rows: np.ndarray, step: np.ndarray, qm: int, gram: np.ndarray, groups: int = 1,
+                    damp: float = 0.01) -> np.ndarray:
+    """Levels q (|q| <= qm) of ``rows`` (n_out x n_in, integer-scale weights) at per-row steps
+    ``step``, rounded one input at a time with error feedback (GPTQ / Optimal Brain
+    Quantization, as loihi2's ``_gptq_round``): each input's rounding error, in level units
+    of its row, is pushed onto the inputs not yet rounded so that the current error
+    ``(a·q − w)·x`` stays small over the calibration inputs (Gram ``gram`` = Σ x xᵀ; a
+    grouped conv's (G, n, n) stack, one per group of ``n_out / G`` rows). Feedback stays
+    inside each row's connected inputs (non-zero weights: a fan-in mask is kept), so the
+    rows are processed in blocks of equal support."""
+    lv = rows / step[:, None].astype(np.float64)
+    q = np.zeros(rows.shape, np.int64)
+    per_group = rows.shape[0] // max(int(groups), 1)
+    support = rows != 0
+    for g in range(max(int(groups), 1)):
+        h_full = gram[g] if gram.ndim == 3 else gram
+        r0 = g * per_group
+        pats, inv = np.unique(support[r0:r0 + per_group], axis=0, return_inverse=True)
+        for k, pat in enumerate(pats):
+            r = r0 + np.flatnonzero(np.asarray(inv).ravel() == k)
+            cols = np.flatnonzero(pat)
+            if not len(cols):
+                continue
+            hinv = _inv_chol(h_full[np.ix_(cols, cols)].astype(np.float64), damp)
+            w = lv[np.ix_(r, cols)].copy()
+            out = np.zeros(w.shape, np.int64)
+            for j in range(len(cols)):
+                qj = np.clip(np.rint(w[:, j]), -qm, qm)
+                out[:, j] = qj
+                err = (w[:, j] - qj) / hinv[j, j]
+                w[:, j + 1:] -= np.outer(err, hinv[j, j + 1:])
+            q[np.ix_(r, cols)] = out
+    return q
+
+
+def current_error(w: np.ndarray, rows: np.ndarray, gram: np.ndarray, groups: int = 1) -> float:
+    """RMS of the current error (w − rows)·x over the calibration inputs relative to the RMS
+    of the current rows·x (Gram ``gram``; a grouped conv's per-group stack)."""
+    e = w - rows
+    grams = gram if gram.ndim == 3 else gram[None]
+    per = rows.shape[0] // grams.shape[0]
+    num = den = 0.0
+    for g, h in enumerate(grams):
+        sl = slice(g * per, (g + 1) * per)
+        num += float(np.sum((e[sl] @ h) * e[sl]))
+        den += float(np.sum((rows[sl] @ h) * rows[sl]))
+    return float(np.sqrt(max(num, 0.0) / den)) if den > 0 else 0.0
+
+
+def quantize_weights(target: np.ndarray, fan_in: int, layer: str, gram: np.ndarray | None = None,
+                     groups: int = 1) -> LayerWeights:
     """Choose per output neuron the step a_j (1..scale_max) and levels q_ji minimising the
     squared error to ``target`` (real-valued integer-scale weights, output neurons first),
-    with m axons per input as many as fit. Reports axon cost and weight error."""
+    with m axons per input as many as fit. With ``gram`` (the synapse's input Gram matrix
+    from calibration) the levels at the chosen steps are then rounded with error feedback
+    (:func:`feedback_levels`) instead of each to its nearest. Reports axon cost, weight
+    error and (with ``gram``) the current error of both roundings."""
     m = check_fan_in(fan_in, layer)
     qm, amax = level_max(m), scale_max(m)
     t = np.asarray(target, dtype=np.float64)
@@ -218,15 +282,33 @@ def quantize_weights(target: np.ndarray, fan_in: int, layer: str) -> LayerWeight
     cand = np.arange(1, amax + 1, dtype=np.float64)
     best_err = np.full(rows.shape[0], np.inf)
     step = np.ones(rows.shape[0], np.int64)
+    # a zero weight costs nothing at any step: search on each row's non-zeros only (a
+    # block-sparse dense row has fan-in of them), packed to the widest row's count
+    nz = rows != 0
+    width = int(nz.sum(1).max()) if rows.size else 0
+    if 0 < width < rows.shape[1]:
+        order = np.argsort(~nz, axis=1, kind="stable")[:, :width]
+        packed = np.take_along_axis(rows, order, axis=1)
+    else:
+        packed = rows
     for a in cand:  # at most 255 candidates, vectorised over the layer
-        q = np.clip(np.rint(rows / a), -qm, qm)
-        err = ((q * a - rows) ** 2).sum(1)
+        q = np.clip(np.rint(packed / a), -qm, qm)
+        err = ((q * a - packed) ** 2).sum(1)
         better = err < best_err
         best_err[better], step[better] = err[better], int(a)
     levels = np.clip(np.rint(rows / step[:, None]), -qm, qm).astype(np.int64)
+    current = {}
+    rounding = "nearest"
+    if gram is not None:
+        current["nearest"] = current_error(levels * step[:, None], rows, gram, groups)
+        fb = feedback_levels(rows, step, qm, gram, groups)
+        current["error_feedback"] = current_error(fb * step[:, None], rows, gram, groups)
+        if current["error_feedback"] <= current["nearest"]:
+            levels, rounding = fb, "error_feedback"
     w = levels * step[:, None]
     norm = float(np.sqrt((rows ** 2).sum()))
     report = {
+        "rounding": rounding, "current_error": current,
         "axons_per_input": m,
         "axon_types": axon_digits(m),
         "weight_levels": 2 * qm + 1,
@@ -248,6 +330,23 @@ def weight_table(step: np.ndarray, m: int) -> np.ndarray:
 
 
 # --- the target ---------------------------------------------------------------------------------
+
+#: int64 torch copies of compiled synapses' weights, per node and device (nodes are frozen:
+#: a node's weights never change; entries go with their node)
+_WEIGHTS: dict[int, tuple] = {}
+
+
+def _weight_tensor(node, device) -> torch.Tensor:
+    entry = _WEIGHTS.get(id(node))
+    if entry is None or entry[0]() is not node:
+        entry = (weakref.ref(node, lambda _, k=id(node): _WEIGHTS.pop(k, None)), {})
+        _WEIGHTS[id(node)] = entry
+    per_device = entry[1]
+    key = str(device)
+    if key not in per_device:
+        per_device[key] = torch.as_tensor(np.asarray(node.weight, dtype=np.int64), device=device)
+    return per_device[key]
+
 
 
 def synapse_fan_in(synapse) -> int:
@@ -287,6 +386,37 @@ class TrueNorth(Target):
             "shift decays) is not TrueNorth's, so the figure is an order of magnitude, not a prediction.")
     neuron_type = TrueNorthLIF
     input_bits = INPUT_BITS
+    #: how a static analog input reaches the axons: "rate" (sigma-delta spikes, §3) or
+    #: "graded" (round(p) at every step, the variant ``graded-input``)
+    input_encoding = "rate"
+    uses_input_gram = True  # error-feedback rounding of the axon-type levels
+    variants = {"graded-input": "static pixels as round(p) at every step instead of sigma-delta rate spikes"}
+
+    def _make_variant(self, name: str) -> "TrueNorth":
+        t = type(self)()
+        t.variant_name, t.input_encoding = name, "graded"
+        return t
+
+    def choose_input(self, node, values: torch.Tensor, n_steps: int):
+        """§3: event frames pass as binary spikes; a static non-negative analog input (an
+        image) becomes sigma-delta rate spikes, 0/1 per step with scale 1/max(1, max p), so
+        the count over the T steps is round(p·scale·T); with the ``graded-input`` variant (or
+        negative values) the payload is round(p) at every step (2-bit graded)."""
+        from tsslc.targets.quantize import choose_input
+
+        vals = values.to(torch.float64)
+        if (self.input_encoding != "rate" or getattr(node, "encoding", "current") != "current" or not vals.numel()
+                or float(vals.min()) < 0):
+            return choose_input(node, values, int(self.input_bits))
+        max_abs = float(vals.abs().max())
+        if max_abs == 0.0:
+            raise TsslcError(f"input '{node.shape}': the calibration data are all zero")
+        scale = 1.0 / max(1.0, max_abs)
+        n = int(n_steps)
+        return N_IntInput(shape=tuple(node.shape), encoding="rate", scale=scale, bits=1, n_steps=n), {
+            "encoding": "rate", "scale": scale, "bits": 1, "n_steps": n, "exact": False, "max_abs": max_abs,
+            # the spike count over T steps is round(p·scale·T): at most 1/(2T) off p·scale per step on average
+            "error_max": 0.5 / (n * scale)}
 
     # --- quantization ---------------------------------------------------------------------
     def quantize_layer(self, synapse, lif, stats: LayerStats) -> QuantizedLayer:
@@ -307,7 +437,12 @@ class TrueNorth(Target):
             limits["membrane"] = V_MAX / float(stats.max_abs_membrane)
         bound = min(limits, key=limits.get)
         scale = limits[bound]
-        lw = quantize_weights(w * scale, fan_in, name)
+        if stats.scale is not None:  # fine-tuning: the compile's scale, so the grid stays put
+            bound, scale = "fixed", float(stats.scale)
+        gram = stats.input_gram if stats.rounding == "gptq" else None
+        if gram is not None and gram.shape[-1] != w[0].size:
+            gram = None
+        lw = quantize_weights(w * scale, fan_in, name, gram, int(getattr(synapse, "groups", 1) or 1))
         vth = int(round(scale * float(lif.threshold)))
         if vth < 1:
             raise TsslcError(f"layer '{name}': threshold {lif.threshold} rounds to {vth} at scale {scale:.3g}; "
@@ -327,9 +462,13 @@ class TrueNorth(Target):
             "weight_error": lw.report["weight_error"], "weight_error_rel_rms": lw.report["weight_error"],
             "saturated_fraction": lw.report["saturated"], "weight_saturated_fraction": lw.report["saturated"],
             "axons_per_input": m, "axon_types": lw.report["axon_types"], "weight_levels": lw.report["weight_levels"],
-            # per-neuron axon-type tables are fitted weight by weight: no error-compensating
-            # rounding here (the requested one is stats.rounding)
-            "rounding": "nearest",
+            # "error_feedback": levels rounded input by input with the calibrated input Gram
+            # (GPTQ-like, per block of neurons sharing a core's inputs) when it lowers the
+            # current error; "nearest" otherwise (or with rounding="nearest")
+            "rounding": lw.report["rounding"],
+            "current_error_rel_rms": lw.report["current_error"].get(
+                "error_feedback" if lw.report["rounding"] == "error_feedback" else "nearest"),
+            "current_error_rel_rms_nearest": lw.report["current_error"].get("nearest"),
             "axons": lw.report["axons"], "axon_limit": AXONS_PER_CORE, "table_max": lw.report["table_max"],
             "vth": vth, "shifts_s": [params.i_shift_a, params.i_shift_b],
             "shifts_m": [params.v_shift_a, params.v_shift_b],
@@ -342,23 +481,24 @@ class TrueNorth(Target):
 
     # --- arithmetic -------------------------------------------------------------------------
     def synapse(self, node, s_in: torch.Tensor) -> torch.Tensor:
-        """acc = Σ_i s_i * w_ji (= Σ over the neuron's active connected axons of s_j[G]);
-        computed in float64, exact for |acc| < 2^53."""
-        T, B = s_in.shape[:2]
-        x = s_in.reshape(T * B, *s_in.shape[2:]).to(torch.float64)
-        w = torch.tensor(node.weight, device=s_in.device, dtype=torch.float64)
+        """acc = Σ_i s_i * w_ji (= Σ over the neuron's active connected axons of s_j[G]),
+        exactly: in float32 when every partial sum is provably below 2^24 (always, for
+        compiled graphs: |w| <= 255 over <= 128 inputs), else float64 (loihi2's
+        ``exact_matmul`` / ``exact_conv``)."""
+        from tsslc.targets.loihi2 import exact_conv, exact_matmul
+
+        w = _weight_tensor(node, s_in.device)
         if isinstance(node, IntDense):
-            y = x @ w.T
+            y = exact_matmul(s_in, w)
         elif isinstance(node, IntConv2d):
-            y = F.conv2d(x, w, None, node.stride, node.padding, 1, node.groups)
+            y = exact_conv(s_in, w, node.stride, node.padding, node.groups)
         else:
             raise TsslcError(f"truenorth: a {node.kind} node is not a synapse")
-        y = torch.round(y).to(torch.int64)
         if node.weight_exp > 0:
             y = y << int(node.weight_exp)
         elif node.weight_exp < 0:
             y = y >> int(-node.weight_exp)
-        return y.reshape(T, B, *y.shape[1:])
+        return y
 
     def init_state(self, params: TrueNorthLIF, shape: tuple, batch: int, device) -> dict[str, torch.Tensor]:
         return init_state((int(batch), *tuple(shape)), device)
@@ -372,6 +512,21 @@ class TrueNorth(Target):
         if mapping and "assignment" in mapping:
             return {k: np.asarray(v, dtype=np.int64) for k, v in mapping["assignment"].items()}
         return super().core_assignment(graph)
+
+
+def splitter_events(graph, spikes: dict) -> dict[str, float]:
+    """Synaptic events per sample on the splitter cores (§4), which the activity counters
+    (the layers' own synapses) leave out: every spike of a neuron with splitters lands on
+    one splitter axon connected to k splitter neurons (k copies), k events. ``spikes``:
+    {population: (T, B, *shape)} of a run on ``graph`` (compiled and mapped for truenorth).
+    {source population: events per sample}."""
+    copies = graph.metadata.get("mapping", {}).get("splitter_copies", {})
+    out = {}
+    for src, k in copies.items():
+        s = np.asarray(spikes[src])
+        per_neuron = s.reshape(s.shape[0], s.shape[1], -1).sum((0, 1), dtype=np.int64)
+        out[src] = float(per_neuron @ np.asarray(k, np.int64)) / max(int(s.shape[1]), 1)
+    return out
 
 
 TARGET = TrueNorth()

@@ -32,10 +32,12 @@ def test_finetune_recovers_truenorth_accuracy(digits_fit, digits_test_arrays, ca
     after, compiled, _ = target_accuracy(res.network, tn, calib, x, y)
     print(f"\ntruenorth accuracy: float {digits_fit.test_accuracy:.4f}, compiled {before:.4f}, "
           f"after 1 fine-tuning epoch {after:.4f}")
-    # One epoch's gain depends on the training trajectory: over digits seeds 0-3 it ranged
-    # from -1.9 to +6.7 points on either neuron path (fused / reference differ by float32
-    # rounding only); on this fixture's seed 0 it is +3.3 (fused) and +6.7 (reference).
-    assert after >= before + 0.02
+    # issue 15: on target within one point of the float model after fine-tuning. With the
+    # rate input and error-feedback rounding the compiled net starts close (seeds 0-3: 95.8,
+    # 95.8, 93.1, 97.2 % vs float 96.9, 97.2, 95.8, 96.7 %); after one epoch it is -0.8..+0.8
+    # points from float (360 test digits: one digit is 0.28 points)
+    assert after >= digits_fit.test_accuracy - 0.01
+    assert after >= before - 0.01
     # the fine-tuned float model carries the chip's decays; they compile without decay error
     assert res.network.config.tau_s == pytest.approx(3.2) and res.network.config.tau_m == pytest.approx(16 / 3)
     for row in compiled.metadata["quantization"]["layers"]:
@@ -82,7 +84,9 @@ def test_finetune_command_writes_a_run(tmp_path, digits_fit, capsys):
     out = run / "finetune-truenorth"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["target"] == "truenorth" and metrics["eval_samples"] == 120
-    assert metrics["target_accuracy_after"] > metrics["target_accuracy_before"]
+    # the compiled net already starts within a point of float (rate input, error-feedback
+    # rounding, issue 15): fine-tuning keeps it there (one sample of 120 is 0.83 points)
+    assert metrics["target_accuracy_after"] >= max(0.95, metrics["target_accuracy_before"] - 1 / 120)
     net2, cfg2, _ = load_checkpoint(out / "checkpoint.pt")
     assert cfg2.tau_s == pytest.approx(3.2)
     assert "accuracy after 1 epoch(s)" in capsys.readouterr().out

@@ -71,3 +71,21 @@ def test_integer_weights_are_table_times_levels(compiled):
         assert ok.all(1).any(1).all(), f"{lif}: a neuron's weights are not a 9-bit table times {m}-axon levels"
         table = np.abs(np.array(tn.axon_digits(m))).max() * tn.scale_max(m)
         assert table <= tn.WEIGHT_MAX
+
+
+def test_splitter_events_are_the_copies_of_every_hidden_spike(compiled, digits_test_arrays):
+    """The output layer sits on one core and takes 2 axons (ternary) per hidden neuron: every
+    hidden spike is copied twice by a splitter, so the splitter cores see 2 events per
+    hidden spike, which the layers' counters do not include."""
+    from tsslc.targets.truenorth import splitter_events
+
+    x, _ = digits_test_arrays
+    res = get_backend("intsim")(compiled, x[:100])
+    m = compiled.metadata["mapping"]
+    assert m["layers"]["output"]["cores"] == 1 and m["layers"]["output"]["axons_per_input"] == 2
+    ev = splitter_events(compiled, res.spikes)
+    # hidden neurons whose output weights all rounded to zero reach no axon: no splitter
+    connected = (np.asarray(compiled["output.synapse"].weight) != 0).any(0)
+    hidden_spikes = res.spikes["hidden"][:, :, connected].sum(dtype=np.int64) / 100
+    assert set(ev) == {"hidden"} and ev["hidden"] == pytest.approx(2 * hidden_spikes)
+    assert m["splitter_neurons"] == 2 * int(connected.sum())

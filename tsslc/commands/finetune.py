@@ -28,6 +28,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--calibration", type=int, default=256, help="training samples to calibrate on (default 256)")
     parser.add_argument("--eval-samples", type=int, default=1000,
                         help="test samples for the on-target accuracy before/after (default 1000; 0 = all)")
+    parser.add_argument("--fold", action="store_true",
+                        help="fine-tune the net with its pools folded into the next synapses (the chip's synapses; "
+                             "the run written has the folded config)")
+    parser.add_argument("--start", choices=("float", "compiled"), default="float",
+                        help="start from the float weights or from the compiled integers (default float)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -80,7 +85,7 @@ def _finetune(args, net, config, target, out: Path, ckpt_path: Path) -> int:
     before, _, _ = target_accuracy(net, target, calib, x_eval, y_eval)
     print(f"{target.name}: accuracy before fine-tuning {before:.4f} on {len(y_eval)} test samples (intsim)")
     res = finetune(net, target, train_set, test_set, epochs=args.epochs, calibration=calib, seed=args.seed,
-                   lr=args.lr, progress=progress)
+                   lr=args.lr, progress=progress, start=args.start, fold=args.fold)
     after, _, _ = target_accuracy(res.network, target, calib, x_eval, y_eval)
     print(f"{target.name}: accuracy after {args.epochs} epoch(s) {after:.4f} (intsim); "
           f"float model {res.history[-1]['test_acc']:.4f} through the target's rounding")

@@ -50,6 +50,9 @@ FORMAT = "tsslc-graph"
 FORMAT_VERSION = 2
 
 _TAGS = ("__tuple__", "__items__", "__ndarray__", "__neuron__")
+#: node attributes added after a format version, with a default: files written before them
+#: load with the default (kind -> names)
+LATER_ATTRS = {"int_input": ("n_steps",)}
 
 
 class ModelFileError(TsslcError):
@@ -294,7 +297,9 @@ def _read(f: h5py.File, path: Path) -> Graph:
             attrs["params"] = neuron_from_dict(attrs.pop("target"), attrs.get("params"), f"node '{name}'")
         want_arrays = _array_fields(cls)
         want_attrs = {f.name for f in fields(cls)} - want_arrays
-        if set(attrs) != want_attrs:
+        # attributes added later with a default (IntInput.n_steps) may be absent from older files
+        optional = {f.name for f in fields(cls) if f.name in LATER_ATTRS.get(kind, ())}
+        if not (set(attrs) <= want_attrs and want_attrs - set(attrs) <= optional):
             raise ValueError(f"node '{name}' ({kind}): attributes {sorted(attrs)} instead of {sorted(want_attrs)}")
         if not isinstance(entry["arrays"], list) or set(entry["arrays"]) != want_arrays:
             raise ValueError(f"node '{name}' ({kind}): arrays {entry['arrays']!r:.60} instead of {sorted(want_arrays)}")

@@ -242,19 +242,27 @@ class Output(Node):
 class IntInput(Node):
     """Integer network input. encoding ``"graded"``: p_int[t] = round(p[t]·scale), clipped to
     a signed ``bits``-bit payload (a graded spike every step, static images); ``"binary"``:
-    event frames e[t] ∈ {0, 1} as they are (scale 1)."""
+    event frames e[t] ∈ {0, 1} as they are (scale 1); ``"rate"``: first-order sigma-delta,
+    p_int[t] = ⌊c[t] + ½⌋ − ⌊c[t−1] + ½⌋ with c[t] = Σ_{τ≤t} p[τ]·scale (c[−1] = 0), so
+    that the payloads up to t sum to round(c[t]) — binary spikes whose count over the
+    ``n_steps`` steps of a static frame approximates the graded value (targets whose axons
+    carry 1-bit events: truenorth)."""
 
     kind: ClassVar[str] = "int_input"
     shape: Shape = ()
     encoding: str = "graded"
     scale: float = 1.0
     bits: int = 16
+    #: "rate": the steps a static frame is spread over (0: other encodings)
+    n_steps: int = 0
 
     def infer_shape(self, in_shape):
         if in_shape is not None:
             raise ValueError("an input node has no predecessor")
-        if self.encoding not in ("graded", "binary"):
-            raise ValueError(f"unknown integer input encoding {self.encoding!r} (expected 'graded' or 'binary')")
+        if self.encoding not in ("graded", "binary", "rate"):
+            raise ValueError(f"unknown integer input encoding {self.encoding!r} (expected 'graded', 'binary' or 'rate')")
+        if self.encoding == "rate" and int(self.n_steps) < 1:
+            raise ValueError(f"a rate-encoded input needs n_steps >= 1, got {self.n_steps}")
         if not self.shape or any(int(d) < 1 for d in self.shape):
             raise ValueError(f"input shape must be positive, got {self.shape}")
         return tuple(int(d) for d in self.shape)

@@ -92,6 +92,16 @@ def _pool_dense(pool: N.SumPool2d, dense: N.Dense, in_shape, where: str) -> N.De
     return N.Dense(weight=full.reshape(dense.weight.shape[0], c * h * w))
 
 
+def fold_synapse(pool: N.SumPool2d, synapse, in_shape, where: str):
+    """``synapse`` (Conv2d, or the Dense after a flatten) with ``pool`` (whose input has
+    ``in_shape``) folded in: the synapse :func:`fold_pooling` puts in their place."""
+    if isinstance(synapse, N.Conv2d):
+        return _pool_conv(pool, synapse, in_shape, where)
+    if isinstance(synapse, N.Dense):
+        return _pool_dense(pool, synapse, in_shape, where)
+    raise PassError(f"cannot fold pooling before '{where}': a {synapse.kind} synapse cannot absorb a sum pool")
+
+
 def fold_pooling(graph: Graph) -> Graph:
     """Fold every SumPool2d into the synapses it feeds (see the module docstring)."""
     graph = drop_dropout(graph) if graph.of_type(N.Dropout) else graph.copy()  # never the argument itself

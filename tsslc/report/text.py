@@ -10,8 +10,8 @@ import math
 def _rounding(row: dict) -> str:
     r = row.get("rounding", "")
     cur, near = row.get("current_error_rel_rms"), row.get("current_error_rel_rms_nearest")
-    if r == "gptq" and cur is not None and near is not None:
-        return f"gptq ({100 * cur:.2f} %, nearest {100 * near:.2f} %)"
+    if r in ("gptq", "error_feedback") and cur is not None and near is not None:
+        return f"{r} ({100 * cur:.2f} %, nearest {100 * near:.2f} %)"
     return f"{r} ({100 * cur:.2f} %)" if cur is not None else r
 
 
@@ -42,6 +42,13 @@ def compile_lines(compiled) -> list[str]:
         lines.append(f"mapping: {m.get('cores')} cores ({m.get('neuron_cores')} neuron, {m.get('splitter_cores')} splitter), "
                      f"{m.get('neurons')} neurons, utilisation {m.get('neuron_utilisation', 0) * 100:.1f} %, "
                      f"latency {m.get('latency_ticks')} ticks")
+        if m.get("axons"):  # cores with an axon limit (truenorth): per layer its axons and splitters
+            lines.append(f"axons: {m['axons']} in all ({m.get('axon_utilisation', 0) * 100:.1f} % of the cores' axons); "
+                         "per layer: cores, fan-in x axons per input, axons, splitters (of its spikes)")
+            for name, lay in layers.items():
+                lines.append(f"  {name:<12}{lay['cores']:>5} cores  {lay['fan_in']:>4} x {lay['axons_per_input']} axons"
+                             f"{lay['axons']:>8} axons  splitters {lay['splitter_neurons']} neurons on "
+                             f"{lay['splitter_cores']} cores, {lay['splitter_levels']} level(s); latency {lay['latency']}")
         if m.get("memory_per_core_bytes"):
             lines.append(f"memory: {m['memory_bytes'] / 1024:.1f} KiB in all, at most {m['max_core_memory_bytes'] / 1024:.1f} "
                          f"KiB on one core of {m['memory_per_core_bytes'] / 1024:.0f} KiB "
