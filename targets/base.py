@@ -32,6 +32,7 @@ Shapes: tensors are time-first ``(T, B, *shape)``; ``neuron_step`` works on one 
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,9 +40,55 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from tsslc.errors import TsslcError
 from tsslc.ir.neurons import IntNeuron
+
+
+# --- exact integer sums in floating point (shared by the targets' synapses) -----------------
+def exact_float(bound: float, what: str) -> torch.dtype:
+    """The float type in which integer sums bounded by ``bound`` are exact: float32 below
+    2^24, float64 below 2^53."""
+    if bound < 2**24:
+        return torch.float32
+    if bound < 2**53:
+        return torch.float64
+    raise TsslcError(f"integer {what} bound {bound:.3g} exceeds 2^53: weights or inputs out of range")
+
+
+NO_CONTEXT = contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def full_float32():
+    """On CUDA, float32 matmuls and convs without TF32 (10-bit mantissa products would break
+    the exactness proof); the user's settings come back afterwards."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def exact_sum(x: torch.Tensor, w: torch.Tensor, conv: tuple[int, int, int] | None = None) -> torch.Tensor:
+    """Σ_i x_i·w_ji as int64, exactly, for integer ``x`` and ``w`` (any dtype holding integers):
+    dense ``x (..., N_in)`` with ``w (N_out, N_in)``, or, with ``conv = (stride, padding,
+    groups)``, ``x (T, B, C, H, W)`` with ``w (C_out, C_in/groups, K, K)``. Made in float32 when
+    every partial sum is provably below 2^24 (max |x| times the largest row sum of |w|), else
+    float64 (below 2^53); on CUDA without TF32."""
+    bound = float(x.abs().max()) * float(w.abs().reshape(w.shape[0], -1).sum(1).max()) if x.numel() and w.numel() else 0.0
+    dt = exact_float(bound, "conv" if conv else "matmul")
+    xs, ws = x.to(dt), w.to(dt)
+    with full_float32() if x.device.type == "cuda" and dt == torch.float32 else NO_CONTEXT:
+        if conv is None:
+            y = F.linear(xs, ws)
+        else:
+            T, B = xs.shape[:2]
+            y = F.conv2d(xs.reshape(T * B, *xs.shape[2:]), ws, None, conv[0], conv[1], 1, conv[2])
+            y = y.reshape(T, B, *y.shape[1:])
+    return y.to(torch.int64)
 
 @dataclass
 class LayerStats:

@@ -9,7 +9,6 @@ per synapse layer, which the Lava back end removes when it aligns spikes).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 
@@ -21,6 +20,7 @@ from tsslc import fused_cpu
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.neurons import LOIHI2_DU_MAX, LOIHI2_DV_MAX, LOIHI2_VTH_MAX, Loihi2LIF
+from tsslc.targets.base import NO_CONTEXT, exact_float, full_float32
 from tsslc.targets.base import CoreGeometry, CoreMemory, EnergyFigure, EnergyTable, LayerStats, NumberFormat, QuantizedLayer, Target
 
 # --- constants of the arithmetic (loihi2.md §1) --------------------------------------------
@@ -59,31 +59,6 @@ def dense_weights(w) -> np.ndarray:
 
 def _shift(acc: torch.Tensor, exp: int) -> torch.Tensor:
     return acc << exp if exp > 0 else acc >> (-exp)
-
-
-def _exact_float(bound: float, what: str) -> torch.dtype:
-    """The float type in which integer sums bounded by ``bound`` are exact: float32 below
-    2^24, float64 below 2^53."""
-    if bound < 2**24:
-        return torch.float32
-    if bound < 2**53:
-        return torch.float64
-    raise TsslcError(f"integer {what} bound {bound:.3g} exceeds 2^53: weights or inputs out of range")
-
-
-_NO_CONTEXT = contextlib.nullcontext()
-
-
-@contextlib.contextmanager
-def _full_float32():
-    """On CUDA, float32 matmuls and convs without TF32 (10-bit mantissa products would break
-    the exactness proof); the user's settings come back afterwards."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def wrap24(x: torch.Tensor) -> torch.Tensor:
@@ -231,12 +206,12 @@ class Loihi2(Target):
             if m is None:
                 m = float(s_in.abs().max()) if s_in.numel() else 0.0
             bound = m * k_sum
-            dt = _exact_float(bound, "conv" if conv else "matmul")
+            dt = exact_float(bound, "conv" if conv else "matmul")
             wt = weights.get(dt)
             if wt is None:
                 wt = weights[dt] = torch.as_tensor(w, dtype=dt, device=device)
             x = s_in if s_in.dtype == dt else s_in.to(dt)
-            with _full_float32() if on_cuda and dt == torch.float32 else _NO_CONTEXT:
+            with full_float32() if on_cuda and dt == torch.float32 else NO_CONTEXT:
                 if conv:
                     T, B = x.shape[:2]
                     y = F.conv2d(x.reshape(T * B, *x.shape[2:]), wt, None, stride, padding, 1, groups)
@@ -257,7 +232,7 @@ class Loihi2(Target):
             return run
         # a proven bound on a CPU dense synapse: every choice made now, the call only computes
         bound = float(in_bound) * k_sum
-        dt = _exact_float(bound, "matmul")
+        dt = exact_float(bound, "matmul")
         out_bound = bound * scale if exp > 0 else bound
         if not (dt == torch.float32 and out_bound < lim):
             return run

@@ -28,7 +28,7 @@ from tsslc.errors import TsslcError
 from tsslc.ir.neurons import TRUENORTH_MAX_SHIFT, TRUENORTH_SHIFT_OFF, TRUENORTH_VTH_MAX, TrueNorthLIF, decay_fraction
 from tsslc.ir.nodes import Conv2d, Dense, IntConv2d, IntDense, IntLIF
 from tsslc.ir.nodes import IntInput as N_IntInput
-from tsslc.targets.base import (CoreGeometry, EnergyFigure, EnergyTable, LayerStats, NumberFormat,
+from tsslc.targets.base import (CoreGeometry, exact_sum, EnergyFigure, EnergyTable, LayerStats, NumberFormat,
                                 QuantizedLayer, Target)
 
 NAME = "truenorth"
@@ -482,16 +482,14 @@ class TrueNorth(Target):
     # --- arithmetic -------------------------------------------------------------------------
     def synapse(self, node, s_in: torch.Tensor) -> torch.Tensor:
         """acc = Σ_i s_i * w_ji (= Σ over the neuron's active connected axons of s_j[G]),
-        exactly: in float32 when every partial sum is provably below 2^24 (always, for
-        compiled graphs: |w| <= 255 over <= 128 inputs), else float64 (loihi2's
-        ``exact_matmul`` / ``exact_conv``)."""
-        from tsslc.targets.loihi2 import exact_conv, exact_matmul
-
+        exactly (:func:`~tsslc.targets.base.exact_sum`: float32 when every partial sum is
+        provably below 2^24 — always, for compiled graphs: |w| <= 255 over <= 128 inputs —
+        else float64)."""
         w = _weight_tensor(node, s_in.device)
         if isinstance(node, IntDense):
-            y = exact_matmul(s_in, w)
+            y = exact_sum(s_in, w)
         elif isinstance(node, IntConv2d):
-            y = exact_conv(s_in, w, node.stride, node.padding, node.groups)
+            y = exact_sum(s_in, w, (int(node.stride), int(node.padding), int(node.groups)))
         else:
             raise TsslcError(f"truenorth: a {node.kind} node is not a synapse")
         if node.weight_exp > 0:
