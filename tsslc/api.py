@@ -180,6 +180,7 @@ def simulate(graph, x, backend: str | None = None, *, n_steps: int | None = None
     compiled = bool(graph.metadata.get("target"))
     name = backend or ("intsim" if compiled else "float")
     fn = get_backend(name)
+    check_run_bytes(graph, x, n_steps, batch_size if name == "intsim" else None)
     if name == "float":
         if compiled:
             raise TsslcError("the float back end runs float graphs; this one is compiled (use intsim or lava)")
@@ -190,6 +191,27 @@ def simulate(graph, x, backend: str | None = None, *, n_steps: int | None = None
         return fn(graph, x, n_steps, progress=progress, device=device, batch_size=batch_size, counters=counters,
                   **options)
     return fn(graph, x, n_steps, progress=progress, counters=counters, **options)
+
+
+def check_run_bytes(graph, x, n_steps: int | None = None, batch_size: int | None = None) -> None:
+    """Refuse a run whose estimated memory is past the cap (:func:`tsslc.validate.check_bytes`)
+    before it allocates: the spikes kept for every population (T·B·neurons bytes) and the
+    states of one batch (8 bytes · T · batch · every node's outputs)."""
+    from tsslc import validate
+    from tsslc.ir.nodes import LIF, IntLIF
+
+    shapes = graph.validate()
+    T = n_steps if n_steps is not None else graph.metadata.get("n_steps")
+    if isinstance(T, bool) or not isinstance(T, int) or not hasattr(x, "shape"):
+        return  # the back end reports a missing n_steps
+    validate.steps("the run", "n_steps", T)
+    in_rank = len(shapes[graph.input_name])
+    B = int(x.shape[1] if len(x.shape) == in_rank + 2 else x.shape[0]) if len(x.shape) > in_rank else 1
+    b = min(int(batch_size), B) if batch_size else B
+    neurons = sum(validate.shape_bytes(s, 1) for s in shapes.values())
+    pops = sum(validate.shape_bytes(shapes[n], 1) for n in graph.of_type((LIF, IntLIF)))
+    validate.check_bytes(T * B * pops + 8 * T * b * neurons,
+                         f"running {B} samples x {T} steps through {neurons:,} neurons (batch {b})")
 
 
 @dataclass
