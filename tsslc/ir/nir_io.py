@@ -808,6 +808,48 @@ def _stored_order(stored, names: list[str]) -> list[str] | None:
     return None
 
 
+#: the node types the nir library reads (nir.serialization.read_node)
+NIR_TYPES = ("Affine", "AvgPool2d", "Conv1d", "Conv2d", "CubaLI", "CubaLIF", "Delay", "Flatten", "I", "IF", "Input",
+             "LI", "LIF", "Linear", "NIRGraph", "Output", "Scale", "SumPool2d", "Threshold")
+
+
+def _check_file(root, path) -> None:
+    """Before the nir library reads anything: every node has a known type (named with the
+    node), and the arrays' declared sizes fit the byte cap (tsslc.validate)."""
+    import h5py
+
+    from tsslc import validate
+
+    total = 0
+
+    def visit(name, obj):
+        nonlocal total
+        if isinstance(obj, h5py.Dataset):
+            total += validate.shape_bytes(obj.shape or (), obj.dtype.itemsize)
+            validate.check_bytes(total, f"{path}: reading dataset '{name}' of shape {obj.shape}")
+
+    root.visititems(visit)
+
+    def types(group, prefix=""):
+        nodes = group.get("nodes")
+        if not isinstance(nodes, h5py.Group):
+            raise NIRError(f"{path}: graph '{prefix or 'node'}' has no 'nodes' group")
+        for name, node in nodes.items():
+            where = f"{prefix}{name}"
+            t = node.get("type") if isinstance(node, h5py.Group) else None
+            if not isinstance(t, h5py.Dataset) or t.shape != ():
+                raise NIRError(f"{path}: node '{where}' has no type")
+            t = t[()]
+            t = t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t)
+            if t not in NIR_TYPES:
+                raise NIRError(f"{path}: node '{where}' has unknown NIR type {t!r:.40}{validate.suggest(t, NIR_TYPES)} "
+                               f"(known: {', '.join(NIR_TYPES)})")
+            if t == "NIRGraph":
+                types(node, where + ".")
+
+    types(root)
+
+
 def read(path, dt: float | None = None, convention: str | None = None, encoding: str | None = None,
          n_steps: int | None = None) -> Graph:
     """Import a NIR file; any problem is one :class:`TsslcError` naming the file."""
@@ -826,6 +868,7 @@ def read(path, dt: float | None = None, convention: str | None = None, encoding:
             if "node" not in f:
                 hint = " (it is a tsslc model file)" if f.attrs.get("format") in ("tsslc-graph", b"tsslc-graph") else ""
                 raise NIRError(f"{path} is not a NIR file{hint}")
+            _check_file(f["node"], path)
         ng = nir.read(path, type_check=False)  # shapes are checked by Graph.validate() below
     except TsslcError:
         raise
