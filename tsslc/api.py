@@ -159,6 +159,7 @@ def compile(graph, target: str, calibration=None, *, rounding: str = "gptq", var
         calibration, _ = load_data(graph.metadata.get("dataset") or "digits", split="train", samples=samples,
                                    data_dir=data_dir, n_steps=graph.metadata.get("n_steps"), seed=seed,
                                    options=graph.metadata.get("data"))
+    check_run_bytes(graph, calibration)
     prepared = fold_pooling(drop_dropout(graph))
     return attach(tgt.quantize(prepared, calibration, rounding=rounding), tgt)
 

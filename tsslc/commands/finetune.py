@@ -47,6 +47,10 @@ def run(args) -> int:
         raise TsslcError(f"{src}: no training checkpoint here (expected {ckpt_path}); train with 'tsslc train' first")
     if args.epochs < 1:
         raise TsslcError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.lr is not None:
+        from tsslc import validate
+
+        validate.number("tsslc finetune", "--lr", args.lr, positive=True)
     target = get_target(args.target)
     net, config, _ = load_checkpoint(ckpt_path)
     out = Path(args.out) if args.out else (src if src.is_dir() else src.parent) / f"finetune-{target.name}"

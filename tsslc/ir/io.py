@@ -294,7 +294,10 @@ def _read(f: h5py.File, path: Path) -> Graph:
             raise ValueError(f"node '{name}' has unknown type {kind!r:.40} (known: {', '.join(NODE_TYPES)})")
         cls = NODE_TYPES[kind]
         hints = _hints(cls)
-        attrs = _decode(entry["attrs"])
+        try:
+            attrs = _decode(entry["attrs"])
+        except ValueError as e:
+            raise ValueError(f"node '{name}' ({kind}): {e}") from None
         if not isinstance(attrs, dict):
             raise ValueError(f"node '{name}': attributes are not a mapping")
         if version == 1 and cls is IntLIF and isinstance(attrs.get("target"), str):  # format 1: untyped

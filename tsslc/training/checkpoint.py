@@ -10,6 +10,7 @@ plain dict), ``model`` (Network state_dict), ``optimizer`` (AdamW state_dict), `
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -55,7 +56,9 @@ def read_checkpoint(path) -> dict:
     if not p.is_file():
         raise TsslcError(f"checkpoint not found: {p}")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on foreign pickles: the error below says it all
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # a garbled file can fail anywhere inside the unpickler / zip reader
         text = str(e)
         if "weights_only" in text or "Unsupported global" in text or "Weights only load failed" in text:
