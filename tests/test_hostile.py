@@ -437,6 +437,46 @@ case("cli-compile-past-cap", lambda w, b: ["--max-memory=300k", "compile", str(b
                                            "-o", str(w / "o.tsslc")], "limit")
 
 
+
+
+def idx_dir(w: Path, images: bytes, labels: bytes | None = None, gz=False) -> Path:
+    import gzip
+
+    d = w / "mnist"
+    d.mkdir()
+    lab = labels if labels is not None else b"\x00\x00\x08\x01" + (2).to_bytes(4, "big") + b"\x01\x02"
+    for split in ("train", "t10k"):  # both splits: a run reads the training split's statistics too
+        name = f"{split}-images-idx3-ubyte" + (".gz" if gz else "")
+        (d / name).write_bytes(gzip.compress(images) if gz else images)
+        (d / f"{split}-labels-idx1-ubyte").write_bytes(lab)
+    return d
+
+
+def idx_run(images: bytes, labels: bytes | None = None, gz=False, extra=()):
+    return lambda w, b: ["run", str(b / F), "--dataset", "mnist", "--data-dir", str(idx_dir(w, images, labels, gz)),
+                         "--no-progress", *extra]
+
+
+IMG_HEAD = b"\x00\x00\x08\x03" + (2).to_bytes(4, "big") + (28).to_bytes(4, "big") + (28).to_bytes(4, "big")
+case("idx-bad-magic", idx_run(b"\x01\x02\x03\x04" * 8), "images-idx3-ubyte", "magic")
+case("idx-truncated", idx_run(IMG_HEAD + b"\x00" * 5), "images-idx3-ubyte", "truncated")
+case("idx-huge-dims", idx_run(b"\x00\x00\x08\x03" + (2**32 - 1).to_bytes(4, "big") * 3), "images-idx3-ubyte")
+case("idx-not-bytes", idx_run(b"\x00\x00\x0d\x01" + (1).to_bytes(4, "big") + b"\x00" * 4), "images-idx3-ubyte", "0x0d")
+case("idx-gzip-bomb", idx_run(b"\x00" * (8 << 20), gz=True, extra=("--max-memory", "4M")), "images-idx3-ubyte.gz", "limit")
+case("idx-gzip-truncated", lambda w, b: idx_run(IMG_HEAD + b"\x00" * 1568)(w, b) if False else
+     ["run", str(b / F), "--dataset", "mnist", "--data-dir", str(_cut_gz(idx_dir(w, IMG_HEAD + b"\x00" * 1568, gz=True)))],
+     "images-idx3-ubyte.gz", "gzip")
+case("idx-label-range", idx_run(IMG_HEAD + b"\x00" * 1568, b"\x00\x00\x08\x01" + (2).to_bytes(4, "big") + b"\x01\xc8"),
+     "labels-idx1-ubyte", "200")
+
+
+def _cut_gz(d: Path) -> Path:
+    for split in ("train", "t10k"):
+        p = d / f"{split}-images-idx3-ubyte.gz"
+        p.write_bytes(p.read_bytes()[:-10])
+    return d
+
+
 # --- the checks ------------------------------------------------------------------------------------
 
 
