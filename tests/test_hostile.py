@@ -292,7 +292,7 @@ def big_conv(w, b):
     return io.save(g, w / "m.tsslc")
 
 
-case("model-1.6e9-neurons-inspect", lambda w, b: ["inspect", str(big_conv(w, b))], "m.tsslc", "neurons", "limit")
+case("model-1.6e9-neurons-inspect", lambda w, b: ["inspect", str(big_conv(w, b))], "m.tsslc", "node outputs", "limit")
 case("model-1.6e9-neurons-nir", lambda w, b: ["nir", "export", str(big_conv(w, b)), "-o", str(w / "o.nir")], "m.tsslc", "limit")
 
 # compiled models: integer values and the core mapping

@@ -372,7 +372,7 @@ def load(path) -> Graph:
     neurons = sum(validate.shape_bytes(s, 1) for s in shapes.values())
     weights = sum(a.nbytes for _, node in graph.items() for a in node.arrays().values())
     try:
-        validate.check_bytes(weights + 8 * neurons, f"{path}: holding the graph ({neurons:,} neurons at 8 bytes each "
+        validate.check_bytes(weights + 8 * neurons, f"{path}: holding the graph ({neurons:,} node outputs at 8 bytes each "
                                                     f"and {validate.fmt_bytes(weights)} of arrays)")
     except TsslcError as e:
         raise ModelFileError(str(e)) from None
