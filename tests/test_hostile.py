@@ -420,6 +420,14 @@ case("npy-strings", calib(array=np.array(["a", "b"])), "x.npy")
 case("cli-calibration-0", lambda w, b: ["compile", str(b / F), "--target", "loihi2", "-o", str(w / "o"), "--calibration", "0"],
      "--calibration")
 case("cli-samples-0", lambda w, b: ["run", str(b / F), "--samples", "0"], "--samples")
+case("cli-train-seed-neg", lambda w, b: ["train", str(DIGITS), "-o", str(w / "r"), "--seed", "-1"], "--seed")
+case("cli-train-seed-huge", lambda w, b: ["train", str(DIGITS), "-o", str(w / "r"), "--seed", str(2**70)], "--seed")
+case("cli-finetune-seed-neg", lambda w, b: ["finetune", str(b / "run"), "--target", "loihi2", "--seed", "-3", "-o", str(w / "ft")],
+     "--seed")
+case("cli-verify-batch-0", lambda w, b: ["verify", str(b / L2), "--against", str(b / F), "--batch-size", "0"], "--batch-size")
+case("cli-verify-samples-0", lambda w, b: ["verify", str(b / L2), "--against", str(b / F), "--samples", "0"], "--samples")
+case("ckpt-past-cap", lambda w, b: ["export", str(b / "run"), "-o", str(w / "o.tsslc"), "--max-memory", "2k"], "checkpoint.pt",
+     "limit")
 case("cli-batch-0", lambda w, b: ["run", str(b / L2), "--batch-size", "0"], "--batch-size")
 case("cli-finetune-lr-nan", lambda w, b: ["finetune", str(b / "run"), "--target", "loihi2", "--lr", "nan", "-o", str(w / "ft")],
      "--lr")

@@ -47,9 +47,10 @@ def run(args) -> int:
         raise TsslcError(f"{src}: no training checkpoint here (expected {ckpt_path}); train with 'tsslc train' first")
     if args.epochs < 1:
         raise TsslcError(f"--epochs must be >= 1, got {args.epochs}")
-    if args.lr is not None:
-        from tsslc import validate
+    from tsslc import validate
 
+    validate.number("tsslc finetune", "--seed", args.seed, int, nonneg=True, hi=2**63 - 1)
+    if args.lr is not None:
         validate.number("tsslc finetune", "--lr", args.lr, positive=True)
     target = get_target(args.target)
     net, config, _ = load_checkpoint(ckpt_path)

@@ -36,6 +36,9 @@ def run(args) -> int:
     from tsslc.errors import TsslcError
     from tsslc.training.run import train_run
 
+    from tsslc import validate
+
+    validate.number("tsslc train", "--seed", args.seed, int, nonneg=True, hi=2**63 - 1)
     if args.threads is not None:
         if args.threads < 1:
             raise TsslcError(f"--threads must be >= 1, got {args.threads}")

@@ -65,6 +65,8 @@ def run(args) -> int:
     from tsslc.commands.run import test_arrays
     from tsslc.report.text import verify_lines
 
+    if args.batch_size < 1:
+        raise TsslcError(f"--batch-size must be >= 1, got {args.batch_size}")
     first = tsslc.load(args.model)
     if first.metadata.get("target"):
         if args.against is None:

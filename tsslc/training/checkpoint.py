@@ -55,6 +55,7 @@ def read_checkpoint(path) -> dict:
     p = Path(path)
     if not p.is_file():
         raise TsslcError(f"checkpoint not found: {p}")
+    validate.check_bytes(p.stat().st_size, f"{p}: reading the checkpoint")
     try:
         with warnings.catch_warnings():  # torch's notes on foreign pickles: the error below says it all
             warnings.simplefilter("ignore")
