@@ -485,6 +485,28 @@ def _cut_gz(d: Path) -> Path:
     return d
 
 
+# run folders the report reads
+
+
+def report(metrics):
+    def build(w, b):
+        run = w / "run"
+        shutil.copytree(b / "run", run)
+        (run / "metrics.json").write_text(metrics if isinstance(metrics, str) else json.dumps(metrics))
+        return ["report", str(run), "-o", str(w / "r.html")]
+    return build
+
+
+case("report-metrics-not-json", report("[1, 2"), "metrics.json")
+case("report-metrics-list", report([1, 2]), "metrics.json")
+case("report-epochs-str", report({"epochs": "x"}), "metrics.json", "epochs")
+case("report-epoch-not-obj", report({"epochs": [1, 2]}), "metrics.json", "epochs")
+case("report-epoch-acc-str", report({"epochs": [{"epoch": 1, "test_acc": True}]}), "metrics.json", "test_acc")
+case("report-final-acc-nan", report({"epochs": [{"epoch": 1}], "final_test_acc": float("nan")}), "final_test_acc")
+case("report-final-acc-2", report({"epochs": [{"epoch": 1}], "final_test_acc": 2}), "final_test_acc")
+case("report-seconds-neg", report({"epochs": [{"epoch": 1}], "train_seconds": -5}), "train_seconds")
+
+
 # --- the checks ------------------------------------------------------------------------------------
 
 
