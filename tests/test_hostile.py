@@ -397,6 +397,9 @@ case("nir-tau-neg", nimp(lambda f: f["node/nodes/hidden/tau_mem"].__setitem__(sl
 case("nir-huge-dataset", nimp(lambda f: (f.__delitem__("node/nodes/hidden.synapse/weight"),
                                          f.create_dataset("node/nodes/hidden.synapse/weight", shape=(10**5, 10**5),
                                                           dtype="f4", chunks=(1, 1)))), "hidden.synapse", "limit")
+case("nir-meta-n_class", nimp(nir_set("node/metadata/tsslc_metadata", json.dumps({"n_steps": 5, "n_class": "ten"}))), "n_class")
+case("nir-meta-tau-nan", nimp(nir_set("node/metadata/tsslc_metadata", '{"n_steps": 5, "tau_m": NaN}')), "tau_m")
+case("nir-dt-numeric-string-neg", nimp(nir_set("node/metadata/dt", b"-0.5")), "dt")
 case("nir-is-tsslc", lambda w, b: ["nir", "import", str(b / F), "-o", str(w / "o.tsslc")], "float.tsslc")
 case("nir-not-hdf5", lambda w, b: ["nir", "import", str((w / "x.nir").write_text("{}") and w / "x.nir"), "-o",
                                    str(w / "o.tsslc")], "x.nir")

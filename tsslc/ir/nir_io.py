@@ -71,7 +71,7 @@ from tsslc.atomic import atomic_write
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
-from tsslc.ir.io import _decode, _encode
+from tsslc.ir.io import _decode, _encode, check_metadata
 
 #: Default seconds per time step of a generic export.
 DEFAULT_DT = 1e-3
@@ -790,7 +790,7 @@ def from_nir(ng, dt: float | None = None, convention: str | None = None, encodin
             done.add((s, d))
             g.connect(s, d)
     try:
-        g.validate()
+        check_metadata(g, g.validate())  # tsslc_metadata is read back like a model file's
     except TsslcError as e:
         raise NIRError(f"the imported graph is invalid: {e}") from None
     return g
