@@ -330,6 +330,8 @@ case("ckpt-seed-str", exp(cset(seed="x")), "seed")
 case("ckpt-rng-str", exp(cset(rng="abc")), "'rng'")
 case("ckpt-rng-short", exp(lambda c: c["rng"].update(torch=torch.zeros(10, dtype=torch.uint8))), "'rng'")
 case("ckpt-rng-float", exp(lambda c: c["rng"].update(torch=c["rng"]["torch"].float())), "'rng'")
+case("ckpt-rng-invalid-state", exp(lambda c: c["rng"].update(torch=torch.zeros(5056, dtype=torch.uint8))), "'rng'", "mt19937")
+case("ckpt-rng-ranks-bad", exp(cset(rng_ranks=[{"torch": torch.zeros(3)}])), "rng_ranks")
 case("ckpt-rng-cuda-bad", exp(lambda c: c["rng"].update(cuda=["x"])), "cuda")
 case("ckpt-metrics-dict", exp(cset(metrics={"a": 1})), "metrics")
 case("ckpt-optimizer-none", exp(cset(optimizer=None)), "'optimizer'")
@@ -362,6 +364,24 @@ def evil_pickle(w, b):
     return ["export", str(p), "-o", str(w / "out.tsslc")]
 
 
+
+
+def resume(edit):
+    def build(w, b):
+        run = w / "run"
+        shutil.copytree(b / "run", run)
+        c = torch.load(run / "checkpoint.pt", weights_only=True)
+        edit(c)
+        torch.save(c, run / "checkpoint.pt")
+        return ["train", str(run / "config.yaml"), "-o", str(run), "--resume", "--epochs", "2", "--no-progress"]
+    return build
+
+
+case("resume-rng-garbage", resume(lambda c: c["rng"].update(torch=torch.full((5056,), 255, dtype=torch.uint8)[:7])),
+     "checkpoint.pt", "'rng'")
+case("resume-optimizer-shape", resume(lambda c: c["optimizer"]["state"][1].update(exp_avg_sq=torch.zeros(2, 2))),
+     "checkpoint.pt", "exp_avg_sq")
+case("resume-epoch-str", resume(cset(epoch="three")), "checkpoint.pt", "epoch")
 case("ckpt-malicious-reduce", evil, "checkpoint.pt", "refused")
 case("ckpt-malicious-raw-pickle", evil_pickle, "checkpoint.pt")
 case("ckpt-garbage", lambda w, b: ["export", str((w / "c.pt").write_bytes(b"\x00garbage" * 9) and w / "c.pt"), "-o",
