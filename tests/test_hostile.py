@@ -200,6 +200,10 @@ for v in (0, -1, float("nan"), float("inf"), "high"):
     case(f"cfg-threshold-{v}", insp(layer(threshold=v)), "hidden", "threshold")
 for v in (0, -2, float("nan")):
     case(f"cfg-weight_scale-{v}", insp(layer(weight_scale=v)), "hidden", "weight_scale")
+case("cfg-n_outputs-huge", insp(layer(n_outputs=10**30)), "hidden")
+case("cfg-tau-1e400", insp(text=DIGITS.read_text().replace("tau_m: 5", "tau_m: 1e400")), "tau_m")
+case("train-batch-huge", train_cfg(net(batch_size=10**6)), "net.yaml", "limit")
+case("cfg-batch-past-int32", insp(net(batch_size=10**30)), "batch_size", "2147483647")
 case("cfg-batch_size-0", insp(net(batch_size=0)), "batch_size")
 case("cfg-batch_size-neg", insp(net(batch_size=-4)), "batch_size")
 case("cfg-epochs-neg", insp(net(epochs=-5)), "epochs")
@@ -259,6 +263,8 @@ for v in (0.0, 0.5, float("nan"), -3.0):
     case(f"model-input-tau_s-{v}", cmd("run", attr("input", tau_s=v)), "input", "tau_s")
 for v in (None, 10**9, 0, -1, "5", 2.5, True, [5]):
     case(f"model-n_steps-{v}", cmd("run", meta(n_steps=v)), "n_steps", "m.tsslc")
+case("model-threshold-huge-int", cmd("inspect", attr("hidden", threshold=10**400)), "hidden", "threshold")
+case("model-n_steps-huge-int", cmd("inspect", meta(n_steps=10**400)), "n_steps")
 case("model-n_class-str", cmd("inspect", meta(n_class="ten")), "n_class")
 case("model-target-int", cmd("inspect", meta(target=5)), "target")
 case("model-weight-str-dtype", cmd("compile", h5=array(2, "weight", lambda a: np.array([b"ab"] * 4))), "hidden.synapse", "weight")

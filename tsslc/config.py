@@ -159,6 +159,8 @@ class NetworkConfig:
 
 
 def _num(where: str, key: str, value, kind=float, positive=False, nonneg=False, **limits):
+    if kind is int:  # sizes and counts: torch takes int64, a layer past 2^31 is no config of ours
+        limits.setdefault("hi", validate.MAX_DIM)
     return validate.number(where, key, value, kind, positive=positive, nonneg=nonneg, **limits)
 
 

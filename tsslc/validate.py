@@ -36,6 +36,8 @@ MAX_STEPS = 1_000_000
 MAX_CORES = 1 << 20
 #: |weight_exp| of an integer synapse (a shift of an int64 accumulator)
 MAX_WEIGHT_EXP = 62
+#: a config's sizes and counts (channels, features, kernel, classes, batch, epochs)
+MAX_DIM = 2**31 - 1
 #: the cap on the estimated bytes of one load or run, unless raised
 DEFAULT_MAX_BYTES = 8 << 30
 ENV_MAX_BYTES = "TSSLC_MAX_MEMORY"
@@ -110,23 +112,30 @@ def number(where: str, key: str, value, kind=float, *, positive: bool = False, n
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TsslcError(f"{where}: '{key}' must be a number, got {value!r:.60}")
-    if isinstance(value, float) and math.isnan(value):
-        raise TsslcError(f"{where}: '{key}' must be finite, got {value!r}")
-    if math.isinf(value):
-        if not allow_inf or kind is int:
+    if isinstance(value, float):
+        if math.isnan(value) or (math.isinf(value) and (not allow_inf or kind is int)):
             raise TsslcError(f"{where}: '{key}' must be finite, got {value!r}")
-    elif kind is int and not float(value).is_integer():
-        raise TsslcError(f"{where}: '{key}' must be an integer, got {value!r}")
-    v = kind(value) if not math.isinf(value) else float(value)
+        if kind is int and not value.is_integer():
+            raise TsslcError(f"{where}: '{key}' must be an integer, got {value!r}")
+        v = value if math.isinf(value) else kind(value)
+    elif kind is float and abs(value) > 1e308:  # an int too large for a float
+        raise TsslcError(f"{where}: '{key}' must be finite, got {_short(value)}")
+    else:
+        v = kind(value)  # Python ints: exact, whatever their size
     if positive and not v > 0:
         raise TsslcError(f"{where}: '{key}' must be > 0, got {value!r}")
     if nonneg and v < 0:
         raise TsslcError(f"{where}: '{key}' must be >= 0, got {value!r}")
     if lo is not None and v < lo:
-        raise TsslcError(f"{where}: '{key}' must be >= {lo:g}, got {value!r}")
+        raise TsslcError(f"{where}: '{key}' must be >= {_short(lo)}, got {_short(value)}")
     if hi is not None and v > hi:
-        raise TsslcError(f"{where}: '{key}' must be <= {hi:g}, got {value!r}")
+        raise TsslcError(f"{where}: '{key}' must be <= {_short(hi)}, got {_short(value)}")
     return v
+
+
+def _short(value) -> str:
+    text = f"{value:g}" if isinstance(value, float) else repr(value)
+    return text if len(text) <= 24 else f"{text[:12]}... ({len(text)} digits)"
 
 
 def steps(where: str, key: str, value) -> int:

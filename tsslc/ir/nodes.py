@@ -35,6 +35,10 @@ def _value(what: str, v, lo: float | None = None, positive: bool = False, allow_
         return
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise ValueError(f"{what} must be a number, got {v!r:.40}")
+    try:
+        v = float(v)
+    except OverflowError:  # an int past the float range
+        raise ValueError(f"{what} must be finite, got an integer of {len(str(v))} digits") from None
     if math.isnan(v) or (math.isinf(v) and not allow_inf):
         raise ValueError(f"{what} must be finite, got {v}")
     if positive and not v > 0:
