@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tsslc {name}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        validate.set_max_bytes(None)  # --max-memory is this command's (main may run in-process again)
 
 
 if __name__ == "__main__":  # pragma: no cover

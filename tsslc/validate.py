@@ -103,33 +103,35 @@ def shape_bytes(shape: Iterable[int], itemsize: int) -> int:
 # --- numbers and keys --------------------------------------------------------------------------
 
 
-def number(where: str, key: str, value, kind=float, *, positive: bool = False, nonneg: bool = False,
-           lo: float | None = None, hi: float | None = None, allow_inf: bool = False):
+def number(where: str | None, key: str, value, kind=float, *, positive: bool = False, nonneg: bool = False,
+           lo: float | None = None, hi: float | None = None, allow_inf: bool = False, error=TsslcError):
     """``value`` as ``kind`` (int or float) after checking it: a real number (not a bool or a
     string), a whole number for ``int``, finite (unless ``allow_inf``), > 0 (``positive``),
-    >= 0 (``nonneg``), within [lo, hi]. The error names ``where`` and ``key``."""
+    >= 0 (``nonneg``), within [lo, hi]. The error (``error``, a TsslcError unless a caller such
+    as a node's check adds the name itself) names ``where`` and ``key``."""
+    where = f"{where}: " if where else ""
     if isinstance(value, np.generic) and value.shape == ():
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TsslcError(f"{where}: '{key}' must be a number, got {value!r:.60}")
+        raise error(f"{where}'{key}' must be a number, got {value!r:.60}")
     if isinstance(value, float):
         if math.isnan(value) or (math.isinf(value) and (not allow_inf or kind is int)):
-            raise TsslcError(f"{where}: '{key}' must be finite, got {value!r}")
+            raise error(f"{where}'{key}' must be finite, got {_short(value)}")
         if kind is int and not value.is_integer():
-            raise TsslcError(f"{where}: '{key}' must be an integer, got {value!r}")
+            raise error(f"{where}'{key}' must be an integer, got {_short(value)}")
         v = value if math.isinf(value) else kind(value)
     elif kind is float and abs(value) > 1e308:  # an int too large for a float
-        raise TsslcError(f"{where}: '{key}' must be finite, got {_short(value)}")
+        raise error(f"{where}'{key}' must be finite, got {_short(value)}")
     else:
         v = kind(value)  # Python ints: exact, whatever their size
     if positive and not v > 0:
-        raise TsslcError(f"{where}: '{key}' must be > 0, got {value!r}")
+        raise error(f"{where}'{key}' must be > 0, got {_short(value)}")
     if nonneg and v < 0:
-        raise TsslcError(f"{where}: '{key}' must be >= 0, got {value!r}")
+        raise error(f"{where}'{key}' must be >= 0, got {_short(value)}")
     if lo is not None and v < lo:
-        raise TsslcError(f"{where}: '{key}' must be >= {_short(lo)}, got {_short(value)}")
+        raise error(f"{where}'{key}' must be >= {_short(lo)}, got {_short(value)}")
     if hi is not None and v > hi:
-        raise TsslcError(f"{where}: '{key}' must be <= {_short(hi)}, got {_short(value)}")
+        raise error(f"{where}'{key}' must be <= {_short(hi)}, got {_short(value)}")
     return v
 
 
@@ -166,12 +168,12 @@ def choice(where: str, key: str, value, options: Iterable[str]) -> str:
     return value
 
 
-def finite_array(where: str, a: np.ndarray) -> None:
+def finite_array(where: str, a: np.ndarray, error=TsslcError) -> None:
     """NaN or infinite values in a float array are an error naming ``where`` and the first one."""
     a = np.asarray(a)
     if a.dtype.kind in "fc" and a.size and not np.isfinite(a).all():
         bad = np.argwhere(~np.isfinite(a))[0]
-        raise TsslcError(f"{where} holds {a[tuple(bad)]} at index {tuple(int(i) for i in bad)} "
+        raise error(f"{where} holds {a[tuple(bad)]} at index {tuple(int(i) for i in bad)} "
                          f"(NaN and infinite values are not weights)")
 
 

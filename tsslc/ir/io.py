@@ -125,10 +125,10 @@ def _decode(v):
                 raise ValueError(f"malformed array shape {spec['shape']!r:.60}")
             shape = tuple(spec["shape"])
             data = spec["data"]
-            if not isinstance(data, list) or len(data) != validate.shape_bytes(shape, 1):
-                raise ValueError(f"array data does not fill its shape {shape}")
             if not isinstance(data, list) or any(isinstance(x, (list, dict, str)) or x is None for x in data):
                 raise ValueError("malformed array data")
+            if len(data) != validate.shape_bytes(shape, 1):
+                raise ValueError(f"array data of {len(data)} values does not fill its shape {shape}")
             return np.array(data, dtype=dtype).reshape(shape)
         return {k: _decode(x) for k, x in v.items()}
     return v

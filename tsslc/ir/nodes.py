@@ -23,38 +23,24 @@ from typing import ClassVar
 import numpy as np
 
 from tsslc.ir.neurons import IntNeuron
-from tsslc.validate import MAX_WEIGHT_EXP
+from tsslc.validate import MAX_WEIGHT_EXP, finite_array, number
 
 Shape = tuple[int, ...]
 
 
-def _value(what: str, v, lo: float | None = None, positive: bool = False, allow_inf: bool = False, optional=False):
-    """Raise ValueError (the graph adds the node's name) for a value the dynamics cannot use:
-    not a number, NaN, infinite (unless ``allow_inf``), below ``lo``, not > 0 (``positive``)."""
-    if optional and v is None:
-        return
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{what} must be a number, got {v!r:.40}")
-    try:
-        v = float(v)
-    except OverflowError:  # an int past the float range
-        raise ValueError(f"{what} must be finite, got an integer of {len(str(v))} digits") from None
-    if math.isnan(v) or (math.isinf(v) and not allow_inf):
-        raise ValueError(f"{what} must be finite, got {v}")
-    if positive and not v > 0:
-        raise ValueError(f"{what} must be > 0, got {v}")
-    if lo is not None and v < lo:
-        raise ValueError(f"{what} must be >= {lo:g}, got {v}")
+def _value(what: str, v, optional: bool = False, **limits) -> None:
+    """A value the dynamics can use (tsslc.validate.number); ValueError, the graph adds the
+    node's name."""
+    if not (optional and v is None):
+        number(None, what, v, error=ValueError, **limits)
 
 
-def _finite(what: str, a: np.ndarray):
-    if a.dtype.kind in "fc" and a.size and not np.isfinite(a).all():
-        raise ValueError(f"{what} holds NaN or infinite values")
+def _finite(what: str, a: np.ndarray) -> None:
+    finite_array(what, a, error=ValueError)
 
 
-def _int_in(what: str, v, lo: int, hi: int):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
-        raise ValueError(f"{what} must be an integer in {lo}..{hi}, got {v!r:.40}")
+def _int_in(what: str, v, lo: int, hi: int) -> None:
+    number(None, what, v, int, lo=lo, hi=hi, error=ValueError)
 
 
 def frozen_array(a) -> np.ndarray:
