@@ -426,6 +426,9 @@ case("nir-huge-dataset", nimp(lambda f: (f.__delitem__("node/nodes/hidden.synaps
 case("nir-meta-n_class", nimp(nir_set("node/metadata/tsslc_metadata", json.dumps({"n_steps": 5, "n_class": "ten"}))), "n_class")
 case("nir-meta-tau-nan", nimp(nir_set("node/metadata/tsslc_metadata", '{"n_steps": 5, "tau_m": NaN}')), "tau_m")
 case("nir-dt-numeric-string-neg", nimp(nir_set("node/metadata/dt", b"-0.5")), "dt")
+case("nir-tau-strings", nimp(nir_set("node/nodes/hidden/tau_mem", np.array([b"a"] * 100))), "hidden", "tau_mem")
+case("nir-tau-str-scalar", nimp(nir_set("node/nodes/hidden/tau_mem", b"abc")), "m.nir", "hidden", "tau_mem")
+case("nir-tau-wrong-shape", nimp(nir_set("node/nodes/hidden/tau_mem", np.zeros((100, 3)))), "m.nir", "hidden", "shapes")
 case("nir-is-tsslc", lambda w, b: ["nir", "import", str(b / F), "-o", str(w / "o.tsslc")], "float.tsslc")
 case("nir-not-hdf5", lambda w, b: ["nir", "import", str((w / "x.nir").write_text("{}") and w / "x.nir"), "-o",
                                    str(w / "o.tsslc")], "x.nir")

@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except TsslcError as e:
-        print(f"tsslc {name}: error: {e}", file=sys.stderr)
+        one_line = " ".join(part.strip() for part in str(e).splitlines())  # a value's repr may span lines
+        print(f"tsslc {name}: error: {one_line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"tsslc {name}: interrupted", file=sys.stderr)

@@ -365,7 +365,7 @@ def _arr(v, where: str, what: str) -> np.ndarray:
     try:
         a = np.asarray(v, dtype=np.float64)
     except (TypeError, ValueError):
-        raise NIRError(f"node '{where}': {what} {v!r} is not numeric") from None
+        raise NIRError(f"node '{where}': {what} {v!r:.60} is not numeric") from None
     if a.size == 0:
         raise NIRError(f"node '{where}': {what} is empty")
     return a
@@ -393,7 +393,7 @@ def _snap(x: float, stored: np.ndarray, scale: float) -> float:
 def _pair(v, what: str, where: str) -> int:
     a = np.atleast_1d(np.asarray(v))
     if a.dtype.kind not in "iuf" or a.size not in (1, 2) or not np.all(a == a.flat[0]) or a.flat[0] != int(a.flat[0]):
-        raise NIRError(f"node '{where}': {what} {v!r} must be one integer for both dimensions")
+        raise NIRError(f"node '{where}': {what} {v!r:.60} must be one integer for both dimensions")
     return int(a.flat[0])
 
 
@@ -420,7 +420,7 @@ def resolve_convention(ng, dt: float | None = None, convention: str | None = Non
         try:
             conv = Convention(float(np.asarray(raw, dtype=np.float64).item()), how="the graph's metadata")
         except (TypeError, ValueError):
-            raise NIRError(f"the graph's metadata dt {raw!r} is not a number of seconds; pass --dt or --convention") from None
+            raise NIRError(f"the graph's metadata dt {raw!r:.60} is not a number of seconds; pass --dt or --convention") from None
     else:
         raise NIRError(
             "the NIR graph does not record its time step: pass dt (--dt SECONDS) or a convention "
@@ -453,7 +453,7 @@ def _int_steps(n_steps, what: str) -> int:
     try:
         n = int(np.asarray(n_steps).item()) if not isinstance(n_steps, int) else n_steps
     except (TypeError, ValueError):
-        raise NIRError(f"{what} {n_steps!r} is not a whole number of steps") from None
+        raise NIRError(f"{what} {n_steps!r:.60} is not a whole number of steps") from None
     if not 1 <= n <= MAX_STEPS:
         raise NIRError(f"{what} must be between 1 and {MAX_STEPS} steps, got {n}")
     return n
@@ -813,6 +813,9 @@ NIR_TYPES = ("Affine", "AvgPool2d", "Conv1d", "Conv2d", "CubaLI", "CubaLIF", "De
              "LI", "LIF", "Linear", "NIRGraph", "Output", "Scale", "SumPool2d", "Threshold")
 
 
+_NEURON_TYPES = ("CubaLIF", "LIF", "LI", "CubaLI", "IF", "I")
+
+
 def _check_file(root, path) -> None:
     """Before the nir library reads anything: every node has a known type (named with the
     node), and the arrays' declared sizes fit the byte cap (tsslc.validate)."""
@@ -844,6 +847,13 @@ def _check_file(root, path) -> None:
             if t not in NIR_TYPES:
                 raise NIRError(f"{path}: node '{where}' has unknown NIR type {t!r:.40}{validate.suggest(t, NIR_TYPES)} "
                                f"(known: {', '.join(NIR_TYPES)})")
+            params = {k: v for k, v in node.items() if isinstance(v, h5py.Dataset) and k != "type"}
+            for k, v in params.items():
+                if v.dtype.kind not in "biuf":
+                    raise NIRError(f"{path}: node '{where}' ({t}): '{k}' is not numeric (dtype {v.dtype})")
+            if t in _NEURON_TYPES and len({v.shape for v in params.values()}) > 1:
+                raise NIRError(f"{path}: node '{where}' ({t}): parameters of different shapes "
+                               f"({', '.join(f'{k} {v.shape}' for k, v in sorted(params.items()))})")
             if t == "NIRGraph":
                 types(node, where + ".")
 
