@@ -265,6 +265,8 @@ for v in (None, 10**9, 0, -1, "5", 2.5, True, [5]):
     case(f"model-n_steps-{v}", cmd("run", meta(n_steps=v)), "n_steps", "m.tsslc")
 case("model-threshold-huge-int", cmd("inspect", attr("hidden", threshold=10**400)), "hidden", "threshold")
 case("model-n_steps-huge-int", cmd("inspect", meta(n_steps=10**400)), "n_steps")
+case("model-weight-3e38", cmd("compile", h5=array(2, "weight", lambda a: np.full_like(a, 3e38))), "hidden", "overflow")
+case("model-meta-data-str", cmd("run", meta(data="x")), "metadata", "'data'")
 case("model-n_class-str", cmd("inspect", meta(n_class="ten")), "n_class")
 case("model-target-int", cmd("inspect", meta(target=5)), "target")
 case("model-weight-str-dtype", cmd("compile", h5=array(2, "weight", lambda a: np.array([b"ab"] * 4))), "hidden.synapse", "weight")

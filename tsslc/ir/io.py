@@ -395,6 +395,8 @@ def check_metadata(graph: Graph, shapes: dict) -> None:
     for key in _META_STR:
         if md.get(key) is not None and not isinstance(md[key], str):
             raise TsslcError(f"metadata: '{key}' must be a string, got {md[key]!r:.60}")
+    if md.get("data") is not None and not isinstance(md["data"], dict):  # data-reading options
+        raise TsslcError(f"metadata: 'data' must be a mapping of data options, got {md['data']!r:.60}")
     for key in ("tau_m", "tau_s"):
         if md.get(key) is not None:
             validate.number("metadata", key, md[key], lo=1, allow_inf=key == "tau_m")
