@@ -431,6 +431,11 @@ case("nir-dt-numeric-string-neg", nimp(nir_set("node/metadata/dt", b"-0.5")), "d
 case("nir-tau-strings", nimp(nir_set("node/nodes/hidden/tau_mem", np.array([b"a"] * 100))), "hidden", "tau_mem")
 case("nir-tau-str-scalar", nimp(nir_set("node/nodes/hidden/tau_mem", b"abc")), "m.nir", "hidden", "tau_mem")
 case("nir-tau-wrong-shape", nimp(nir_set("node/nodes/hidden/tau_mem", np.zeros((100, 3)))), "m.nir", "hidden", "shapes")
+case("nir-input-shape-nan", nimp(nir_set("node/nodes/input/shape", np.array([np.nan, 8, 8]))), "input")
+case("nir-n_steps-meta-inf", nimp(nir_set("node/metadata/n_steps", np.inf)), "n_steps")
+case("nir-n_steps-meta-frac", nimp(nir_set("node/metadata/n_steps", 2.5)), "n_steps")
+case("nir-encoding-array", nimp(nir_set("node/metadata/input_encoding", np.array([1, 2]))), "input_encoding")
+case("nir-flatten-end_dim-empty", nimp(nir_set("node/nodes/hidden_flatten/end_dim", np.zeros(0))), "hidden_flatten")
 case("nir-is-tsslc", lambda w, b: ["nir", "import", str(b / F), "-o", str(w / "o.tsslc")], "float.tsslc")
 case("nir-not-hdf5", lambda w, b: ["nir", "import", str((w / "x.nir").write_text("{}") and w / "x.nir"), "-o",
                                    str(w / "o.tsslc")], "x.nir")

@@ -67,6 +67,7 @@ from pathlib import Path
 import numpy as np
 
 import tsslc
+from tsslc import validate
 from tsslc.atomic import atomic_write
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
@@ -77,7 +78,7 @@ from tsslc.ir.io import _decode, _encode, check_metadata
 DEFAULT_DT = 1e-3
 
 #: Longest simulation an imported graph may ask for (steps per sample).
-MAX_STEPS = 1_000_000
+MAX_STEPS = validate.MAX_STEPS  # one limit (tsslc.validate)
 
 
 @dataclass(frozen=True)
@@ -450,13 +451,20 @@ def _rockpool_dt(tau: float, r: float, where: str) -> float:
 
 
 def _int_steps(n_steps, what: str) -> int:
+    from tsslc import validate
+
+    v = n_steps
+    if isinstance(v, np.ndarray) and v.size == 1:
+        v = v.reshape(()).item()
+    if isinstance(v, (str, bytes)):
+        try:
+            v = float(v)
+        except ValueError:
+            raise NIRError(f"{what} {n_steps!r:.60} is not a whole number of steps") from None
     try:
-        n = int(np.asarray(n_steps).item()) if not isinstance(n_steps, int) else n_steps
-    except (TypeError, ValueError):
-        raise NIRError(f"{what} {n_steps!r:.60} is not a whole number of steps") from None
-    if not 1 <= n <= MAX_STEPS:
-        raise NIRError(f"{what} must be between 1 and {MAX_STEPS} steps, got {n}")
-    return n
+        return validate.number(None, what, v, int, lo=1, hi=MAX_STEPS)
+    except TsslcError as e:
+        raise NIRError(str(e)) from None
 
 
 def _topo(names: list[str], edges) -> list[str]:
@@ -482,6 +490,8 @@ def _shape(v) -> tuple[int, ...] | None:
     a = np.asarray(v)
     if a.dtype == object or a.size == 0 or a.dtype.kind not in "iuf":
         return None
+    if a.dtype.kind == "f" and not (np.isfinite(a).all() and (a == np.round(a)).all()):
+        return None  # NaN, inf or fractions: no shape (the caller names the node)
     return tuple(int(d) for d in a.ravel())
 
 
@@ -618,7 +628,11 @@ def from_nir(ng, dt: float | None = None, convention: str | None = None, encodin
                     for s in nxt}
             if len(need) == 1 and None not in need:  # leading batch dimensions of 1 (Norse, Rockpool)
                 shape = _strip_ones(shape, need.pop())
-            enc = encoding or _meta_str(md, "input_encoding") or "current"
+            enc = encoding or _meta_str(md, "input_encoding")
+            if enc is None:
+                enc = "current"
+            if not isinstance(enc, str):
+                raise NIRError(f"the graph's metadata input_encoding {enc!r:.40} is not 'current' or 'events'")
             nodes[name] = N.Input(shape=shape, encoding=str(enc), tau_s=None)
             shape_of[name] = shape
             continue
@@ -654,7 +668,11 @@ def from_nir(ng, dt: float | None = None, convention: str | None = None, encodin
             nodes[name] = N.SumPool2d(kernel=k, theta=1.0 if isinstance(node, nir.SumPool2d) else 1.0 / (k * k))
         elif node is None or isinstance(node, nir.Flatten):
             nd = len(in_shape(name))
-            start, end = (0, -1) if node is None else (int(np.asarray(node.start_dim)), int(np.asarray(node.end_dim)))
+            try:
+                start, end = (0, -1) if node is None else (int(np.asarray(node.start_dim)), int(np.asarray(node.end_dim)))
+            except (TypeError, ValueError, OverflowError):
+                raise NIRError(f"node '{name}' (Flatten): start_dim {node.start_dim!r:.30} / end_dim {node.end_dim!r:.30} "
+                               f"are not integers") from None
             if start not in (0, -nd) or end not in (-1, nd - 1):
                 raise NIRError(f"node '{name}' (Flatten): only flattening all {nd} dimensions of {in_shape(name)} "
                                f"(start_dim 0, end_dim -1; NIR shapes have no batch) is supported, got {start}..{end}")
@@ -889,3 +907,5 @@ def read(path, dt: float | None = None, convention: str | None = None, encoding:
         return from_nir(ng, dt=dt, convention=convention, encoding=encoding, n_steps=n_steps)
     except NIRError as e:
         raise NIRError(f"{path}: {e}") from None
+    except (ValueError, TypeError, ArithmeticError) as e:  # a value no check above foresaw: still one line
+        raise NIRError(f"{path}: cannot convert the NIR graph ({type(e).__name__}: {str(e).splitlines()[0][:150]})") from None
