@@ -357,6 +357,9 @@ case("ckpt-config-typo", exp(lambda c: c["config"]["Network"].update(n_stpes=4))
 case("ckpt-config-threshold", exp(lambda c: c["config"]["Layers"]["hidden"].update(threshold=-1)), "threshold")
 case("ckpt-format", exp(cset(format="other")), "checkpoint.pt")
 case("ckpt-version", exp(cset(version=2)), "version")
+case("ckpt-version-tensor", exp(cset(version=torch.zeros(3))), "version")
+case("ckpt-version-true", exp(cset(version=True)), "version")
+case("ckpt-optimizer-step-frac", exp(lambda c: c["optimizer"]["state"][0].update(step=torch.tensor(2.5))), "step")
 case("ckpt-missing-key", exp(lambda c: c.pop("metrics")), "metrics")
 
 

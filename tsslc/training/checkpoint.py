@@ -71,8 +71,9 @@ def read_checkpoint(path) -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise TsslcError(f"{p}: not a tsslc checkpoint (no format '{FORMAT}'); "
                          "train with 'tsslc train' to make one")
-    if ckpt.get("version") != VERSION:
-        raise TsslcError(f"{p}: checkpoint version {ckpt.get('version')!r} is not supported (expected {VERSION})")
+    version = ckpt.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version != VERSION:
+        raise TsslcError(f"{p}: checkpoint version {version!r:.40} is not supported (expected {VERSION})")
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
         raise TsslcError(f"{p}: checkpoint lacks {', '.join(missing)} (corrupt)")
@@ -166,7 +167,7 @@ def _check_optimizer(opt, shapes: list[tuple], where: str) -> None:
         for key, v in st.items():
             if key == "step":
                 step = v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v
-                validate.number(f"{where}: state of parameter {pid!r:.40}", "step", step, nonneg=True)
+                validate.number(f"{where}: state of parameter {pid!r:.40}", "step", step, int, nonneg=True, hi=2**53)
             elif isinstance(v, torch.Tensor):
                 if tuple(v.shape) != shape_of[repr(pid)]:
                     raise TsslcError(f"{where}: '{key}' of parameter {pid!r:.40} has shape {tuple(v.shape)}, "
