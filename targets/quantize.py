@@ -238,7 +238,7 @@ def quantize(graph: Graph, target, calibration: np.ndarray | torch.Tensor | Iter
         )
         if not (np.isfinite(stats.max_abs_current) and np.isfinite(stats.max_abs_membrane)):
             raise TsslcError(f"layer '{lif}': its currents overflow on the calibration data (max |current| "
-                             f"{stats.max_abs_current:g}); the weights of '{syn}' are too large to quantize")
+                             f"{stats.max_abs_current:g}): the weights of '{syn}' or the calibration inputs are too large to quantize")
         q = target.quantize_layer(graph[syn], graph[lif], stats)
         replaced[syn], replaced[lif] = q.synapse, q.lif
         row = {"name": lif, "synapse": syn, "kind": graph[syn].kind, "calibration_max_current": stats.max_abs_current,
