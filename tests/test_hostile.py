@@ -351,6 +351,10 @@ case("ckpt-optimizer-moment-nan", exp(lambda c: c["optimizer"]["state"][0]["exp_
 case("ckpt-weight-shape", exp(lambda c: c["model"].update({"layers.hidden.weight": torch.zeros(3, 3)})), "layers.hidden.weight")
 case("ckpt-weight-nan", exp(lambda c: c["model"]["layers.hidden.weight"].view(-1).__setitem__(0, float("nan"))),
      "layers.hidden.weight")
+case("ckpt-weight-int", exp(lambda c: c["model"].update({"layers.hidden.weight": c["model"]["layers.hidden.weight"].long()})),
+     "layers.hidden.weight", "dtype")
+case("ckpt-weight-complex", exp(lambda c: c["model"].update({"layers.hidden.weight": c["model"]["layers.hidden.weight"].to(torch.complex64)})),
+     "layers.hidden.weight")
 case("ckpt-weight-missing", exp(lambda c: c["model"].pop("layers.output.weight")), "layers.output.weight")
 case("ckpt-weight-extra", exp(lambda c: c["model"].update({"layers.hiden.weight": torch.zeros(1)})), "layers.hiden.weight")
 case("ckpt-config-typo", exp(lambda c: c["config"]["Network"].update(n_stpes=4)), "n_stpes")

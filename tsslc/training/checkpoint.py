@@ -117,26 +117,21 @@ def check_checkpoint(ckpt: dict, path) -> None:
     if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()):
         raise TsslcError(f"{where}: 'model' must map parameter names to tensors")
     with torch.random.fork_rng(devices=[]), torch.device("meta"):  # shapes only: nothing allocated
-        want = {k: tuple(v.shape) for k, v in Network(config).state_dict().items()}
+        net = Network(config)
+    want = net.state_dict()
     validate.check_keys(f"{where}: 'model'", model, want, what="weight")
-    for key, shape in want.items():
+    for key, ref in want.items():
         if key not in model:
             raise TsslcError(f"{where}: 'model' lacks weight '{key}' of its config's network")
         t = model[key]
-        if tuple(t.shape) != shape:
+        if tuple(t.shape) != tuple(ref.shape):
             raise TsslcError(f"{where}: 'model' weight '{key}' has shape {tuple(t.shape)}; its config's network "
-                             f"needs {shape}")
+                             f"needs {tuple(ref.shape)}")
+        if t.is_floating_point() != ref.is_floating_point() or (not ref.is_floating_point() and t.dtype != ref.dtype):
+            raise TsslcError(f"{where}: 'model' weight '{key}' has dtype {t.dtype}, the network {ref.dtype}")
         if t.is_floating_point():
             validate.finite_array(f"{where}: 'model' weight '{key}'", t.detach().numpy())
-        elif t.dtype != torch.bool and not t.dtype.is_signed and t.dtype != torch.uint8:
-            raise TsslcError(f"{where}: 'model' weight '{key}' has dtype {t.dtype}")
-    _check_optimizer(ckpt["optimizer"], [v for k, v in want.items() if k in _parameter_names(config)],
-                     f"{where}: 'optimizer'")
-
-
-def _parameter_names(config: NetworkConfig) -> set[str]:
-    with torch.random.fork_rng(devices=[]), torch.device("meta"):
-        return {k for k, _ in Network(config).named_parameters()}
+    _check_optimizer(ckpt["optimizer"], [tuple(p.shape) for p in net.parameters()], f"{where}: 'optimizer'")
 
 
 def _check_optimizer(opt, shapes: list[tuple], where: str) -> None:
