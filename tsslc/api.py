@@ -181,7 +181,7 @@ def simulate(graph, x, backend: str | None = None, *, n_steps: int | None = None
     compiled = bool(graph.metadata.get("target"))
     name = backend or ("intsim" if compiled else "float")
     fn = get_backend(name)
-    check_run_bytes(graph, x, n_steps, batch_size if name == "intsim" else None)
+    check_run_bytes(graph, x, n_steps, batch_size if name == "intsim" else None, value_bytes=4 if name == "float" else 8)
     if name == "float":
         if compiled:
             raise TsslcError("the float back end runs float graphs; this one is compiled (use intsim or lava)")
@@ -194,10 +194,12 @@ def simulate(graph, x, backend: str | None = None, *, n_steps: int | None = None
     return fn(graph, x, n_steps, progress=progress, counters=counters, **options)
 
 
-def check_run_bytes(graph, x, n_steps: int | None = None, batch_size: int | None = None) -> None:
+def check_run_bytes(graph, x, n_steps: int | None = None, batch_size: int | None = None, value_bytes: int = 4) -> None:
     """Refuse a run whose estimated memory is past the cap (:func:`tsslc.validate.check_bytes`)
-    before it allocates: the spikes kept for every population (T·B·neurons bytes) and the
-    states of one batch (8 bytes · T · batch · every node's outputs)."""
+    before it allocates: the spikes kept for every population (T·B·neurons bytes) and every
+    node's outputs for one batch (``value_bytes`` · T · batch · values: float32 for the float
+    interpreter and calibration, int64 for intsim; the whole input is one batch unless
+    ``batch_size``)."""
     from tsslc import validate
     from tsslc.ir.nodes import LIF, IntLIF
 
@@ -211,7 +213,7 @@ def check_run_bytes(graph, x, n_steps: int | None = None, batch_size: int | None
     b = min(int(batch_size), B) if batch_size else B
     neurons = sum(validate.shape_bytes(s, 1) for s in shapes.values())
     pops = sum(validate.shape_bytes(shapes[n], 1) for n in graph.of_type((LIF, IntLIF)))
-    validate.check_bytes(T * B * pops + 8 * T * b * neurons,
+    validate.check_bytes(T * B * pops + value_bytes * T * b * neurons,
                          f"running {B} samples x {T} steps through {neurons:,} neurons (batch {b})")
 
 
