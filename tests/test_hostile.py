@@ -543,6 +543,24 @@ def report(metrics):
     return build
 
 
+
+
+def report_json(edit):
+    def build(w, b):
+        run = w / "run"
+        shutil.copytree(b / "run", run)
+        doc = {"schema_version": 1, "title": "t", "run": {"git": {"commit": "abc"}, "date": "2026-01-01"},
+               "accuracy": {}, "summary": []}
+        edit(doc)
+        (run / "report.json").write_text(json.dumps(doc))
+        return ["report", str(run), "-o", str(w / "r.html")]
+    return build
+
+
+case("report-json-git-str", report_json(lambda d: d["run"].update(git="x")), "run")
+case("report-json-date-int", report_json(lambda d: d["run"].update(date=-1)), "run")
+case("report-json-version-new", report_json(lambda d: d.update(schema_version=99)), "report.json", "99")
+case("report-json-accuracy-list", report_json(lambda d: d.update(accuracy=[1])), "report.json", "accuracy")
 case("report-metrics-not-json", report("[1, 2"), "metrics.json")
 case("report-metrics-list", report([1, 2]), "metrics.json")
 case("report-epochs-str", report({"epochs": "x"}), "metrics.json", "epochs")
