@@ -30,12 +30,14 @@ DIGITS = REPO / "examples" / "digits.yaml"
 def base(tmp_path_factory):
     """A digits run (1 epoch), its float model, the loihi2 compile and the NIR export."""
     d = tmp_path_factory.mktemp("hostile_base")
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     for argv in (["train", str(DIGITS), "-o", str(d / "run"), "--epochs", "1", "--eval-samples", "50", "--no-progress"],
                  ["export", str(d / "run"), "-o", str(d / "float.tsslc")],
                  ["compile", str(d / "float.tsslc"), "--target", "loihi2", "-o", str(d / "l2.tsslc"), "--calibration", "32"],
                  ["nir", "export", str(d / "float.tsslc"), "-o", str(d / "m.nir")]):
         assert main(argv) == 0, argv
+    torch.set_num_threads(threads)
     return d
 
 
