@@ -213,6 +213,7 @@ def quantize(graph: Graph, target, calibration: np.ndarray | torch.Tensor | Iter
     rounds every weight on its own."""
     if rounding not in ROUNDINGS:
         raise TsslcError(f"unknown rounding {rounding!r} (expected one of {', '.join(ROUNDINGS)})")
+    graph.validate()  # values first (NaN weights, threshold <= 0, ...): one error naming the node
     pairs = layer_chain(graph)
     if not pairs:
         raise QuantizationError("the graph has no spiking layer to quantize")

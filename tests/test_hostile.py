@@ -476,6 +476,11 @@ case("cli-verify-batch-0", lambda w, b: ["verify", str(b / L2), "--against", str
 case("cli-verify-samples-0", lambda w, b: ["verify", str(b / L2), "--against", str(b / F), "--samples", "0"], "--samples")
 case("ckpt-past-cap", lambda w, b: ["export", str(b / "run"), "-o", str(w / "o.tsslc"), "--max-memory", "2k"], "checkpoint.pt",
      "limit")
+case("cli-train-threads-million", lambda w, b: ["train", str(DIGITS), "-o", str(w / "r"), "--threads", str(10**6)], "--threads")
+case("cli-run-device-bad", lambda w, b: ["run", str(b / L2), "--device", "tpu"], "--device", "tpu")
+case("cli-finetune-lr-diverges", lambda w, b: ["finetune", str(b / "run"), "--target", "loihi2", "--lr", "1e308", "--epochs", "1",
+                                               "--eval-samples", "10", "--calibration", "32", "-o", str(w / "ft"), "--no-progress"],
+     "diverged", "hidden")
 case("cli-batch-0", lambda w, b: ["run", str(b / L2), "--batch-size", "0"], "--batch-size")
 case("cli-finetune-lr-nan", lambda w, b: ["finetune", str(b / "run"), "--target", "loihi2", "--lr", "nan", "-o", str(w / "ft")],
      "--lr")

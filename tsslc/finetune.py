@@ -58,6 +58,9 @@ class _TargetRounding(nn.Module):
         self.target, self.synapse, self.lif, self.stats, self.unit_key = target, synapse, lif, stats, unit_key
 
     def quantized(self, w: torch.Tensor) -> torch.Tensor:
+        if not torch.isfinite(w).all():
+            raise TsslcError(f"fine-tuning diverged: the weights of layer '{self.stats.name}' hold NaN or infinite "
+                             f"values (lower --lr)")
         syn = dataclasses.replace(self.synapse, weight=w.detach().cpu().numpy().astype(np.float32))
         q = self.target.quantize_layer(syn, self.lif, self.stats)
         unit = q.report.get(self.unit_key)
