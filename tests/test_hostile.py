@@ -618,7 +618,8 @@ def test_hostile_value(cid, build, expect, base, tmp_path, capsys, monkeypatch):
 
 
 SUBPROCESS = ("cfg-typo-n_stpes", "model-nan-weight-compile", "model-weight-37GB", "ckpt-malicious-reduce", "ckpt-malicious-raw-pickle",
-              "nir-unknown-type", "nir-n_steps-1e12", "l2-core-huge", "npy-forged-header")
+              "nir-unknown-type", "nir-n_steps-1e12", "l2-core-huge", "npy-forged-header", "cli-max-memory-tiny",
+              "idx-gzip-bomb", "cli-train-threads-million")
 
 
 @pytest.mark.parametrize("cid", SUBPROCESS)
