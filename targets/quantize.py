@@ -219,6 +219,7 @@ def quantize(graph: Graph, target, calibration: np.ndarray | torch.Tensor | Iter
     rounds every weight on its own."""
     if rounding not in ROUNDINGS:
         raise TsslcError(f"unknown rounding {rounding!r} (expected one of {', '.join(ROUNDINGS)})")
+    graph.validate()  # values first (NaN weights, threshold <= 0, ...): one error naming the node
     pairs = layer_chain(graph)
     if not pairs:
         raise QuantizationError("the graph has no spiking layer to quantize")
@@ -242,6 +243,9 @@ def quantize(graph: Graph, target, calibration: np.ndarray | torch.Tensor | Iter
             p999_abs_current=max(st["p999"]), spike_rate=st["spikes"] / max(1, st["count"]), n_samples=st["samples"],
             input_gram=st.get("gram"), rounding=rounding,
         )
+        if not (np.isfinite(stats.max_abs_current) and np.isfinite(stats.max_abs_membrane)):
+            raise TsslcError(f"layer '{lif}': its currents overflow on the calibration data (max |current| "
+                             f"{stats.max_abs_current:g}): the weights of '{syn}' or the calibration inputs are too large to quantize")
         q = target.quantize_layer(graph[syn], graph[lif], stats)
         replaced[syn], replaced[lif] = q.synapse, q.lif
         row = {"name": lif, "synapse": syn, "kind": graph[syn].kind, "calibration_max_current": stats.max_abs_current,

@@ -148,7 +148,7 @@ def edited(fn):
     (lambda r: r["Layers"]["conv_1"].update(type="lstm"), "layer 'conv_1': unknown layer type 'lstm'"),
     (lambda r: r["Layers"]["fc"].pop("n_outputs"), "layer 'fc' \\(linear\\): missing key 'n_outputs'"),
     (lambda r: r["Network"].pop("tau_s"), "Network: missing key 'tau_s'"),
-    (lambda r: r["Layers"]["conv_1"].update(kernal_size=3), "unknown key\\(s\\) 'kernal_size'"),
+    (lambda r: r["Layers"]["conv_1"].update(kernal_size=3), "unknown key 'kernal_size' \\(did you mean 'kernel_size'\\?\\)"),
     (lambda r: r["Network"].update(loss="mse"), "unknown loss 'mse'"),
     (lambda r: r["Network"].update(rule="stdp"), "unknown rule 'stdp'"),
     (lambda r: r["Network"].update(recipe="mine"), "unknown recipe 'mine' \\(expected one of paper, authors\\)"),

@@ -174,7 +174,7 @@ def test_quantize_errors_name_the_layer(digits_graph, digits_test_arrays):
     with pytest.raises(TsslcError, match="node 'pooling_1' \\(sumpool2d\\).*fold_pooling"):
         quantize(cnn, tgt, np.zeros((2, 1, 28, 28), np.float32))
     bad = digits_graph.with_node("hidden", replace(digits_graph["hidden"], threshold=-1.0))
-    with pytest.raises(TsslcError, match="layer 'hidden': threshold -1.0 must be > 0"):
+    with pytest.raises(TsslcError, match="node 'hidden' \\(lif\\): 'threshold' must be > 0, got -1"):  # Graph.validate, before quantizing
         quantize(bad, tgt, x[:8])
     bad = digits_graph.with_node("output.synapse", N.Dense(weight=np.zeros_like(digits_graph["output.synapse"].weight)))
     with pytest.raises(TsslcError, match="layer 'output': all weights of 'output.synapse' are zero"):

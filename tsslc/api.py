@@ -161,6 +161,7 @@ def compile(graph, target: str, calibration=None, *, rounding: str = "gptq", var
         calibration, _ = load_data(graph.metadata.get("dataset") or "digits", split="train", samples=samples,
                                    data_dir=data_dir, n_steps=graph.metadata.get("n_steps"), seed=seed,
                                    options=graph.metadata.get("data"))
+    check_run_bytes(graph, calibration)
     prepared = fold_pooling(drop_dropout(graph))
     return attach(tgt.quantize(prepared, calibration, rounding=rounding), tgt)
 
@@ -182,6 +183,7 @@ def simulate(graph, x, backend: str | None = None, *, n_steps: int | None = None
     compiled = bool(graph.metadata.get("target"))
     name = backend or ("intsim" if compiled else "float")
     fn = get_backend(name)
+    check_run_bytes(graph, x, n_steps, batch_size if name == "intsim" else None, value_bytes=4 if name == "float" else 8)
     if name == "float":
         if compiled:
             raise TsslcError("the float back end runs float graphs; this one is compiled (use intsim or lava)")
@@ -192,6 +194,29 @@ def simulate(graph, x, backend: str | None = None, *, n_steps: int | None = None
         return fn(graph, x, n_steps, progress=progress, device=device, batch_size=batch_size, counters=counters,
                   **options)
     return fn(graph, x, n_steps, progress=progress, counters=counters, **options)
+
+
+def check_run_bytes(graph, x, n_steps: int | None = None, batch_size: int | None = None, value_bytes: int = 4) -> None:
+    """Refuse a run whose estimated memory is past the cap (:func:`tsslc.validate.check_bytes`)
+    before it allocates: the spikes kept for every population (T·B·neurons bytes) and every
+    node's outputs for one batch (``value_bytes`` · T · batch · values: float32 for the float
+    interpreter and calibration, int64 for intsim; the whole input is one batch unless
+    ``batch_size``)."""
+    from tsslc import validate
+    from tsslc.ir.nodes import LIF, IntLIF
+
+    shapes = graph.validate()
+    T = n_steps if n_steps is not None else graph.metadata.get("n_steps")
+    if isinstance(T, bool) or not isinstance(T, int) or not hasattr(x, "shape"):
+        return  # the back end reports a missing n_steps
+    validate.steps("the run", "n_steps", T)
+    in_rank = len(shapes[graph.input_name])
+    B = int(x.shape[1] if len(x.shape) == in_rank + 2 else x.shape[0]) if len(x.shape) > in_rank else 1
+    b = min(int(batch_size), B) if batch_size else B
+    neurons = sum(validate.shape_bytes(s, 1) for s in shapes.values())
+    pops = sum(validate.shape_bytes(shapes[n], 1) for n in graph.of_type((LIF, IntLIF)))
+    validate.check_bytes(T * B * pops + value_bytes * T * b * neurons,
+                         f"running {B} samples x {T} steps through {neurons:,} neurons (batch {b})")
 
 
 @dataclass

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="tsslc: train spiking networks with TSSL-BP, compile them for Loihi 2 (Lava) and "
         "TrueNorth-like cores, verify the back ends layer by layer and report spikes and energy.",
     )
+    parser.add_argument("--max-memory", metavar="SIZE",
+                        help="refuse a load or run estimated to need more than SIZE bytes, checked before allocating "
+                             "(any command, e.g. 64G; default 8G, or $TSSLC_MAX_MEMORY)")
     parser.add_argument("--version", action="version", version=f"tsslc {__import__('tsslc').__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_) in COMMANDS.items():
@@ -53,8 +56,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _take_max_memory(argv: list[str]) -> tuple[list[str], str | None]:
+    """``--max-memory SIZE`` anywhere on the line (any command): removed, its value returned."""
+    rest, size, i = [], None, 0
+    while i < len(argv):
+        if argv[i] == "--max-memory" and i + 1 < len(argv):
+            size, i = argv[i + 1], i + 2
+            continue
+        if argv[i].startswith("--max-memory="):
+            size = argv[i].split("=", 1)[1]
+        else:
+            rest.append(argv[i])
+        i += 1
+    return rest, size
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    from tsslc import validate
+
+    argv, size = _take_max_memory(list(sys.argv[1:] if argv is None else argv))
+    try:
+        validate.set_max_bytes(None if size is None else validate.parse_size(size))
+        validate.max_bytes()  # a bad $TSSLC_MAX_MEMORY is reported here, once
+    except TsslcError as e:
+        print(f"tsslc: error: {e}", file=sys.stderr)
+        return 2
     parser = build_parser()
     if not argv or argv[0] not in COMMANDS:
         parser.parse_args(argv or ["--help"])
@@ -72,11 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except TsslcError as e:
-        print(f"tsslc {name}: error: {e}", file=sys.stderr)
+        one_line = " ".join(part.strip() for part in str(e).splitlines())  # a value's repr may span lines
+        print(f"tsslc {name}: error: {one_line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"tsslc {name}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        validate.set_max_bytes(None)  # --max-memory is this command's (main may run in-process again)
 
 
 if __name__ == "__main__":  # pragma: no cover

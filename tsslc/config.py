@@ -61,6 +61,7 @@ from typing import Any
 
 import yaml
 
+from tsslc import validate
 from tsslc.errors import TsslcError
 
 #: Input shapes (C, H, W) of the data sets tsslc loads.
@@ -78,6 +79,11 @@ RECIPES = ("paper", "authors")
 PREDICTIONS = ("spike_count", "psc")
 #: the recipe's prediction rule when the config names none
 RECIPE_PREDICTION = {"paper": "spike_count", "authors": "psc"}
+
+#: every key of the Network section (others are an error, with a did-you-mean)
+NETWORK_KEYS = ("n_steps", "tau_m", "tau_s", "loss", "n_class", "desired_count", "undesired_count", "lr",
+                "batch_size", "epochs", "dataset", "input_shape", "rule", "recipe", "prediction",
+                "nmnist_window_ms", "nmnist_stabilize")
 
 # type -> (required keys, optional keys with defaults)
 LAYER_SCHEMA: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
@@ -152,19 +158,10 @@ class NetworkConfig:
         return {"Network": net, "Layers": layers}
 
 
-def _num(where: str, key: str, value, kind=float, positive=False, nonneg=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TsslcError(f"{where}: '{key}' must be a number, got {value!r}")
-    if kind is int and (not float(value).is_integer()):
-        raise TsslcError(f"{where}: '{key}' must be an integer, got {value!r}")
-    v = kind(value)
-    if not math.isfinite(v):
-        raise TsslcError(f"{where}: '{key}' must be finite, got {value!r}")
-    if positive and not v > 0:
-        raise TsslcError(f"{where}: '{key}' must be > 0, got {value!r}")
-    if nonneg and v < 0:
-        raise TsslcError(f"{where}: '{key}' must be >= 0, got {value!r}")
-    return v
+def _num(where: str, key: str, value, kind=float, positive=False, nonneg=False, **limits):
+    if kind is int:  # sizes and counts: torch takes int64, a layer past 2^31 is no config of ours
+        limits.setdefault("hi", validate.MAX_DIM)
+    return validate.number(where, key, value, kind, positive=positive, nonneg=nonneg, **limits)
 
 
 def _pair(where: str, key: str, value, positive=True):
@@ -189,20 +186,31 @@ def parse_config(raw: Any, source: str = "<config>") -> NetworkConfig:
             raise TsslcError(f"{source}: section '{section}' must be a non-empty mapping")
     net = dict(raw["Network"])
     where = f"{source}: Network"
+    validate.check_keys(where, net, NETWORK_KEYS)
+    validate.check_keys(source, raw, ("Network", "Layers"), what="section")
     for key in ("n_steps", "tau_m", "tau_s", "loss", "n_class"):
         if key not in net:
             raise TsslcError(f"{where}: missing key '{key}'")
-    n_steps = _num(where, "n_steps", net.pop("n_steps"), int, positive=True)
-    tau_m = _num(where, "tau_m", net.pop("tau_m"), positive=True)
-    tau_s = _num(where, "tau_s", net.pop("tau_s"), positive=True)
+    n_steps = validate.steps(where, "n_steps", net.pop("n_steps"))
+    # θ = 1/τ is a decay per step: τ < 1 would more than empty the potential every step
+    tau_m = _num(where, "tau_m", net.pop("tau_m"), lo=1)
+    tau_s = _num(where, "tau_s", net.pop("tau_s"), lo=1)
     loss = str(net.pop("loss")).lower()
     if loss not in LOSSES:
         raise TsslcError(f"{where}: unknown loss {loss!r} (expected one of {', '.join(LOSSES)})")
     n_class = _num(where, "n_class", net.pop("n_class"), int, positive=True)
     kw: dict[str, Any] = {}
-    for key, kind in (("desired_count", int), ("undesired_count", int), ("batch_size", int), ("epochs", int)):
+    for key, kind in (("desired_count", int), ("undesired_count", int), ("epochs", int)):
         if key in net:
             kw[key] = _num(where, key, net.pop(key), kind, nonneg=True)
+    for key in ("desired_count", "undesired_count"):
+        if kw.get(key, 0) > n_steps:
+            raise TsslcError(f"{where}: '{key}' {kw[key]} exceeds n_steps {n_steps} (a neuron spikes at most once a step)")
+    if kw.get("undesired_count", 1) > kw.get("desired_count", 4):
+        raise TsslcError(f"{where}: 'undesired_count' {kw['undesired_count']} exceeds 'desired_count' "
+                         f"{kw.get('desired_count', 4)}")
+    if "batch_size" in net:
+        kw["batch_size"] = _num(where, "batch_size", net.pop("batch_size"), int, positive=True)
     if "lr" in net:
         kw["lr"] = _num(where, "lr", net.pop("lr"), positive=True)
     rule = str(net.pop("rule", "tsslbp")).lower().replace("-", "")
@@ -240,9 +248,7 @@ def parse_config(raw: Any, source: str = "<config>") -> NetworkConfig:
         spec = dict(spec)
         if "type" not in spec:
             raise TsslcError(f"{lw}: missing key 'type'")
-        ltype = str(spec.pop("type")).lower()
-        if ltype not in LAYER_SCHEMA:
-            raise TsslcError(f"{lw}: unknown layer type {ltype!r} (expected one of {', '.join(LAYER_SCHEMA)})")
+        ltype = validate.choice(lw, "layer type", str(spec.pop("type")).lower(), LAYER_SCHEMA)
         required, optional = LAYER_SCHEMA[ltype]
         params: dict[str, Any] = {}
         for key in required:
@@ -251,8 +257,7 @@ def parse_config(raw: Any, source: str = "<config>") -> NetworkConfig:
             params[key] = spec.pop(key)
         for key, default in optional.items():
             params[key] = spec.pop(key, default)
-        if spec:
-            raise TsslcError(f"{lw} ({ltype}): unknown key(s) {', '.join(map(repr, spec))}")
+        validate.check_keys(f"{lw} ({ltype})", spec, (*required, *optional, "type"))
         if ltype == "conv":
             for key in ("in_channels", "out_channels"):
                 params[key] = _num(lw, key, params[key], int, positive=True)
@@ -263,20 +268,22 @@ def parse_config(raw: Any, source: str = "<config>") -> NetworkConfig:
             for key in ("in_channels", "out_channels"):
                 if params[key] % params["groups"]:
                     raise TsslcError(f"{lw} (conv): {key} {params[key]} is not divisible by groups {params['groups']}")
-            params["weight_scale"] = _num(lw, "weight_scale", params["weight_scale"])
-            params["threshold"] = _num(lw, "threshold", params["threshold"])
+            params["weight_scale"] = _num(lw, "weight_scale", params["weight_scale"], positive=True)
+            params["threshold"] = _num(lw, "threshold", params["threshold"], positive=True)
         elif ltype == "linear":
             for key in ("n_inputs", "n_outputs"):
                 params[key] = _num(lw, key, params[key], int, positive=True)
-            params["weight_scale"] = _num(lw, "weight_scale", params["weight_scale"])
-            params["threshold"] = _num(lw, "threshold", params["threshold"])
+            params["weight_scale"] = _num(lw, "weight_scale", params["weight_scale"], positive=True)
+            params["threshold"] = _num(lw, "threshold", params["threshold"], positive=True)
             if params["fan_in"] is not None:  # block-sparse dense: each output sees <= fan_in inputs
                 params["fan_in"] = _num(lw, "fan_in", params["fan_in"], int, positive=True)
                 if params["fan_in"] > params["n_inputs"]:
                     raise TsslcError(f"{lw} (linear): fan_in {params['fan_in']} exceeds n_inputs {params['n_inputs']}")
         elif ltype == "pooling":
             params["kernel_size"] = _pair(lw, "kernel_size", params["kernel_size"])
-            params["theta"] = _num(lw, "theta", params["theta"])
+            params["theta"] = _num(lw, "theta", params["theta"], positive=True)
+            if params["threshold"] is not None:
+                params["threshold"] = _num(lw, "threshold", params["threshold"], positive=True)
             if params["stride"] is not None and _pair(lw, "stride", params["stride"]) != params["kernel_size"]:
                 raise TsslcError(f"{lw} (pooling): stride must equal kernel_size (non-overlapping sum pooling)")
             if _pair(lw, "padding", params["padding"], positive=False) != 0:

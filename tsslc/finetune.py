@@ -70,6 +70,9 @@ class _TargetRounding(nn.Module):
         self.pool = pool
 
     def quantized(self, w: torch.Tensor) -> torch.Tensor:
+        if not torch.isfinite(w).all():
+            raise TsslcError(f"fine-tuning diverged: the weights of layer '{self.stats.name}' hold NaN or infinite "
+                             f"values (lower --lr)")
         syn = dataclasses.replace(self.synapse, weight=w.detach().cpu().numpy().astype(np.float32))
         if self.pool is not None:
             syn = fold_synapse(self.pool[0], syn, self.pool[1], self.stats.name)

@@ -149,6 +149,20 @@ def describe(config: NetworkConfig) -> list[LayerShape]:
     return rows
 
 
+def check_train_bytes(config: NetworkConfig) -> None:
+    """Refuse a config whose training is estimated past the byte cap (:mod:`tsslc.validate`),
+    before anything is allocated: 16 bytes a parameter (weight, gradient, AdamW's two moments)
+    and 12 a neuron, step and sample of a batch (membrane, spike and PSC kept for the backward)."""
+    from tsslc import validate
+
+    rows = describe(config)
+    params = sum(r.parameters for r in rows)
+    neurons = sum(validate.shape_bytes(r.shape, 1) for r in rows)
+    validate.check_bytes(16 * params + 12 * config.batch_size * config.n_steps * neurons,
+                         f"{config.source}: training {params:,} parameters and {neurons:,} neurons "
+                         f"(batch {config.batch_size}, {config.n_steps} steps)")
+
+
 def format_description(config: NetworkConfig, rows: list[LayerShape] | None = None) -> str:
     """:func:`describe` as a text table with the config's recipe and training settings."""
     rows = describe(config) if rows is None else rows

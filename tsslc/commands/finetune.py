@@ -50,6 +50,11 @@ def run(args) -> int:
         raise TsslcError(f"{src}: no training checkpoint here (expected {ckpt_path}); train with 'tsslc train' first")
     if args.epochs < 1:
         raise TsslcError(f"--epochs must be >= 1, got {args.epochs}")
+    from tsslc import validate
+
+    validate.number(None, "--seed", args.seed, int, nonneg=True, hi=2**63 - 1)
+    if args.lr is not None:
+        validate.number(None, "--lr", args.lr, positive=True)
     target = get_target(args.target)
     net, config, _ = load_checkpoint(ckpt_path)
     out = Path(args.out) if args.out else (src if src.is_dir() else src.parent) / f"finetune-{target.name}"
@@ -86,6 +91,10 @@ def _finetune(args, net, config, target, out: Path, ckpt_path: Path) -> int:
     print(f"{target.name}: accuracy before fine-tuning {before:.4f} on {len(y_eval)} test samples (intsim)")
     res = finetune(net, target, train_set, test_set, epochs=args.epochs, calibration=calib, seed=args.seed,
                    lr=args.lr, progress=progress, start=args.start, fold=args.fold)
+    for name, p in res.network.named_parameters():
+        if not torch.isfinite(p).all():
+            raise TsslcError(f"fine-tuning diverged: weight '{name}' holds NaN or infinite values after "
+                             f"{len(res.history)} epoch(s); lower --lr (was {args.lr if args.lr is not None else config.lr:g})")
     after, _, _ = target_accuracy(res.network, target, calib, x_eval, y_eval)
     print(f"{target.name}: accuracy after {args.epochs} epoch(s) {after:.4f} (intsim); "
           f"float model {res.history[-1]['test_acc']:.4f} through the target's rounding")

@@ -29,18 +29,31 @@ def run(args) -> int:
     if args.compare:
         from tsslc.report.compare import write_compare
 
-        print(f"wrote {write_compare(*args.compare, args.out)}")
+        print(f"wrote {_rendered(write_compare, args.compare, *args.compare, args.out)}")
         return 0
     if not args.run:
         raise TsslcError("tsslc report needs a run folder (tsslc report RUN) or --compare RUN_A RUN_B")
     from tsslc.report.html import write_report
 
-    path = write_report(args.run, args.out)
+    path = _rendered(write_report, [args.run], args.run, args.out)
     energy = Path(args.run) / "energy.json"
     if energy.is_file():
         try:
             print(format_table(json.loads(energy.read_text())))
-        except (json.JSONDecodeError, KeyError):
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             print(f"(energy table skipped: {energy} is not a tsslc energy report)")
     print(f"wrote {path}")
     return 0
+
+
+def _rendered(fn, runs, *args):
+    """``fn(*args)``; a value of the wrong kind deep in a run's JSON (what the checks of
+    tsslc.report.record do not reach) is one line naming the run folders, not a traceback."""
+    try:
+        return fn(*args)
+    except TsslcError:
+        raise
+    except (AttributeError, TypeError, KeyError, ValueError, IndexError, ArithmeticError) as e:
+        first = str(e).splitlines()[0][:150] if str(e) else ""
+        raise TsslcError(f"{', '.join(map(str, runs))}: report.json or metrics.json holds a value tsslc did not write "
+                         f"({type(e).__name__}: {first}); re-create it with 'tsslc demo' / 'tsslc train'") from None

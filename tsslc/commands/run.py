@@ -29,6 +29,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def check_device(device: str) -> None:
+    """``--device``: a torch device this machine has."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise TsslcError(f"--device {device!r:.40} is not a torch device (cpu, cuda, cuda:1, ...)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TsslcError(f"--device {device}: no CUDA device on this machine")
+
+
 def test_arrays(graph, data_dir=None, samples: int | None = None, dataset: str | None = None, split: str = "test"):
     """(x, y) of a data set's split for a graph, in the back ends' layout (:func:`tsslc.load_data`):
     ``samples`` drawn from every class, read as the model was trained (``metadata["data"]``)."""
@@ -50,6 +62,7 @@ def run(args) -> int:
     refuse_clobber([("--json", args.json)], [("model", args.model), ("--data-dir", args.data_dir)])
     if args.batch_size < 1:
         raise TsslcError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_device(args.device)
     graph = tsslc.load(args.model)
     x, y = test_arrays(graph, args.data_dir, args.samples, args.dataset)
     res = tsslc.simulate(graph, x, args.backend, batch_size=args.batch_size, device=args.device,

@@ -40,9 +40,12 @@ def run(args) -> int:
     from tsslc.errors import TsslcError
     from tsslc.training.run import train_run
 
+    from tsslc import validate
+
+    validate.number(None, "--seed", args.seed, int, nonneg=True, hi=2**63 - 1)
     if args.threads is not None:
-        if args.threads < 1:
-            raise TsslcError(f"--threads must be >= 1, got {args.threads}")
+        cpus = os.cpu_count() or 1  # OpenMP allocates per thread: a million threads abort the process
+        validate.number(None, "--threads", args.threads, int, lo=1, hi=4 * cpus)
         torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     metrics = train_run(args.config, out, data_dir=args.data_dir, epochs=args.epochs, seed=args.seed,

@@ -68,6 +68,8 @@ def run(args) -> int:
 
     refuse_clobber([("--json", args.json)],
                    [("model", args.model), ("--against", args.against), ("--data-dir", args.data_dir)])
+    if args.batch_size < 1:
+        raise TsslcError(f"--batch-size must be >= 1, got {args.batch_size}")
     first = tsslc.load(args.model)
     if first.metadata.get("target"):
         if args.against is None:

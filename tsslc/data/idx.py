@@ -36,10 +36,20 @@ SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 def read_idx(path: str | Path) -> np.ndarray:
     """An IDX file (``.gz`` or raw) as a uint8 array of its declared shape."""
     p = Path(path)
+    from tsslc import validate
+
     try:
+        validate.check_bytes(p.stat().st_size, f"{p}: reading the IDX file")
         raw = p.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+        if raw[:2] == b"\x1f\x8b":  # decompressed up to the byte cap: a gzip bomb stops there
+            cap = validate.max_bytes()
+            z = zlib.decompressobj(wbits=31)
+            raw = z.decompress(raw, cap + 1)
+            if len(raw) > cap:
+                raise TsslcError(f"{p}: the gzip data expands past the {validate.fmt_bytes(cap)} limit (raise it "
+                                 f"with 'tsslc {validate.FLAG_MAX_BYTES} SIZE ...' or ${validate.ENV_MAX_BYTES})")
+            if not z.eof:
+                raise EOFError("compressed data ended before the end-of-stream marker")
     except FileNotFoundError:
         raise TsslcError(f"IDX file not found: {p}") from None
     except (OSError, EOFError, zlib.error) as e:

@@ -38,6 +38,7 @@ import h5py
 import numpy as np
 
 import tsslc
+from tsslc import validate
 from tsslc.atomic import atomic_write_bytes
 from tsslc.errors import TsslcError
 from tsslc.ir.graph import Graph
@@ -123,10 +124,15 @@ def _decode(v):
             dtype = np.dtype(str(spec["dtype"]))
             if dtype.kind not in "biuf":
                 raise ValueError(f"array dtype {dtype} is not numeric")
-            shape = tuple(int(d) for d in spec["shape"])
+            if not isinstance(spec["shape"], list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                          for d in spec["shape"]):
+                raise ValueError(f"malformed array shape {spec['shape']!r:.60}")
+            shape = tuple(spec["shape"])
             data = spec["data"]
             if not isinstance(data, list) or any(isinstance(x, (list, dict, str)) or x is None for x in data):
                 raise ValueError("malformed array data")
+            if len(data) != validate.shape_bytes(shape, 1):
+                raise ValueError(f"array data of {len(data)} values does not fill its shape {shape}")
             return np.array(data, dtype=dtype).reshape(shape)
         return {k: _decode(x) for k, x in v.items()}
     return v
@@ -267,6 +273,7 @@ def _read(f: h5py.File, path: Path) -> Graph:
     ds = f.get("graph.json")
     if not isinstance(ds, h5py.Dataset) or ds.dtype != np.uint8 or ds.ndim != 1:
         raise ModelFileError(f"{path}: the graph description (graph.json) is missing or malformed")
+    validate.check_bytes(ds.size * 8, f"reading graph.json ({ds.size} bytes)")  # parsed, ~8x
     doc = json.loads(ds[()].tobytes().decode("utf-8"))
     if not isinstance(doc, dict) or set(doc) != {"nodes", "edges", "metadata"}:
         raise ValueError("graph.json must hold exactly 'nodes', 'edges' and 'metadata'")
@@ -279,6 +286,7 @@ def _read(f: h5py.File, path: Path) -> Graph:
     if not isinstance(arrays, h5py.Group):
         raise ValueError("the 'arrays' group is missing")
     graph = Graph(metadata)
+    loaded = 0  # bytes of the arrays read so far
     for i, entry in enumerate(doc["nodes"]):
         if not isinstance(entry, dict) or set(entry) != {"name", "kind", "attrs", "arrays"}:
             raise ValueError(f"node entry {i} is malformed")
@@ -289,7 +297,10 @@ def _read(f: h5py.File, path: Path) -> Graph:
             raise ValueError(f"node '{name}' has unknown type {kind!r:.40} (known: {', '.join(NODE_TYPES)})")
         cls = NODE_TYPES[kind]
         hints = _hints(cls)
-        attrs = _decode(entry["attrs"])
+        try:
+            attrs = _decode(entry["attrs"])
+        except ValueError as e:
+            raise ValueError(f"node '{name}' ({kind}): {e}") from None
         if not isinstance(attrs, dict):
             raise ValueError(f"node '{name}': attributes are not a mapping")
         if version == 1 and cls is IntLIF and isinstance(attrs.get("target"), str):  # format 1: untyped
@@ -311,7 +322,11 @@ def _read(f: h5py.File, path: Path) -> Graph:
             dset = grp.get(key) if isinstance(grp, h5py.Group) else None
             if not isinstance(dset, h5py.Dataset) or dset.dtype.kind not in "biuf" or dset.dtype.fields is not None:
                 raise ValueError(f"node '{name}' ({kind}): array '{key}' is missing or not numeric")
+            loaded += validate.shape_bytes(dset.shape, dset.dtype.itemsize)
+            validate.check_bytes(loaded, f"node '{name}' ({kind}): reading array '{key}' of shape {dset.shape} "
+                                         f"({dset.dtype})")
             values[key] = np.asarray(dset[()])
+            validate.finite_array(f"node '{name}' ({kind}): array '{key}'", values[key])
         if isinstance(name, str) and name in graph:
             raise ValueError(f"node '{name}' appears twice")
         graph.add(name, cls(**values))
@@ -353,9 +368,62 @@ def load(path) -> Graph:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ModelFileError(f"{path} is corrupt or truncated ({msg})") from None
     try:
-        graph.validate()
+        shapes = graph.validate()
+        check_metadata(graph, shapes)
     except TsslcError as e:
         raise ModelFileError(f"{path}: the stored graph is invalid: {e}") from None
     except Exception as e:  # a field of the right type but an impossible value
         raise ModelFileError(f"{path}: the stored graph is invalid: {type(e).__name__}: {e}") from None
+    neurons = sum(validate.shape_bytes(s, 1) for s in shapes.values())
+    weights = sum(a.nbytes for _, node in graph.items() for a in node.arrays().values())
+    try:
+        validate.check_bytes(weights + 8 * neurons, f"{path}: holding the graph ({neurons:,} node outputs at 8 bytes each "
+                                                    f"and {validate.fmt_bytes(weights)} of arrays)")
+    except TsslcError as e:
+        raise ModelFileError(str(e)) from None
     return graph
+
+
+#: metadata keys whose values tsslc reads back, and what they must be
+_META_STR = ("target", "dataset", "loss", "rule", "recipe", "source")
+
+
+def check_metadata(graph: Graph, shapes: dict) -> None:
+    """The metadata values the back ends read: ``n_steps`` (1 .. validate.MAX_STEPS),
+    ``n_class``, names as strings, and a compiled graph's ``mapping`` (a mapping whose core
+    ``assignment`` gives every neuron of every integer population a core index in range)."""
+    md = graph.metadata
+    if "n_steps" in md:
+        validate.steps("metadata", "n_steps", md["n_steps"])
+    if md.get("n_class") is not None:
+        validate.number("metadata", "n_class", md["n_class"], int, lo=1, hi=validate.MAX_CORES)
+    for key in _META_STR:
+        if md.get(key) is not None and not isinstance(md[key], str):
+            raise TsslcError(f"metadata: '{key}' must be a string, got {md[key]!r:.60}")
+    if md.get("data") is not None and not isinstance(md["data"], dict):  # data-reading options
+        raise TsslcError(f"metadata: 'data' must be a mapping of data options, got {md['data']!r:.60}")
+    for key in ("tau_m", "tau_s"):
+        if md.get(key) is not None:
+            validate.number("metadata", key, md[key], lo=1, allow_inf=key == "tau_m")
+    if "mapping" not in md:
+        return
+    mapping = md["mapping"]
+    if not isinstance(mapping, dict):
+        raise TsslcError(f"metadata: 'mapping' must be a mapping, got {type(mapping).__name__}")
+    if "assignment" not in mapping:
+        return
+    assignment = mapping["assignment"]
+    if not isinstance(assignment, dict):
+        raise TsslcError(f"metadata: mapping 'assignment' must be a mapping, got {type(assignment).__name__}")
+    kinds = mapping.get("core_kind")
+    n_cores = len(kinds) if isinstance(kinds, list) else validate.MAX_CORES
+    for name, cores in assignment.items():
+        where = f"metadata: mapping 'assignment' of node '{name}'"
+        if not (isinstance(name, str) and name in graph and isinstance(graph[name], IntLIF)):
+            raise TsslcError(f"{where}: no integer population of that name in the graph")
+        a = np.asarray(cores)
+        if a.dtype.kind not in "iu" or a.size != validate.shape_bytes(shapes[name], 1):
+            raise TsslcError(f"{where}: needs {validate.shape_bytes(shapes[name], 1)} integer core indices, "
+                             f"got {a.size} of {a.dtype}")
+        if a.size and (a.min() < 0 or a.max() >= n_cores):
+            raise TsslcError(f"{where}: core index {int(a.min() if a.min() < 0 else a.max())} outside 0..{n_cores - 1}")

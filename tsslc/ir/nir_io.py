@@ -67,17 +67,18 @@ from pathlib import Path
 import numpy as np
 
 import tsslc
+from tsslc import validate
 from tsslc.atomic import atomic_write_bytes
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
-from tsslc.ir.io import _decode, _encode
+from tsslc.ir.io import _decode, _encode, check_metadata
 
 #: Default seconds per time step of a generic export.
 DEFAULT_DT = 1e-3
 
 #: Longest simulation an imported graph may ask for (steps per sample).
-MAX_STEPS = 1_000_000
+MAX_STEPS = validate.MAX_STEPS  # one limit (tsslc.validate)
 
 
 @dataclass(frozen=True)
@@ -369,7 +370,7 @@ def _arr(v, where: str, what: str) -> np.ndarray:
     try:
         a = np.asarray(v, dtype=np.float64)
     except (TypeError, ValueError):
-        raise NIRError(f"node '{where}': {what} {v!r} is not numeric") from None
+        raise NIRError(f"node '{where}': {what} {v!r:.60} is not numeric") from None
     if a.size == 0:
         raise NIRError(f"node '{where}': {what} is empty")
     return a
@@ -397,7 +398,7 @@ def _snap(x: float, stored: np.ndarray, scale: float) -> float:
 def _pair(v, what: str, where: str) -> int:
     a = np.atleast_1d(np.asarray(v))
     if a.dtype.kind not in "iuf" or a.size not in (1, 2) or not np.all(a == a.flat[0]) or a.flat[0] != int(a.flat[0]):
-        raise NIRError(f"node '{where}': {what} {v!r} must be one integer for both dimensions")
+        raise NIRError(f"node '{where}': {what} {v!r:.60} must be one integer for both dimensions")
     return int(a.flat[0])
 
 
@@ -424,7 +425,7 @@ def resolve_convention(ng, dt: float | None = None, convention: str | None = Non
         try:
             conv = Convention(float(np.asarray(raw, dtype=np.float64).item()), how="the graph's metadata")
         except (TypeError, ValueError):
-            raise NIRError(f"the graph's metadata dt {raw!r} is not a number of seconds; pass --dt or --convention") from None
+            raise NIRError(f"the graph's metadata dt {raw!r:.60} is not a number of seconds; pass --dt or --convention") from None
     else:
         raise NIRError(
             "the NIR graph does not record its time step: pass dt (--dt SECONDS) or a convention "
@@ -454,13 +455,20 @@ def _rockpool_dt(tau: float, r: float, where: str) -> float:
 
 
 def _int_steps(n_steps, what: str) -> int:
+    from tsslc import validate
+
+    v = n_steps
+    if isinstance(v, np.ndarray) and v.size == 1:
+        v = v.reshape(()).item()
+    if isinstance(v, (str, bytes)):
+        try:
+            v = float(v)
+        except ValueError:
+            raise NIRError(f"{what} {n_steps!r:.60} is not a whole number of steps") from None
     try:
-        n = int(np.asarray(n_steps).item()) if not isinstance(n_steps, int) else n_steps
-    except (TypeError, ValueError):
-        raise NIRError(f"{what} {n_steps!r} is not a whole number of steps") from None
-    if not 1 <= n <= MAX_STEPS:
-        raise NIRError(f"{what} must be between 1 and {MAX_STEPS} steps, got {n}")
-    return n
+        return validate.number(None, what, v, int, lo=1, hi=MAX_STEPS)
+    except TsslcError as e:
+        raise NIRError(str(e)) from None
 
 
 def _topo(names: list[str], edges) -> list[str]:
@@ -486,6 +494,8 @@ def _shape(v) -> tuple[int, ...] | None:
     a = np.asarray(v)
     if a.dtype == object or a.size == 0 or a.dtype.kind not in "iuf":
         return None
+    if a.dtype.kind == "f" and not (np.isfinite(a).all() and (a == np.round(a)).all()):
+        return None  # NaN, inf or fractions: no shape (the caller names the node)
     return tuple(int(d) for d in a.ravel())
 
 
@@ -622,7 +632,11 @@ def from_nir(ng, dt: float | None = None, convention: str | None = None, encodin
                     for s in nxt}
             if len(need) == 1 and None not in need:  # leading batch dimensions of 1 (Norse, Rockpool)
                 shape = _strip_ones(shape, need.pop())
-            enc = encoding or _meta_str(md, "input_encoding") or "current"
+            enc = encoding or _meta_str(md, "input_encoding")
+            if enc is None:
+                enc = "current"
+            if not isinstance(enc, str):
+                raise NIRError(f"the graph's metadata input_encoding {enc!r:.40} is not 'current' or 'events'")
             nodes[name] = N.Input(shape=shape, encoding=str(enc), tau_s=None)
             shape_of[name] = shape
             continue
@@ -658,7 +672,11 @@ def from_nir(ng, dt: float | None = None, convention: str | None = None, encodin
             nodes[name] = N.SumPool2d(kernel=k, theta=1.0 if isinstance(node, nir.SumPool2d) else 1.0 / (k * k))
         elif node is None or isinstance(node, nir.Flatten):
             nd = len(in_shape(name))
-            start, end = (0, -1) if node is None else (int(np.asarray(node.start_dim)), int(np.asarray(node.end_dim)))
+            try:
+                start, end = (0, -1) if node is None else (int(np.asarray(node.start_dim)), int(np.asarray(node.end_dim)))
+            except (TypeError, ValueError, OverflowError):
+                raise NIRError(f"node '{name}' (Flatten): start_dim {node.start_dim!r:.30} / end_dim {node.end_dim!r:.30} "
+                               f"are not integers") from None
             if start not in (0, -nd) or end not in (-1, nd - 1):
                 raise NIRError(f"node '{name}' (Flatten): only flattening all {nd} dimensions of {in_shape(name)} "
                                f"(start_dim 0, end_dim -1; NIR shapes have no batch) is supported, got {start}..{end}")
@@ -794,7 +812,7 @@ def from_nir(ng, dt: float | None = None, convention: str | None = None, encodin
             done.add((s, d))
             g.connect(s, d)
     try:
-        g.validate()
+        check_metadata(g, g.validate())  # tsslc_metadata is read back like a model file's
     except TsslcError as e:
         raise NIRError(f"the imported graph is invalid: {e}") from None
     return g
@@ -810,6 +828,58 @@ def _stored_order(stored, names: list[str]) -> list[str] | None:
     if isinstance(order, list) and len(order) == len(names) and sorted(map(str, order)) == sorted(names):
         return [str(n) for n in order]
     return None
+
+
+#: the node types the nir library reads (nir.serialization.read_node)
+NIR_TYPES = ("Affine", "AvgPool2d", "Conv1d", "Conv2d", "CubaLI", "CubaLIF", "Delay", "Flatten", "I", "IF", "Input",
+             "LI", "LIF", "Linear", "NIRGraph", "Output", "Scale", "SumPool2d", "Threshold")
+
+
+_NEURON_TYPES = ("CubaLIF", "LIF", "LI", "CubaLI", "IF", "I")
+
+
+def _check_file(root, path) -> None:
+    """Before the nir library reads anything: every node has a known type (named with the
+    node), and the arrays' declared sizes fit the byte cap (tsslc.validate)."""
+    import h5py
+
+    from tsslc import validate
+
+    total = 0
+
+    def visit(name, obj):
+        nonlocal total
+        if isinstance(obj, h5py.Dataset):
+            total += validate.shape_bytes(obj.shape or (), obj.dtype.itemsize)
+            validate.check_bytes(total, f"{path}: reading dataset '{name}' of shape {obj.shape}")
+
+    root.visititems(visit)
+
+    def types(group, prefix=""):
+        nodes = group.get("nodes")
+        if not isinstance(nodes, h5py.Group):
+            raise NIRError(f"{path}: graph '{prefix or 'node'}' has no 'nodes' group")
+        for name, node in nodes.items():
+            where = f"{prefix}{name}"
+            t = node.get("type") if isinstance(node, h5py.Group) else None
+            if not isinstance(t, h5py.Dataset) or t.shape != ():
+                raise NIRError(f"{path}: node '{where}' has no type")
+            t = t[()]
+            t = t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t)
+            if t not in NIR_TYPES:
+                raise NIRError(f"{path}: node '{where}' has unknown NIR type {t!r:.40}{validate.suggest(t, NIR_TYPES)} "
+                               f"(known: {', '.join(NIR_TYPES)})")
+            params = {k: v for k, v in node.items() if isinstance(v, h5py.Dataset) and k != "type"}
+            for k, v in params.items():
+                if v.dtype.kind not in "biuf":
+                    raise NIRError(f"{path}: node '{where}' ({t}): '{k}' is not numeric (dtype {v.dtype})")
+            if t in _NEURON_TYPES and len({v.shape for v in params.values()}) > 1:
+                raise NIRError(f"{path}: node '{where}' ({t}): parameters of different shapes "
+                               f"({', '.join(f'{k} {v.shape}' for k, v in sorted(params.items()))})")
+            if t == "NIRGraph":
+                types(node, where + ".")
+
+    types(root)
 
 
 def read(path, dt: float | None = None, convention: str | None = None, encoding: str | None = None,
@@ -830,6 +900,7 @@ def read(path, dt: float | None = None, convention: str | None = None, encoding:
             if "node" not in f:
                 hint = " (it is a tsslc model file)" if f.attrs.get("format") in ("tsslc-graph", b"tsslc-graph") else ""
                 raise NIRError(f"{path} is not a NIR file{hint}")
+            _check_file(f["node"], path)
         ng = nir.read(path, type_check=False)  # shapes are checked by Graph.validate() below
     except TsslcError:
         raise
@@ -840,3 +911,5 @@ def read(path, dt: float | None = None, convention: str | None = None, encoding:
         return from_nir(ng, dt=dt, convention=convention, encoding=encoding, n_steps=n_steps)
     except NIRError as e:
         raise NIRError(f"{path}: {e}") from None
+    except (ValueError, TypeError, ArithmeticError) as e:  # a value no check above foresaw: still one line
+        raise NIRError(f"{path}: cannot convert the NIR graph ({type(e).__name__}: {str(e).splitlines()[0][:150]})") from None

@@ -23,8 +23,24 @@ from typing import ClassVar
 import numpy as np
 
 from tsslc.ir.neurons import IntNeuron
+from tsslc.validate import MAX_WEIGHT_EXP, finite_array, number
 
 Shape = tuple[int, ...]
+
+
+def _value(what: str, v, optional: bool = False, **limits) -> None:
+    """A value the dynamics can use (tsslc.validate.number); ValueError, the graph adds the
+    node's name."""
+    if not (optional and v is None):
+        number(None, what, v, error=ValueError, **limits)
+
+
+def _finite(what: str, a: np.ndarray) -> None:
+    finite_array(what, a, error=ValueError)
+
+
+def _int_in(what: str, v, lo: int, hi: int) -> None:
+    number(None, what, v, int, lo=lo, hi=hi, error=ValueError)
 
 
 def frozen_array(a) -> np.ndarray:
@@ -92,6 +108,7 @@ class Input(Node):
             raise ValueError(f"input shape must be positive, got {self.shape}")
         if self.encoding not in ("current", "events"):
             raise ValueError(f"unknown input encoding {self.encoding!r} (expected 'current' or 'events')")
+        _value("tau_s", self.tau_s, lo=1, optional=True)  # the filter divides by tau_s
         return tuple(int(d) for d in self.shape)
 
 
@@ -107,6 +124,7 @@ class Dense(Node):
             raise ValueError(f"dense needs a flat input, got shape {in_shape}")
         if self.weight.ndim != 2:
             raise ValueError(f"dense weight must be 2-D (N_out, N_in), got {self.weight.shape}")
+        _finite("weight", self.weight)
         if self.weight.shape[1] != in_shape[0]:
             raise ValueError(f"weight {self.weight.shape} does not fit input of {in_shape[0]} features")
         return (int(self.weight.shape[0]),)
@@ -130,6 +148,7 @@ class Conv2d(Node):
             raise ValueError(f"conv2d needs a (C, H, W) input, got shape {in_shape}")
         if self.weight.ndim != 4:
             raise ValueError(f"conv2d weight must be 4-D (C_out, C_in/groups, K, K), got {self.weight.shape}")
+        _finite("weight", self.weight)
         c_out, c_in_g, kh, kw = self.weight.shape
         if self.groups < 1 or in_shape[0] % self.groups or c_out % self.groups:
             raise ValueError(f"groups {self.groups} does not divide channels in {in_shape[0]} / out {c_out}")
@@ -158,6 +177,7 @@ class SumPool2d(Node):
             raise ValueError(f"sumpool2d needs a (C, H, W) input, got shape {in_shape}")
         if self.kernel < 1 or in_shape[1] < self.kernel or in_shape[2] < self.kernel:
             raise ValueError(f"kernel {self.kernel} does not fit input {in_shape}")
+        _value("theta", self.theta, positive=True)
         return (in_shape[0], in_shape[1] // self.kernel, in_shape[2] // self.kernel)
 
 
@@ -209,8 +229,10 @@ class LIF(Node):
             raise ValueError("lif needs an input current")
         if tuple(self.shape) != tuple(in_shape):
             raise ValueError(f"population shape {tuple(self.shape)} differs from its input current {tuple(in_shape)}")
-        if not (self.tau_m > 0 and self.tau_s > 0):
-            raise ValueError(f"tau_m and tau_s must be > 0, got {self.tau_m}, {self.tau_s}")
+        # θ = 1/τ is a decay per step: τ < 1 would more than empty the state every step
+        _value("tau_m", self.tau_m, lo=1, allow_inf=True)  # inf: no leak (NIR's IF)
+        _value("tau_s", self.tau_s, lo=1)
+        _value("threshold", self.threshold, positive=True)
         return tuple(in_shape)
 
 
@@ -265,6 +287,8 @@ class IntInput(Node):
             raise ValueError(f"a rate-encoded input needs n_steps >= 1, got {self.n_steps}")
         if not self.shape or any(int(d) < 1 for d in self.shape):
             raise ValueError(f"input shape must be positive, got {self.shape}")
+        _value("scale", self.scale, positive=True)
+        _int_in("bits", self.bits, 1, 32)
         return tuple(int(d) for d in self.shape)
 
 
@@ -280,6 +304,7 @@ class IntDense(Node):
     def infer_shape(self, in_shape):
         if not np.issubdtype(self.weight.dtype, np.integer):
             raise ValueError(f"integer dense weight must be integer, got {self.weight.dtype}")
+        _int_in("weight_exp", self.weight_exp, -MAX_WEIGHT_EXP, MAX_WEIGHT_EXP)
         return Dense.infer_shape(self, in_shape)
 
 
@@ -298,6 +323,7 @@ class IntConv2d(Node):
     def infer_shape(self, in_shape):
         if not np.issubdtype(self.weight.dtype, np.integer):
             raise ValueError(f"integer conv weight must be integer, got {self.weight.dtype}")
+        _int_in("weight_exp", self.weight_exp, -MAX_WEIGHT_EXP, MAX_WEIGHT_EXP)
         return Conv2d.infer_shape(self, in_shape)
 
 

@@ -177,6 +177,27 @@ def _read_json(path: Path) -> dict | None:
     return d
 
 
+def _check_metrics(metrics: dict, path: Path) -> None:
+    """The values of metrics.json the report reads: ``epochs`` a list of objects whose numbers
+    are finite (or null), ``final_test_acc`` in [0, 1] (a null one is dropped: the last epoch's
+    figure is used), ``train_seconds`` >= 0."""
+    from tsslc import validate
+
+    epochs = metrics.get("epochs", [])
+    if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
+        raise TsslcError(f"{path}: 'epochs' must be a list of per-epoch objects")
+    for i, e in enumerate(epochs):
+        for key, v in e.items():
+            if v is not None and not isinstance(v, (str, dict, list)):
+                validate.number(f"{path}: epochs[{i}]", key, v)
+    for key, hi in (("final_test_acc", 1), ("train_seconds", None)):
+        if key in metrics:
+            if metrics[key] is None:
+                del metrics[key]
+            else:
+                validate.number(str(path), key, metrics[key], nonneg=True, hi=hi)
+
+
 def load_run(run_dir) -> tuple[dict | None, dict]:
     """(metrics.json or None, report.json or {}) of a run folder; one-line errors for a
     missing folder, an empty one, unreadable JSON or a report from a newer tsslc."""
@@ -184,6 +205,8 @@ def load_run(run_dir) -> tuple[dict | None, dict]:
     if not run.is_dir():
         raise TsslcError(f"run folder not found: {run}")
     metrics = _read_json(run / METRICS_JSON)
+    if metrics is not None:
+        _check_metrics(metrics, run / METRICS_JSON)
     data = _read_json(run / REPORT_JSON) or {}
     if metrics is None and not data:
         raise TsslcError(f"{run}: nothing to report (no {METRICS_JSON} or {REPORT_JSON}); "

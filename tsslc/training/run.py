@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from tsslc.config import NetworkConfig, load_config, parse_config
 from tsslc.errors import TsslcError
-from tsslc.network import Network
+from tsslc.network import Network, check_train_bytes
 from tsslc.atomic import atomic_write_text
 from tsslc.training.checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from tsslc.training.health import diagnose
@@ -99,6 +99,7 @@ def train_run(config_path_or_config, out_dir, data_dir=None, epochs: int | None 
     run's seed (the same ones every epoch); default: the whole test set."""
     config = (config_path_or_config if isinstance(config_path_or_config, NetworkConfig)
               else load_config(config_path_or_config))
+    check_train_bytes(config)  # before any folder, data set or weight
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise TsslcError(f"--out {out} exists and is not a folder")
