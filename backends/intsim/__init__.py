@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from tsslc import fused_cpu
 from tsslc.backends import BackendResult
 from tsslc.backends.counters import Counters, Tally, count_plan
 from tsslc.errors import TsslcError
@@ -94,6 +95,9 @@ class Plan:
         self.steps = [(name, node, graph.predecessors(name)) for name, node in graph.items()]
         self.synapses = {}
         self._bound: dict = {}
+        #: input nodes whose static graded payloads intsim makes in numpy (CPU, the base encoder)
+        self.graded_cpu = {}
+        self.input_shape = tuple(graph[graph.input_name].shape)
         for name, node, preds in self.steps:
             if node.kind in FLOAT_KINDS:
                 raise _unsupported(name, node)
@@ -101,6 +105,10 @@ class Plan:
                 if node.target != target.name:
                     raise TsslcError(f"node '{name}': population of target '{node.target}' in a {target.name} graph")
                 target.check_params(node.params, f"node '{name}'")
+            elif isinstance(node, N.IntInput):
+                self.graded_cpu[name] = (device.type == "cpu" and node.encoding == "graded"
+                                         and type(target).input_spikes is Target.input_spikes
+                                         and int(node.bits) <= 25)
             elif isinstance(node, (N.IntDense, N.IntConv2d)):
                 bound = _input_bound(graph, target, preds[0]) if len(preds) == 1 else None
                 self.synapses[name] = target.prepare_synapse(node, bound, device)
@@ -174,12 +182,36 @@ class IntSim(GraphWalker):
         return out
 
     def int_input(self, name, node: N.IntInput, x):
+        v = self._graded_static(node) if self.plan.graded_cpu.get(name) else None
+        if v is not None:
+            if self.tally is not None:
+                self.tally.input(v, v.shape[0] > 1)
+            return v
         p = time_input(self.graph, self.x, self.n_steps).to(self.device)
         static = p.shape[0] > 1 and p.stride(0) == 0  # the same payload at every step
         v = self.target.input_spikes(node, p[:1]).expand(p.shape) if static else self.target.input_spikes(node, p)
         if self.tally is not None:  # static still after encoding? (a rate code spreads one frame over T steps)
             self.tally.input(v, v.shape[0] > 1 and v.stride(0) == 0)
         return v
+
+    def _graded_static(self, node: N.IntInput):
+        """A static float batch's graded payloads on the CPU in one compiled loop
+        (:func:`tsslc.fused_cpu.graded`: :meth:`Target.input_spikes` ``"graded"`` to the bit,
+        where torch takes some ten small operations), as float32 (exact, which every synapse
+        takes: :meth:`Target.prepare_synapse`), broadcast over the T steps. None (the general
+        path) for anything else: time-first or non-float data, a NaN, no kernel."""
+        x = self.x
+        if isinstance(x, torch.Tensor):
+            if x.device.type != "cpu" or x.requires_grad:
+                return None
+        elif not isinstance(x, np.ndarray):
+            return None
+        if tuple(x.shape[1:]) != self.plan.input_shape or self.n_steps < 1:
+            return None
+        v = fused_cpu.graded(x, float(node.scale), 2 ** (int(node.bits) - 1) - 1)
+        if v is None:
+            return None
+        return v.unsqueeze(0).expand(self.n_steps, *v.shape)
 
     def _synapse(self, name, node, v):
         fn = self.plan.synapses.get(name)
