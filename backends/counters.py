@@ -137,7 +137,9 @@ def _forward(graph: Graph, proj: Projection, act: torch.Tensor, mask: torch.Tens
 
 def _np(x) -> np.ndarray:
     """A CPU numpy view (or copy, from another device) of a tensor or array."""
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if isinstance(x, torch.Tensor):
+        return x.numpy() if x.device.type == "cpu" and not x.requires_grad else x.detach().cpu().numpy()
+    return np.asarray(x)
 
 
 def _to_tensor(x) -> torch.Tensor:
@@ -401,19 +403,24 @@ class Tally:
         fired = fired8.view(np.bool_)
         # spikes per (sample, neuron): step by step in bytes (T < 256) or int32
         small = T < 256
-        if fired8.size < 1 << 16:
-            per_neuron = fired8.reshape(T, B, -1).sum(0, dtype=np.int32)
+        if B == 1:  # one sample (streaming): the spikes per neuron are its totals
+            per_neuron = ns = fired8.reshape(T, -1).sum(0, dtype=np.int64)
         else:
-            per_neuron = fired8[0].reshape(B, -1).astype(np.uint8 if small else np.int32)
-            for t in range(1, T):
-                per_neuron += fired8[t].reshape(B, -1)
-        ns = per_neuron.sum(0, dtype=np.int64)
+            if fired8.size < 1 << 16:
+                per_neuron = fired8.reshape(T, B, -1).sum(0, dtype=np.int32)
+            else:
+                per_neuron = fired8[0].reshape(B, -1).astype(np.uint8 if small else np.int32)
+                for t in range(1, T):
+                    per_neuron += fired8[t].reshape(B, -1)
+            ns = per_neuron.sum(0, dtype=np.int64)
         if small and T <= 32 and per_neuron.size > 1 << 15:  # passes over bytes beat bincount's conversion
             flat = per_neuron.reshape(-1)
             hist = [int(np.count_nonzero(flat == k)) for k in range(T + 1)]
         else:
             hist = np.bincount(per_neuron.reshape(-1), minlength=T + 1)[: T + 1].tolist()
-        lc = LayerCounts(name, "lif", n, spikes=int(ns.sum()), count_hist=hist, neuron_spikes=ns.tolist())
+        # every (sample, neuron) firing k times gave k spikes
+        lc = LayerCounts(name, "lif", n, spikes=sum(k * h for k, h in enumerate(hist)), count_hist=hist,
+                         neuron_spikes=ns.tolist())
         active = self._active(self.any_event.pop(name, []), fired)
         lc.events_in, lc.updates_active, lc.updates_idle = self.events_in[name], active, T * B * n - active
         self.layers[name] = lc
@@ -424,8 +431,11 @@ class Tally:
                 self.core_spikes[int(core)] = self.core_spikes.get(int(core), 0) + int(sp[core])
         outs = plan.out_of.get(name, [])
         for pr in outs:
-            ops_per_neuron = ns * pr["fan_np"]
-            ops = int(ops_per_neuron.sum())
+            if plan.cores is None:  # one dot product (exact: integers below 2^53, whatever the order)
+                ops = int(ns @ pr["fan_np"])
+            else:
+                ops_per_neuron = ns * pr["fan_np"]
+                ops = int(ops_per_neuron.sum())
             lc.synops += ops
             lc.dense_synops += int(T * B * pr["fan_dense"])
             self.events_in[pr["proj"].target] += ops
