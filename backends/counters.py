@@ -294,6 +294,7 @@ class CountPlan:
             self.cores = {p: np.asarray(cores[p]).reshape(-1) for p in self.pops}
             self.n_cores = int(max(int(np.max(self.cores[p])) for p in self.pops)) + 1
             self.unique_cores = {p: np.unique(self.cores[p]) for p in self.pops}
+            self.unique_core_list = {p: [int(c) for c in u] for p, u in self.unique_cores.items()}
             self.mesh_width = int(mesh_width or math.ceil(math.sqrt(self.n_cores)))
         self.by_synapse: dict[str, dict] = {}
         self.out_of: dict[str, list[dict]] = {}
@@ -317,7 +318,9 @@ class CountPlan:
                 src_core = self.cores[proj.source]
                 msgs, hx, hy = _messages_and_hops(graph, proj, shapes, in_shape, mask, src_core,
                                                   self.cores[proj.target], self.mesh_width)
-                pr.update(src_core=src_core, src_cores=np.unique(src_core), msgs=msgs, hx=hx, hy=hy)
+                pr.update(src_core=src_core, src_cores=np.unique(src_core), msgs=msgs, hx=hx, hy=hy,
+                          src_core_list=[int(c) for c in np.unique(src_core)],
+                          msgs_hops=np.ascontiguousarray(np.stack([msgs, hx, hy], 1), dtype=np.float64))
             self.by_synapse[proj.synapse] = pr
             self.out_of.setdefault(proj.source, []).append(pr)
 
@@ -378,16 +381,21 @@ class Tally:
             else:
                 graded = (act & (np.abs(vn) != 1)).reshape(Tn, B, -1).any(2)
             a64 = act.reshape(Tn * B, -1).astype(np.float64)
+            chunk = self.mac_chunk or max(B, 1)
             for pr in outs:
                 ops_tb = (a64 @ pr["fan_np"]).reshape(Tn, B)  # synops per (step, sample)
-                ops = int(ops_tb.sum()) * reps
+                if B <= chunk:  # one group of samples (exact sums of integers, whatever the order)
+                    ops_t = ops_tb.sum(1)
+                    ops = int(ops_t.sum()) * reps
+                    macs = int(ops_t[graded.any(1)].sum())
+                else:
+                    ops = int(ops_tb.sum()) * reps
+                    macs = 0
+                    for i in range(0, B, chunk):
+                        g = graded[:, i:i + chunk].any(1)
+                        macs += int(ops_tb[:, i:i + chunk].sum(1)[g].sum())
                 lc.synops += ops
                 lc.dense_synops += int(T * B * pr["fan_dense"])
-                chunk = self.mac_chunk or max(B, 1)
-                macs = 0
-                for i in range(0, B, chunk):
-                    g = graded[:, i:i + chunk].any(1)
-                    macs += int(ops_tb[:, i:i + chunk].sum(1)[g].sum())
                 lc.macs += macs * reps
                 self.events_in[pr["proj"].target] += ops
             self.act[inp] = (act, static, values.device)
@@ -426,9 +434,10 @@ class Tally:
         self.layers[name] = lc
         ns = ns.astype(np.float64)
         if plan.cores is not None:
-            sp = np.bincount(plan.cores[name], weights=ns, minlength=plan.n_cores)
-            for core in plan.unique_cores[name]:
-                self.core_spikes[int(core)] = self.core_spikes.get(int(core), 0) + int(sp[core])
+            sp = np.bincount(plan.cores[name], weights=ns, minlength=plan.n_cores).tolist()
+            cs = self.core_spikes
+            for core in plan.unique_core_list[name]:
+                cs[core] = cs.get(core, 0) + int(sp[core])
         outs = plan.out_of.get(name, [])
         for pr in outs:
             if plan.cores is None:  # one dot product (exact: integers below 2^53, whatever the order)
@@ -440,12 +449,15 @@ class Tally:
             lc.dense_synops += int(T * B * pr["fan_dense"])
             self.events_in[pr["proj"].target] += ops
             if plan.cores is not None:
-                per_core = np.bincount(pr["src_core"], weights=ops_per_neuron, minlength=plan.n_cores)
-                for core in pr["src_cores"]:
-                    self.core_synops[int(core)] = self.core_synops.get(int(core), 0) + int(per_core[core])
-                lc.spike_messages += int(ns @ pr["msgs"])
-                lc.hops_x += int(ns @ pr["hx"])
-                lc.hops_y += int(ns @ pr["hy"])
+                per_core = np.bincount(pr["src_core"], weights=ops_per_neuron, minlength=plan.n_cores).tolist()
+                cy = self.core_synops
+                for core in pr["src_core_list"]:
+                    cy[core] = cy.get(core, 0) + int(per_core[core])
+                # messages and hops in one product (exact: integers below 2^53, whatever the order)
+                m, hx, hy = (ns @ pr["msgs_hops"]).tolist()
+                lc.spike_messages += int(m)
+                lc.hops_x += int(hx)
+                lc.hops_y += int(hy)
         if outs:
             self.act[name] = (as_float if as_float is not None else spikes.to(torch.float32), False)
 
