@@ -338,6 +338,11 @@ class CountPlan:
         return d
 
 
+#: a dense projection's events where every step of every sample has more active inputs than
+#: any target neuron has zero weights: an event at every neuron and step
+_EVERY = np.ones((1, 1, 1), np.bool_)
+_EVERY.flags.writeable = False
+
 #: most patch elements gathered to settle the events of positions whose current is zero;
 #: beyond it the binarised synapse runs on the whole batch
 GATHER_LIMIT = 1 << 22
@@ -481,6 +486,8 @@ class Tally:
         shape = self.plan.shapes[proj.target]
         dense = isinstance(pr["syn"], (N.Dense, N.IntDense))
         if current is not None and pr["plain"] and dense:
+            if isinstance(act, torch.Tensor) and act.numel() < 1 << 16:
+                act = _np(act)  # small: numpy's operations cost less
             self.any_event.setdefault(proj.target, []).append(
                 self._settle_dense(pr, act.reshape(act.shape[0], B, -1), T, B))
             return
@@ -501,6 +508,8 @@ class Tally:
             return int(np.count_nonzero(fired))
         if len(parts) == 1:
             base, view, extra = parts[0]
+            if base is _EVERY:  # an event at every neuron and step
+                return math.prod(view)
             n = int(np.count_nonzero(base | fired.reshape(view)))
             if extra is not None and extra.size:
                 n += int(extra.size - np.count_nonzero(fired.reshape(-1)[extra]))
@@ -527,6 +536,13 @@ class Tally:
         n_active = an.sum(-1, dtype=np.float32) if an.size < 1 << 16 or isinstance(a, np.ndarray) \
             else _np(a.sum(-1))  # (Tn, B)
         zmax = pr["zmax"]
+        view = (T, B, n_out)
+        if 0 < n_active.size <= 64:  # a few steps and samples (streaming): decided on Python numbers
+            counts = n_active.ravel().tolist()
+            if min(counts) > zmax:
+                return _EVERY, view, None
+            if not any(0 < c <= zmax for c in counts):
+                return (n_active > zmax)[..., None], view, None
         base = (n_active > zmax)[..., None]  # (Tn, B, 1)
         weak = (n_active > 0) & (n_active <= zmax)
         extra = None
