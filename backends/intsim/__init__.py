@@ -59,11 +59,20 @@ FLOAT_KINDS = ("input", "dense", "conv2d", "lif", "sumpool2d", "dropout")
 MAC_CHUNK = 256
 
 
+#: target name -> target (get_target's module lookup, made once per name)
+_TARGETS: dict = {}
+
+
 def compiled_target(graph: Graph):
     name = graph.metadata.get("target")
     if not name:
         raise TsslcError("the graph is not compiled for a target (no metadata['target']); run tsslc compile first")
-    return get_target(name)
+    target = _TARGETS.get(name) if isinstance(name, str) else None
+    if target is None:
+        target = get_target(name)
+        if isinstance(name, str):
+            _TARGETS[name] = target
+    return target
 
 
 def _unsupported(name: str, node) -> TsslcError:
@@ -143,10 +152,11 @@ class IntSim(GraphWalker):
 
     what = "intsim"
 
-    def __init__(self, graph: Graph, target, x, n_steps: int, device="cpu", tally: Tally | None = None):
+    def __init__(self, graph: Graph, target, x, n_steps: int, device="cpu", tally: Tally | None = None,
+                 *, graph_plan: Plan | None = None):
         super().__init__(graph)
         self.target, self.x, self.n_steps, self.device = target, x, n_steps, device
-        self.plan = plan(graph, target, device)
+        self.plan = graph_plan if graph_plan is not None else plan(graph, target, device)
         self.tally = tally
         self.spikes: dict[str, torch.Tensor] = {}
 
@@ -268,10 +278,11 @@ def run(graph: Graph, x, n_steps: int | None = None, progress: bool = False, dev
         chunks = tqdm(chunks, desc="intsim", unit="batch")
     spikes_all: dict[str, list[np.ndarray]] = {}
     total: Counters | None = None
+    single = len(chunks) == 1
     for i in chunks:
-        xs = batch_slice(graph, x, i, i + step) if len(chunks) > 1 else x
-        tally = cplan.tally(T, batch_of(graph, xs), MAC_CHUNK) if cplan is not None else None
-        walker = IntSim(graph, target, xs, T, device, tally)
+        xs = x if single else batch_slice(graph, x, i, i + step)
+        tally = cplan.tally(T, B if single else batch_of(graph, xs), MAC_CHUNK) if cplan is not None else None
+        walker = IntSim(graph, target, xs, T, device, tally, graph_plan=p)
         walker.run()
         if tally is not None:
             c = tally.result()
