@@ -338,6 +338,10 @@ class CountPlan:
         return d
 
 
+#: most multiply-adds of a dense projection's binarised synapse on every step, where that one
+#: product costs less than settling the open steps apart (a few small operations each)
+SMALL_DENSE = 1 << 17
+
 #: a dense projection's events where every step of every sample has more active inputs than
 #: any target neuron has zero weights: an event at every neuron and step
 _EVERY = np.ones((1, 1, 1), np.bool_)
@@ -543,6 +547,10 @@ class Tally:
                 return _EVERY, view, None
             if not any(0 < c <= zmax for c in counts):
                 return (n_active > zmax)[..., None], view, None
+            if an.size * n_out <= SMALL_DENSE:  # a small product: the binarised synapse on every step
+                rows = an.reshape(Tn * B, -1)
+                hit = (rows if rows.dtype == np.float32 else rows.astype(np.float32)) @ pr["mask_np_t"] > 0
+                return hit.reshape(Tn, B, n_out), view, None
         base = (n_active > zmax)[..., None]  # (Tn, B, 1)
         weak = (n_active > 0) & (n_active <= zmax)
         extra = None
