@@ -379,13 +379,26 @@ class Tally:
         vn = _np(v)
         reps = T if static else 1
         act = vn != 0
-        lc = LayerCounts(inp, "input", plan.n[inp], spikes=int(np.count_nonzero(act)) * reps)
+        nnz = int(np.count_nonzero(act))
+        lc = LayerCounts(inp, "input", plan.n[inp], spikes=nnz * reps)
         self.layers[inp] = lc
         outs = plan.out_of.get(inp, [])
-        if outs:
+        integer = vn.dtype.kind in "iu"
+        if outs and vn.shape[0] * B == 1:  # one step of one sample (a static one, streaming)
+            # MACs when some value is not in {-1, 0, 1}
+            graded = bool(np.abs(vn).max(initial=0) > 1) if integer else nnz > np.count_nonzero(np.abs(vn) == 1)
+            a64 = act.reshape(1, -1).astype(np.float64)
+            for pr in outs:
+                ops = int((a64 @ pr["fan_np"])[0])
+                lc.synops += ops * reps
+                lc.dense_synops += int(T * B * pr["fan_dense"])
+                lc.macs += (ops if graded else 0) * reps
+                self.events_in[pr["proj"].target] += ops * reps
+            self.act[inp] = (act, static, values.device)
+        elif outs:
             Tn = vn.shape[0]
             # input steps that count MACs (NeuroBench: not all values in {-1, 0, 1}), per chunk of samples
-            if np.issubdtype(vn.dtype, np.integer):
+            if integer:
                 graded = np.abs(vn).reshape(Tn, B, -1).max(2, initial=0) > 1  # (T | 1, B)
             else:
                 graded = (act & (np.abs(vn) != 1)).reshape(Tn, B, -1).any(2)
