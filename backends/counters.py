@@ -298,6 +298,7 @@ class CountPlan:
             self.mesh_width = int(mesh_width or math.ceil(math.sqrt(self.n_cores)))
         self.by_synapse: dict[str, dict] = {}
         self.out_of: dict[str, list[dict]] = {}
+        self._tally_matrix: dict = {}
         for proj in projections(graph):
             syn = graph[proj.synapse]
             in_shape = shapes[graph.predecessors(proj.synapse)[0]]
@@ -324,6 +325,29 @@ class CountPlan:
             self.by_synapse[proj.synapse] = pr
             self.out_of.setdefault(proj.source, []).append(pr)
 
+    def tally_matrix(self, name: str) -> np.ndarray | None:
+        """The per-neuron weights of population ``name``'s tallies as the columns of one
+        float64 matrix (core spikes: one column per core it uses; per outgoing projection:
+        the fan-out, the fan-out on each source core, messages, hops east-west and
+        north-south), so that one product of the spikes per neuron gives them all (exact:
+        integers below 2^53); None when it would be large (then they are made one by one)."""
+        hit = self._tally_matrix.get(name, False)
+        if hit is not False:
+            return hit
+        cols = []
+        if self.cores is not None:
+            cols += [self.cores[name] == core for core in self.unique_core_list[name]]
+        for pr in self.out_of.get(name, []):
+            cols.append(pr["fan_np"])
+            if self.cores is not None:
+                cols += [pr["fan_np"] * (pr["src_core"] == core) for core in pr["src_core_list"]]
+                cols += [pr["msgs"], pr["hx"], pr["hy"]]
+        M = None
+        if cols and len(cols) * self.n[name] <= TALLY_MATRIX_LIMIT:
+            M = np.ascontiguousarray(np.stack([np.asarray(c, np.float64) for c in cols], 1))
+        self._tally_matrix[name] = M
+        return M
+
     def tally(self, n_steps: int, batch: int, mac_chunk: int | None = None) -> "Tally":
         return Tally(self, n_steps, batch, mac_chunk)
 
@@ -337,6 +361,9 @@ class CountPlan:
             d = pr["on"][device] = {"mask": m.to(device), "zeros": zeros.to(device)}  # zero weights per channel
         return d
 
+
+#: most elements of a population's tally matrix (:meth:`CountPlan.tally_matrix`)
+TALLY_MATRIX_LIMIT = 1 << 20
 
 #: most multiply-adds of a dense projection's binarised synapse on every step, where that one
 #: product costs less than settling the open steps apart (a few small operations each)
@@ -455,12 +482,37 @@ class Tally:
         lc.events_in, lc.updates_active, lc.updates_idle = self.events_in[name], active, T * B * n - active
         self.layers[name] = lc
         ns = ns.astype(np.float64)
-        if plan.cores is not None:
+        outs = plan.out_of.get(name, [])
+        M = plan.tally_matrix(name)
+        if M is not None:  # every per-neuron weighted sum below in one product
+            vals = (ns @ M).tolist()
+            i = 0
+            if plan.cores is not None:
+                cs = self.core_spikes
+                for core in plan.unique_core_list[name]:
+                    cs[core] = cs.get(core, 0) + int(vals[i])
+                    i += 1
+            for pr in outs:
+                ops = int(vals[i])
+                i += 1
+                lc.synops += ops
+                lc.dense_synops += int(T * B * pr["fan_dense"])
+                self.events_in[pr["proj"].target] += ops
+                if plan.cores is not None:
+                    cy = self.core_synops
+                    for core in pr["src_core_list"]:
+                        cy[core] = cy.get(core, 0) + int(vals[i])
+                        i += 1
+                    lc.spike_messages += int(vals[i])
+                    lc.hops_x += int(vals[i + 1])
+                    lc.hops_y += int(vals[i + 2])
+                    i += 3
+            outs = []  # done
+        elif plan.cores is not None:
             sp = np.bincount(plan.cores[name], weights=ns, minlength=plan.n_cores).tolist()
             cs = self.core_spikes
             for core in plan.unique_core_list[name]:
                 cs[core] = cs.get(core, 0) + int(sp[core])
-        outs = plan.out_of.get(name, [])
         for pr in outs:
             if plan.cores is None:  # one dot product (exact: integers below 2^53, whatever the order)
                 ops = int(ns @ pr["fan_np"])
@@ -480,7 +532,7 @@ class Tally:
                 lc.spike_messages += int(m)
                 lc.hops_x += int(hx)
                 lc.hops_y += int(hy)
-        if outs:
+        if name in plan.out_of:
             self.act[name] = (as_float if as_float is not None else spikes.to(torch.float32), False)
 
     def events(self, synapse: str, current: torch.Tensor | None = None) -> None:
