@@ -193,15 +193,19 @@ def graded(x, scale: float, lim: int):
     lib = _lib if _tried else load()
     if lib is None or lim >= 1 << 24:
         return None
-    a = x.numpy() if isinstance(x, torch.Tensor) else x
-    if a.dtype == np.float32:
-        fn = lib.tsslc_graded_f32
-    elif a.dtype == np.float64:
-        fn = lib.tsslc_graded_f64
+    if isinstance(x, torch.Tensor):
+        if x.dtype not in (torch.float32, torch.float64):
+            return None
+        if not x.is_contiguous():
+            x = x.contiguous()
+        f32, ptr = x.dtype == torch.float32, x.data_ptr()
     else:
+        if x.dtype not in (np.float32, np.float64):
+            return None
+        x = np.ascontiguousarray(x)
+        f32, ptr = x.dtype == np.float32, x.ctypes.data
+    out = torch.from_numpy(np.empty(x.shape, np.float32))
+    fn = lib.tsslc_graded_f32 if f32 else lib.tsslc_graded_f64
+    if fn(ptr, out.data_ptr(), out.numel(), float(scale), float(lim)):
         return None
-    a = np.ascontiguousarray(a)
-    out = np.empty(a.shape, np.float32)
-    if fn(a.ctypes.data, out.ctypes.data, a.size, float(scale), float(lim)):
-        return None
-    return torch.from_numpy(out)
+    return out

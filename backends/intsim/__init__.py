@@ -104,8 +104,9 @@ class Plan:
         self.steps = [(name, node, graph.predecessors(name)) for name, node in graph.items()]
         self.synapses = {}
         self._bound: dict = {}
-        #: input nodes whose static graded payloads intsim makes in numpy (CPU, the base encoder)
-        self.graded_cpu = {}
+        #: input node -> (scale, limit): its static graded payloads made by the compiled encoder
+        #: (CPU, the base encoder)
+        self.graded_cpu: dict = {}
         self.input_shape = tuple(graph[graph.input_name].shape)
         for name, node, preds in self.steps:
             if node.kind in FLOAT_KINDS:
@@ -115,9 +116,9 @@ class Plan:
                     raise TsslcError(f"node '{name}': population of target '{node.target}' in a {target.name} graph")
                 target.check_params(node.params, f"node '{name}'")
             elif isinstance(node, N.IntInput):
-                self.graded_cpu[name] = (device.type == "cpu" and node.encoding == "graded"
-                                         and type(target).input_spikes is Target.input_spikes
-                                         and int(node.bits) <= 25)
+                if (device.type == "cpu" and node.encoding == "graded"
+                        and type(target).input_spikes is Target.input_spikes and int(node.bits) <= 25):
+                    self.graded_cpu[name] = (float(node.scale), 2 ** (int(node.bits) - 1) - 1)
             elif isinstance(node, (N.IntDense, N.IntConv2d)):
                 bound = _input_bound(graph, target, preds[0]) if len(preds) == 1 else None
                 self.synapses[name] = target.prepare_synapse(node, bound, device)
@@ -192,7 +193,7 @@ class IntSim(GraphWalker):
         return out
 
     def int_input(self, name, node: N.IntInput, x):
-        v = self._graded_static(node) if self.plan.graded_cpu.get(name) else None
+        v = self._graded_static(name, node) if name in self.plan.graded_cpu else None
         if v is not None:
             if self.tally is not None:
                 self.tally.input(v, v.shape[0] > 1)
@@ -204,7 +205,7 @@ class IntSim(GraphWalker):
             self.tally.input(v, v.shape[0] > 1 and v.stride(0) == 0)
         return v
 
-    def _graded_static(self, node: N.IntInput):
+    def _graded_static(self, name: str, node: N.IntInput):
         """A static float batch's graded payloads on the CPU in one compiled loop
         (:func:`tsslc.fused_cpu.graded`: :meth:`Target.input_spikes` ``"graded"`` to the bit,
         where torch takes some ten small operations), as float32 (exact, which every synapse
@@ -218,10 +219,8 @@ class IntSim(GraphWalker):
             return None
         if tuple(x.shape[1:]) != self.plan.input_shape or self.n_steps < 1:
             return None
-        v = fused_cpu.graded(x, float(node.scale), 2 ** (int(node.bits) - 1) - 1)
-        if v is None:
-            return None
-        return v.unsqueeze(0).expand(self.n_steps, *v.shape)
+        v = fused_cpu.graded(x, *self.plan.graded_cpu[name])
+        return None if v is None else v.expand(self.n_steps, *v.shape)
 
     def _synapse(self, name, node, v):
         fn = self.plan.synapses.get(name)
