@@ -193,7 +193,7 @@ class IntSim(GraphWalker):
         return out
 
     def int_input(self, name, node: N.IntInput, x):
-        v = self._graded_static(name, node) if name in self.plan.graded_cpu else None
+        v = self._graded_static(name, node) if name in self.plan.graded_cpu and type(self) is IntSim else None
         if v is not None:
             if self.tally is not None:
                 self.tally.input(v, v.shape[0] > 1)
@@ -210,7 +210,8 @@ class IntSim(GraphWalker):
         (:func:`tsslc.fused_cpu.graded`: :meth:`Target.input_spikes` ``"graded"`` to the bit,
         where torch takes some ten small operations), as float32 (exact, which every synapse
         takes: :meth:`Target.prepare_synapse`), broadcast over the T steps. None (the general
-        path) for anything else: time-first or non-float data, a NaN, no kernel."""
+        path) for anything else: time-first or non-float data, a NaN, no kernel. Only this
+        class takes it: a subclass' methods see the int64 payloads as before."""
         x = self.x
         if isinstance(x, torch.Tensor):
             if x.device.type != "cpu" or x.requires_grad:
