@@ -137,7 +137,9 @@ def _forward(graph: Graph, proj: Projection, act: torch.Tensor, mask: torch.Tens
 
 def _np(x) -> np.ndarray:
     """A CPU numpy view (or copy, from another device) of a tensor or array."""
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if isinstance(x, torch.Tensor):
+        return x.numpy() if x.device.type == "cpu" and not x.requires_grad else x.detach().cpu().numpy()
+    return np.asarray(x)
 
 
 def _to_tensor(x) -> torch.Tensor:
@@ -292,9 +294,11 @@ class CountPlan:
             self.cores = {p: np.asarray(cores[p]).reshape(-1) for p in self.pops}
             self.n_cores = int(max(int(np.max(self.cores[p])) for p in self.pops)) + 1
             self.unique_cores = {p: np.unique(self.cores[p]) for p in self.pops}
+            self.unique_core_list = {p: [int(c) for c in u] for p, u in self.unique_cores.items()}
             self.mesh_width = int(mesh_width or math.ceil(math.sqrt(self.n_cores)))
         self.by_synapse: dict[str, dict] = {}
         self.out_of: dict[str, list[dict]] = {}
+        self._tally_matrix: dict = {}
         for proj in projections(graph):
             syn = graph[proj.synapse]
             in_shape = shapes[graph.predecessors(proj.synapse)[0]]
@@ -315,9 +319,34 @@ class CountPlan:
                 src_core = self.cores[proj.source]
                 msgs, hx, hy = _messages_and_hops(graph, proj, shapes, in_shape, mask, src_core,
                                                   self.cores[proj.target], self.mesh_width)
-                pr.update(src_core=src_core, src_cores=np.unique(src_core), msgs=msgs, hx=hx, hy=hy)
+                pr.update(src_core=src_core, src_cores=np.unique(src_core), msgs=msgs, hx=hx, hy=hy,
+                          src_core_list=[int(c) for c in np.unique(src_core)],
+                          msgs_hops=np.ascontiguousarray(np.stack([msgs, hx, hy], 1), dtype=np.float64))
             self.by_synapse[proj.synapse] = pr
             self.out_of.setdefault(proj.source, []).append(pr)
+
+    def tally_matrix(self, name: str) -> np.ndarray | None:
+        """The per-neuron weights of population ``name``'s tallies as the columns of one
+        float64 matrix (core spikes: one column per core it uses; per outgoing projection:
+        the fan-out, the fan-out on each source core, messages, hops east-west and
+        north-south), so that one product of the spikes per neuron gives them all (exact:
+        integers below 2^53); None when it would be large (then they are made one by one)."""
+        hit = self._tally_matrix.get(name, False)
+        if hit is not False:
+            return hit
+        cols = []
+        if self.cores is not None:
+            cols += [self.cores[name] == core for core in self.unique_core_list[name]]
+        for pr in self.out_of.get(name, []):
+            cols.append(pr["fan_np"])
+            if self.cores is not None:
+                cols += [pr["fan_np"] * (pr["src_core"] == core) for core in pr["src_core_list"]]
+                cols += [pr["msgs"], pr["hx"], pr["hy"]]
+        M = None
+        if cols and len(cols) * self.n[name] <= TALLY_MATRIX_LIMIT:
+            M = np.ascontiguousarray(np.stack([np.asarray(c, np.float64) for c in cols], 1))
+        self._tally_matrix[name] = M
+        return M
 
     def tally(self, n_steps: int, batch: int, mac_chunk: int | None = None) -> "Tally":
         return Tally(self, n_steps, batch, mac_chunk)
@@ -332,6 +361,18 @@ class CountPlan:
             d = pr["on"][device] = {"mask": m.to(device), "zeros": zeros.to(device)}  # zero weights per channel
         return d
 
+
+#: most elements of a population's tally matrix (:meth:`CountPlan.tally_matrix`)
+TALLY_MATRIX_LIMIT = 1 << 20
+
+#: most multiply-adds of a dense projection's binarised synapse on every step, where that one
+#: product costs less than settling the open steps apart (a few small operations each)
+SMALL_DENSE = 1 << 17
+
+#: a dense projection's events where every step of every sample has more active inputs than
+#: any target neuron has zero weights: an event at every neuron and step
+_EVERY = np.ones((1, 1, 1), np.bool_)
+_EVERY.flags.writeable = False
 
 #: most patch elements gathered to settle the events of positions whose current is zero;
 #: beyond it the binarised synapse runs on the whole batch
@@ -365,27 +406,45 @@ class Tally:
         vn = _np(v)
         reps = T if static else 1
         act = vn != 0
-        lc = LayerCounts(inp, "input", plan.n[inp], spikes=int(np.count_nonzero(act)) * reps)
+        nnz = int(np.count_nonzero(act))
+        lc = LayerCounts(inp, "input", plan.n[inp], spikes=nnz * reps)
         self.layers[inp] = lc
         outs = plan.out_of.get(inp, [])
-        if outs:
+        integer = vn.dtype.kind in "iu"
+        if outs and vn.shape[0] * B == 1:  # one step of one sample (a static one, streaming)
+            # MACs when some value is not in {-1, 0, 1}
+            graded = bool(np.abs(vn).max(initial=0) > 1) if integer else nnz > np.count_nonzero(np.abs(vn) == 1)
+            a64 = act.reshape(1, -1).astype(np.float64)
+            for pr in outs:
+                ops = int((a64 @ pr["fan_np"])[0])
+                lc.synops += ops * reps
+                lc.dense_synops += int(T * B * pr["fan_dense"])
+                lc.macs += (ops if graded else 0) * reps
+                self.events_in[pr["proj"].target] += ops * reps
+            self.act[inp] = (act, static, values.device)
+        elif outs:
             Tn = vn.shape[0]
             # input steps that count MACs (NeuroBench: not all values in {-1, 0, 1}), per chunk of samples
-            if np.issubdtype(vn.dtype, np.integer):
+            if integer:
                 graded = np.abs(vn).reshape(Tn, B, -1).max(2, initial=0) > 1  # (T | 1, B)
             else:
                 graded = (act & (np.abs(vn) != 1)).reshape(Tn, B, -1).any(2)
             a64 = act.reshape(Tn * B, -1).astype(np.float64)
+            chunk = self.mac_chunk or max(B, 1)
             for pr in outs:
                 ops_tb = (a64 @ pr["fan_np"]).reshape(Tn, B)  # synops per (step, sample)
-                ops = int(ops_tb.sum()) * reps
+                if B <= chunk:  # one group of samples (exact sums of integers, whatever the order)
+                    ops_t = ops_tb.sum(1)
+                    ops = int(ops_t.sum()) * reps
+                    macs = int(ops_t[graded.any(1)].sum())
+                else:
+                    ops = int(ops_tb.sum()) * reps
+                    macs = 0
+                    for i in range(0, B, chunk):
+                        g = graded[:, i:i + chunk].any(1)
+                        macs += int(ops_tb[:, i:i + chunk].sum(1)[g].sum())
                 lc.synops += ops
                 lc.dense_synops += int(T * B * pr["fan_dense"])
-                chunk = self.mac_chunk or max(B, 1)
-                macs = 0
-                for i in range(0, B, chunk):
-                    g = graded[:, i:i + chunk].any(1)
-                    macs += int(ops_tb[:, i:i + chunk].sum(1)[g].sum())
                 lc.macs += macs * reps
                 self.events_in[pr["proj"].target] += ops
             self.act[inp] = (act, static, values.device)
@@ -401,42 +460,79 @@ class Tally:
         fired = fired8.view(np.bool_)
         # spikes per (sample, neuron): step by step in bytes (T < 256) or int32
         small = T < 256
-        if fired8.size < 1 << 16:
-            per_neuron = fired8.reshape(T, B, -1).sum(0, dtype=np.int32)
+        if B == 1:  # one sample (streaming): the spikes per neuron are its totals
+            per_neuron = ns = fired8.reshape(T, -1).sum(0, dtype=np.int64)
         else:
-            per_neuron = fired8[0].reshape(B, -1).astype(np.uint8 if small else np.int32)
-            for t in range(1, T):
-                per_neuron += fired8[t].reshape(B, -1)
-        ns = per_neuron.sum(0, dtype=np.int64)
+            if fired8.size < 1 << 16:
+                per_neuron = fired8.reshape(T, B, -1).sum(0, dtype=np.int32)
+            else:
+                per_neuron = fired8[0].reshape(B, -1).astype(np.uint8 if small else np.int32)
+                for t in range(1, T):
+                    per_neuron += fired8[t].reshape(B, -1)
+            ns = per_neuron.sum(0, dtype=np.int64)
         if small and T <= 32 and per_neuron.size > 1 << 15:  # passes over bytes beat bincount's conversion
             flat = per_neuron.reshape(-1)
             hist = [int(np.count_nonzero(flat == k)) for k in range(T + 1)]
         else:
             hist = np.bincount(per_neuron.reshape(-1), minlength=T + 1)[: T + 1].tolist()
-        lc = LayerCounts(name, "lif", n, spikes=int(ns.sum()), count_hist=hist, neuron_spikes=ns.tolist())
+        # every (sample, neuron) firing k times gave k spikes
+        lc = LayerCounts(name, "lif", n, spikes=sum(k * h for k, h in enumerate(hist)), count_hist=hist,
+                         neuron_spikes=ns.tolist())
         active = self._active(self.any_event.pop(name, []), fired)
         lc.events_in, lc.updates_active, lc.updates_idle = self.events_in[name], active, T * B * n - active
         self.layers[name] = lc
         ns = ns.astype(np.float64)
-        if plan.cores is not None:
-            sp = np.bincount(plan.cores[name], weights=ns, minlength=plan.n_cores)
-            for core in plan.unique_cores[name]:
-                self.core_spikes[int(core)] = self.core_spikes.get(int(core), 0) + int(sp[core])
         outs = plan.out_of.get(name, [])
+        M = plan.tally_matrix(name)
+        if M is not None:  # every per-neuron weighted sum below in one product
+            vals = (ns @ M).tolist()
+            i = 0
+            if plan.cores is not None:
+                cs = self.core_spikes
+                for core in plan.unique_core_list[name]:
+                    cs[core] = cs.get(core, 0) + int(vals[i])
+                    i += 1
+            for pr in outs:
+                ops = int(vals[i])
+                i += 1
+                lc.synops += ops
+                lc.dense_synops += int(T * B * pr["fan_dense"])
+                self.events_in[pr["proj"].target] += ops
+                if plan.cores is not None:
+                    cy = self.core_synops
+                    for core in pr["src_core_list"]:
+                        cy[core] = cy.get(core, 0) + int(vals[i])
+                        i += 1
+                    lc.spike_messages += int(vals[i])
+                    lc.hops_x += int(vals[i + 1])
+                    lc.hops_y += int(vals[i + 2])
+                    i += 3
+            outs = []  # done
+        elif plan.cores is not None:
+            sp = np.bincount(plan.cores[name], weights=ns, minlength=plan.n_cores).tolist()
+            cs = self.core_spikes
+            for core in plan.unique_core_list[name]:
+                cs[core] = cs.get(core, 0) + int(sp[core])
         for pr in outs:
-            ops_per_neuron = ns * pr["fan_np"]
-            ops = int(ops_per_neuron.sum())
+            if plan.cores is None:  # one dot product (exact: integers below 2^53, whatever the order)
+                ops = int(ns @ pr["fan_np"])
+            else:
+                ops_per_neuron = ns * pr["fan_np"]
+                ops = int(ops_per_neuron.sum())
             lc.synops += ops
             lc.dense_synops += int(T * B * pr["fan_dense"])
             self.events_in[pr["proj"].target] += ops
             if plan.cores is not None:
-                per_core = np.bincount(pr["src_core"], weights=ops_per_neuron, minlength=plan.n_cores)
-                for core in pr["src_cores"]:
-                    self.core_synops[int(core)] = self.core_synops.get(int(core), 0) + int(per_core[core])
-                lc.spike_messages += int(ns @ pr["msgs"])
-                lc.hops_x += int(ns @ pr["hx"])
-                lc.hops_y += int(ns @ pr["hy"])
-        if outs:
+                per_core = np.bincount(pr["src_core"], weights=ops_per_neuron, minlength=plan.n_cores).tolist()
+                cy = self.core_synops
+                for core in pr["src_core_list"]:
+                    cy[core] = cy.get(core, 0) + int(per_core[core])
+                # messages and hops in one product (exact: integers below 2^53, whatever the order)
+                m, hx, hy = (ns @ pr["msgs_hops"]).tolist()
+                lc.spike_messages += int(m)
+                lc.hops_x += int(hx)
+                lc.hops_y += int(hy)
+        if name in plan.out_of:
             self.act[name] = (as_float if as_float is not None else spikes.to(torch.float32), False)
 
     def events(self, synapse: str, current: torch.Tensor | None = None) -> None:
@@ -459,6 +555,8 @@ class Tally:
         shape = self.plan.shapes[proj.target]
         dense = isinstance(pr["syn"], (N.Dense, N.IntDense))
         if current is not None and pr["plain"] and dense:
+            if isinstance(act, torch.Tensor) and act.numel() < 1 << 16:
+                act = _np(act)  # small: numpy's operations cost less
             self.any_event.setdefault(proj.target, []).append(
                 self._settle_dense(pr, act.reshape(act.shape[0], B, -1), T, B))
             return
@@ -479,6 +577,8 @@ class Tally:
             return int(np.count_nonzero(fired))
         if len(parts) == 1:
             base, view, extra = parts[0]
+            if base is _EVERY:  # an event at every neuron and step
+                return math.prod(view)
             n = int(np.count_nonzero(base | fired.reshape(view)))
             if extra is not None and extra.size:
                 n += int(extra.size - np.count_nonzero(fired.reshape(-1)[extra]))
@@ -505,6 +605,17 @@ class Tally:
         n_active = an.sum(-1, dtype=np.float32) if an.size < 1 << 16 or isinstance(a, np.ndarray) \
             else _np(a.sum(-1))  # (Tn, B)
         zmax = pr["zmax"]
+        view = (T, B, n_out)
+        if 0 < n_active.size <= 64:  # a few steps and samples (streaming): decided on Python numbers
+            counts = n_active.ravel().tolist()
+            if min(counts) > zmax:
+                return _EVERY, view, None
+            if not any(0 < c <= zmax for c in counts):
+                return (n_active > zmax)[..., None], view, None
+            if an.size * n_out <= SMALL_DENSE:  # a small product: the binarised synapse on every step
+                rows = an.reshape(Tn * B, -1)
+                hit = (rows if rows.dtype == np.float32 else rows.astype(np.float32)) @ pr["mask_np_t"] > 0
+                return hit.reshape(Tn, B, n_out), view, None
         base = (n_active > zmax)[..., None]  # (Tn, B, 1)
         weak = (n_active > 0) & (n_active <= zmax)
         extra = None

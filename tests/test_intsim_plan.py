@@ -152,3 +152,33 @@ def test_compiled_population_loop_equals_step_by_step():
             assert torch.equal(tgt.run_population(params, cur.to(torch.float32))[0], ref)
         static = cur[:1].expand(T, *cur.shape[1:])
         assert torch.equal(tgt.run_population(params, static)[0], Target.run_population(tgt, params, static)[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_graded_encoder_equals_input_spikes(dtype):
+    """The compiled graded encoder (a static batch's payloads on the CPU) gives
+    Target.input_spikes' payloads to the bit, ties, signed zeros and infinities included, and
+    declines a NaN (the reference path then runs); a run with it equals the reference run."""
+    from tsslc import fused_cpu
+
+    if fused_cpu.load() is None:
+        pytest.skip(fused_cpu.error)
+    node = N.IntInput(shape=(2, 8, 8), encoding="graded", bits=8, scale=60.0)
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((3, 2, 8, 8)) * 1.5).astype(dtype)
+    flat = x.reshape(-1)
+    flat[:8] = np.array([0.5, -0.5, 1.5, -2.5, 127.5, -0.0, np.inf, -np.inf]) / 60.0
+    flat[8:12] = [2.1, -2.1, 1e30, -1e30]
+    ref = Target.input_spikes(None, node, torch.as_tensor(x)[None])[0]
+    got = fused_cpu.graded(x, 60.0, 127)
+    assert got.dtype == torch.float32 and torch.equal(got.to(torch.int64), ref)
+    assert not torch.signbit(got).logical_and(got == 0).any()  # -0 comes out as +0
+    x_nan = x.copy()
+    x_nan.reshape(-1)[5] = np.nan
+    assert fused_cpu.graded(x_nan, 60.0, 127) is None
+    g = conv_net()
+    x = x.astype(np.float32)
+    res, ref_run = intsim_run(g, x), intsim_run(g, torch.as_tensor(x, dtype=torch.float64)[None].expand(6, *x.shape).clone())
+    for k in ref_run.spikes:
+        assert np.array_equal(res.spikes[k], ref_run.spikes[k])
+    assert res.counters.to_dict() == ref_run.counters.to_dict()

@@ -26,6 +26,7 @@ import importlib.machinery
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from tsslc.csrc import build
@@ -74,6 +75,10 @@ def _open(path: Path, want: str | None) -> ctypes.CDLL | None:
         f = getattr(lib, f"tsslc_loihi2_lif_{dt}")
         f.argtypes = [_P, _I64, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _I64, _I64, ctypes.c_int, ctypes.c_int]
         f.restype = None
+    for dt in ("f32", "f64"):
+        f = getattr(lib, f"tsslc_graded_{dt}")
+        f.argtypes = [_P, _P, _I64, _D, _D]
+        f.restype = _I64
     return lib
 
 
@@ -160,7 +165,8 @@ def loihi2_lif(current: torch.Tensor, uv: torch.Tensor | None, du: int, dv: int,
     lib = _lib if _tried else load()
     if lib is None:
         return None
-    T = current.shape[0]
+    shape = current.shape
+    T = shape[0]
     N = current.numel() // T if T else 0
     if T > 1 and current.stride(0) == 0:
         if not current[0].is_contiguous():
@@ -168,11 +174,38 @@ def loihi2_lif(current: torch.Tensor, uv: torch.Tensor | None, du: int, dv: int,
     elif not current.is_contiguous():
         current = current.contiguous()
     stride = 0 if T > 1 and current.stride(0) == 0 else N
-    s8 = torch.empty(current.shape, dtype=torch.uint8)
-    sf = torch.empty(current.shape, dtype=torch.float32) if with_float else None
+    # numpy's allocations are several times cheaper than torch.empty on small tensors
+    s8 = torch.from_numpy(np.empty(shape, np.uint8))
+    sf = torch.from_numpy(np.empty(shape, np.float32)) if with_float else None
     fn = lib.tsslc_loihi2_lif_f32 if current.dtype == torch.float32 else lib.tsslc_loihi2_lif_i64
     u = uv.data_ptr() if uv is not None else None
     fn(current.data_ptr(), stride, u, None if u is None else u + 8 * N, s8.data_ptr(),
        sf.data_ptr() if sf is not None else None, T, N, du, dv, vth, bias, int(fresh or uv is None),
        torch.get_num_threads())
     return s8, sf
+
+
+def graded(x, scale: float, lim: int):
+    """The graded payloads of :meth:`tsslc.targets.base.Target.input_spikes` on a CPU float32
+    or float64 array / tensor ``x``, bit for bit, as a float32 tensor of its shape (exact:
+    ``lim`` < 2^24); ``None`` without the kernel, for another dtype or when ``x`` holds a NaN
+    (the caller's reference path then decides)."""
+    lib = _lib if _tried else load()
+    if lib is None or lim >= 1 << 24:
+        return None
+    if isinstance(x, torch.Tensor):
+        if x.dtype not in (torch.float32, torch.float64):
+            return None
+        if not x.is_contiguous():
+            x = x.contiguous()
+        f32, ptr = x.dtype == torch.float32, x.data_ptr()
+    else:
+        if x.dtype not in (np.float32, np.float64):
+            return None
+        x = np.ascontiguousarray(x)
+        f32, ptr = x.dtype == np.float32, x.ctypes.data
+    out = torch.from_numpy(np.empty(x.shape, np.float32))
+    fn = lib.tsslc_graded_f32 if f32 else lib.tsslc_graded_f64
+    if fn(ptr, out.data_ptr(), out.numel(), float(scale), float(lim)):
+        return None
+    return out

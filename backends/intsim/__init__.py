@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from tsslc import fused_cpu
 from tsslc.backends import BackendResult
 from tsslc.backends.counters import Counters, Tally, count_plan
 from tsslc.errors import TsslcError
@@ -58,11 +59,20 @@ FLOAT_KINDS = ("input", "dense", "conv2d", "lif", "sumpool2d", "dropout")
 MAC_CHUNK = 256
 
 
+#: target name -> target (get_target's module lookup, made once per name)
+_TARGETS: dict = {}
+
+
 def compiled_target(graph: Graph):
     name = graph.metadata.get("target")
     if not name:
         raise TsslcError("the graph is not compiled for a target (no metadata['target']); run tsslc compile first")
-    return get_target(name)
+    target = _TARGETS.get(name) if isinstance(name, str) else None
+    if target is None:
+        target = get_target(name)
+        if isinstance(name, str):
+            _TARGETS[name] = target
+    return target
 
 
 def _unsupported(name: str, node) -> TsslcError:
@@ -94,6 +104,10 @@ class Plan:
         self.steps = [(name, node, graph.predecessors(name)) for name, node in graph.items()]
         self.synapses = {}
         self._bound: dict = {}
+        #: input node -> (scale, limit): its static graded payloads made by the compiled encoder
+        #: (CPU, the base encoder)
+        self.graded_cpu: dict = {}
+        self.input_shape = tuple(graph[graph.input_name].shape)
         for name, node, preds in self.steps:
             if node.kind in FLOAT_KINDS:
                 raise _unsupported(name, node)
@@ -101,6 +115,10 @@ class Plan:
                 if node.target != target.name:
                     raise TsslcError(f"node '{name}': population of target '{node.target}' in a {target.name} graph")
                 target.check_params(node.params, f"node '{name}'")
+            elif isinstance(node, N.IntInput):
+                if (device.type == "cpu" and node.encoding == "graded"
+                        and type(target).input_spikes is Target.input_spikes and int(node.bits) <= 25):
+                    self.graded_cpu[name] = (float(node.scale), 2 ** (int(node.bits) - 1) - 1)
             elif isinstance(node, (N.IntDense, N.IntConv2d)):
                 bound = _input_bound(graph, target, preds[0]) if len(preds) == 1 else None
                 self.synapses[name] = target.prepare_synapse(node, bound, device)
@@ -135,10 +153,11 @@ class IntSim(GraphWalker):
 
     what = "intsim"
 
-    def __init__(self, graph: Graph, target, x, n_steps: int, device="cpu", tally: Tally | None = None):
+    def __init__(self, graph: Graph, target, x, n_steps: int, device="cpu", tally: Tally | None = None,
+                 *, graph_plan: Plan | None = None):
         super().__init__(graph)
         self.target, self.x, self.n_steps, self.device = target, x, n_steps, device
-        self.plan = plan(graph, target, device)
+        self.plan = graph_plan if graph_plan is not None else plan(graph, target, device)
         self.tally = tally
         self.spikes: dict[str, torch.Tensor] = {}
 
@@ -174,12 +193,35 @@ class IntSim(GraphWalker):
         return out
 
     def int_input(self, name, node: N.IntInput, x):
+        v = self._graded_static(name, node) if name in self.plan.graded_cpu and type(self) is IntSim else None
+        if v is not None:
+            if self.tally is not None:
+                self.tally.input(v, v.shape[0] > 1)
+            return v
         p = time_input(self.graph, self.x, self.n_steps).to(self.device)
         static = p.shape[0] > 1 and p.stride(0) == 0  # the same payload at every step
         v = self.target.input_spikes(node, p[:1]).expand(p.shape) if static else self.target.input_spikes(node, p)
         if self.tally is not None:  # static still after encoding? (a rate code spreads one frame over T steps)
             self.tally.input(v, v.shape[0] > 1 and v.stride(0) == 0)
         return v
+
+    def _graded_static(self, name: str, node: N.IntInput):
+        """A static float batch's graded payloads on the CPU in one compiled loop
+        (:func:`tsslc.fused_cpu.graded`: :meth:`Target.input_spikes` ``"graded"`` to the bit,
+        where torch takes some ten small operations), as float32 (exact, which every synapse
+        takes: :meth:`Target.prepare_synapse`), broadcast over the T steps. None (the general
+        path) for anything else: time-first or non-float data, a NaN, no kernel. Only this
+        class takes it: a subclass' methods see the int64 payloads as before."""
+        x = self.x
+        if isinstance(x, torch.Tensor):
+            if x.device.type != "cpu" or x.requires_grad:
+                return None
+        elif not isinstance(x, np.ndarray):
+            return None
+        if tuple(x.shape[1:]) != self.plan.input_shape or self.n_steps < 1:
+            return None
+        v = fused_cpu.graded(x, *self.plan.graded_cpu[name])
+        return None if v is None else v.expand(self.n_steps, *v.shape)
 
     def _synapse(self, name, node, v):
         fn = self.plan.synapses.get(name)
@@ -236,10 +278,11 @@ def run(graph: Graph, x, n_steps: int | None = None, progress: bool = False, dev
         chunks = tqdm(chunks, desc="intsim", unit="batch")
     spikes_all: dict[str, list[np.ndarray]] = {}
     total: Counters | None = None
+    single = len(chunks) == 1
     for i in chunks:
-        xs = batch_slice(graph, x, i, i + step) if len(chunks) > 1 else x
-        tally = cplan.tally(T, batch_of(graph, xs), MAC_CHUNK) if cplan is not None else None
-        walker = IntSim(graph, target, xs, T, device, tally)
+        xs = x if single else batch_slice(graph, x, i, i + step)
+        tally = cplan.tally(T, B if single else batch_of(graph, xs), MAC_CHUNK) if cplan is not None else None
+        walker = IntSim(graph, target, xs, T, device, tally, graph_plan=p)
         walker.run()
         if tally is not None:
             c = tally.result()

@@ -353,9 +353,33 @@ TSSLC_CLONES void loihi2_lif(const C* cur, int64_t stride_t, int64_t* u, int64_t
     }
 }
 
+// The graded input payload of tsslc.targets.base.Target.input_spikes, bit for bit:
+// round half away from zero of x·scale in double (as trunc(xs + copysign(0.5, xs))), clipped
+// to ±lim, written as float (exact: lim < 2^24; -0 written as +0). Returns the number of NaN
+// values met (their payload is left to the caller's reference path).
+template <typename X>
+int64_t graded(const X* x, float* out, int64_t n, double scale, double lim) {
+    int64_t nan = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        const double xs = static_cast<double>(x[i]) * scale;
+        double y = __builtin_trunc(xs + __builtin_copysign(0.5, xs));
+        nan += y != y;
+        y = y > lim ? lim : (y < -lim ? -lim : y);
+        out[i] = static_cast<float>(y + 0.0);
+    }
+    return nan;
+}
+
 }  // namespace
 
 extern "C" {
+
+int64_t tsslc_graded_f32(const float* x, float* out, int64_t n, double scale, double lim) {
+    return graded<float>(x, out, n, scale, lim);
+}
+int64_t tsslc_graded_f64(const double* x, float* out, int64_t n, double scale, double lim) {
+    return graded<double>(x, out, n, scale, lim);
+}
 
 // The hash of the source this library was built from (tsslc/fused_cpu.py rebuilds a stale one).
 const char* tsslc_src_hash() { return TSSLC_SRC_HASH; }
