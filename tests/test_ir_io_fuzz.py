@@ -30,14 +30,18 @@ class Valid(tuple):
         return "<valid model file>"
 
 
+def saved(graph, path) -> tuple:
+    """(graph, file bytes, description) of ``graph`` saved at ``path``."""
+    io.save(graph, path)
+    with h5py.File(path) as f:
+        doc = json.loads(f["graph.json"][()].tobytes())
+    return graph, path.read_bytes(), doc
+
+
 @pytest.fixture(scope="module")
 def valid(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz")
-    graph = integer_graph()
-    path = io.save(graph, folder / "valid.tsslc")
-    with h5py.File(path) as f:
-        doc = json.loads(f["graph.json"][()].tobytes())
-    return Valid((folder, graph, path.read_bytes(), doc))
+    return Valid((folder, *saved(integer_graph(), folder / "valid.tsslc")))
 
 
 def _load_checked(path, graph=None):
@@ -202,12 +206,8 @@ def described(tmp_path_factory):
     from test_ir_io import float_conv_graph
 
     folder = tmp_path_factory.mktemp("structure")
-    out = {}
-    for name, graph in (("int", integer_graph()), ("float", float_conv_graph())):
-        path = io.save(graph, folder / f"{name}.tsslc")
-        with h5py.File(path) as f:
-            doc = json.loads(f["graph.json"][()].tobytes())
-        out[name] = (graph, path.read_bytes(), doc)
+    out = {name: saved(graph, folder / f"{name}.tsslc")
+           for name, graph in (("int", integer_graph()), ("float", float_conv_graph()))}
     return Described((folder, out))
 
 
