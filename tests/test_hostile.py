@@ -446,6 +446,8 @@ case("nir-n_steps-meta-frac", nimp(nir_set("node/metadata/n_steps", 2.5)), "n_st
 case("nir-encoding-array", nimp(nir_set("node/metadata/input_encoding", np.array([1, 2]))), "input_encoding")
 case("nir-flatten-end_dim-empty", nimp(nir_set("node/nodes/hidden_flatten/end_dim", np.zeros(0))), "hidden_flatten")
 case("nir-is-tsslc", lambda w, b: ["nir", "import", str(b / F), "-o", str(w / "o.tsslc")], "float.tsslc")
+case("nir-not-a-regular-file", lambda w, b: ["nir", "import", "/dev/null", "-o", str(w / "o.tsslc")], "/dev/null",
+     "not a regular file")
 case("nir-not-hdf5", lambda w, b: ["nir", "import", str((w / "x.nir").write_text("{}") and w / "x.nir"), "-o",
                                    str(w / "o.tsslc")], "x.nir")
 

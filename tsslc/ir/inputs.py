@@ -23,7 +23,7 @@ def load_input_array(path, graph: Graph, n_steps: int | None = None) -> np.ndarr
 
     path = Path(path)
     if not path.is_file():
-        raise TsslcError(f"calibration data {path} does not exist")
+        raise TsslcError(f"calibration data {path} {'is not a regular file' if path.exists() else 'does not exist'}")
     from tsslc import validate
 
     validate.npy_header(path)  # declared shape against the file's size and the byte cap, before loading

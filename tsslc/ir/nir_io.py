@@ -888,7 +888,7 @@ def read(path, dt: float | None = None, convention: str | None = None, encoding:
     nir = _nir()
     path = Path(path)
     if not path.is_file():
-        raise NIRError(f"NIR file {path} does not exist")
+        raise NIRError(f"NIR file {path} {'is not a regular file' if path.exists() else 'does not exist'}")
     with open(path, "rb") as fh:
         head = fh.read(8)
     if head != b"\x89HDF\r\n\x1a\n":
