@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -186,3 +187,14 @@ def test_bad_yaml_and_missing_file(tmp_path):
     p.write_text(yaml.safe_dump(edited(lambda r: r["Network"].update(n_steps="five"))))
     with pytest.raises(TsslcError, match="'n_steps' must be a number"):
         load_config(p)
+
+
+def test_a_bundled_config_by_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no file of that name here
+    cfg = load_config("digits")
+    assert Path(cfg.source).name == "digits.yaml" and cfg.n_class == 10
+    with pytest.raises(TsslcError, match="config file not found: digitz .*did you mean 'digits'"):
+        load_config("digitz")
+    (tmp_path / "digits").write_text("Network: [unclosed\n")  # a file of that name wins
+    with pytest.raises(TsslcError, match="digits: not valid YAML"):
+        load_config("digits")

@@ -92,10 +92,6 @@ def train(config, *, out=None, data_dir=None, epochs: int | None = None, seed: i
     from tsslc.training.checkpoint import load_checkpoint
     from tsslc.training.run import CHECKPOINT, train_run
 
-    if isinstance(config, str) and not Path(config).exists() and "/" not in config:
-        from tsslc.examples import path as example  # a bundled config by name, e.g. "digits"
-
-        config = str(example(config))
     if out is None:
         stem = Path(config.source).stem if isinstance(config, NetworkConfig) else Path(str(config)).stem
         out = Path("runs") / (stem or "run")

@@ -305,10 +305,22 @@ def parse_config(raw: Any, source: str = "<config>") -> NetworkConfig:
 
 
 def load_config(path: str | Path) -> NetworkConfig:
-    """Read and validate a YAML config file."""
+    """Read and validate a YAML config file, or a bundled example config by its name
+    (``"digits"``, ``"mnist_cnn"``: :mod:`tsslc.examples`) when no such file exists."""
     p = Path(path)
+    hint = ""
+    if not p.exists() and len(p.parts) == 1:
+        import difflib
+
+        from tsslc import examples
+
+        if p.stem in examples.names():
+            p = examples.path(p.name)
+        else:
+            close = difflib.get_close_matches(p.stem, examples.names(), n=1)
+            hint = f" (nor a bundled example config{f': did you mean {close[0]!r}?' if close else ''})"
     if not p.is_file():
-        raise TsslcError(f"config file not found: {p}")
+        raise TsslcError(f"config file not found: {p}{hint}")
     try:
         raw = yaml.safe_load(p.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as e:
