@@ -229,15 +229,20 @@ def _load_structural(path, node_name=None, names=()):
     return "ok"
 
 
+def drawn_copy(described, data, name: str) -> tuple:
+    """One of the valid files, drawn, copied to ``name`` in its folder: (path, graph, description)."""
+    folder, files = described
+    graph, raw, doc = files[data.draw(st.sampled_from(sorted(files)))]
+    path = folder / name
+    path.write_bytes(raw)
+    return path, graph, doc
+
+
 @fuzz(600)
 @given(data=st.data())
 def test_hostile_values_in_the_description(described, data):
-    folder, files = described
-    which = data.draw(st.sampled_from(sorted(files)))
-    graph, raw, doc = files[which]
+    path, graph, doc = drawn_copy(described, data, "hostile_doc.tsslc")
     doc = json.loads(json.dumps(doc))
-    path = folder / "hostile_doc.tsslc"
-    path.write_bytes(raw)
     target = data.draw(st.sampled_from(["attr", "attr", "attr", "delete_attr", "metadata", "delete_meta", "kind",
                                         "arrays_list", "edge"]))
     named = None
@@ -277,11 +282,7 @@ hostile_arrays = st.one_of(
 @fuzz(400)
 @given(data=st.data())
 def test_hostile_arrays(described, data):
-    folder, files = described
-    which = data.draw(st.sampled_from(sorted(files)))
-    graph, raw, doc = files[which]
-    path = folder / "hostile_arrays.tsslc"
-    path.write_bytes(raw)
+    path, graph, doc = drawn_copy(described, data, "hostile_arrays.tsslc")
     with_arrays = [(i, n["name"], key) for i, n in enumerate(doc["nodes"]) for key in n["arrays"]]
     i, name, key = data.draw(st.sampled_from(with_arrays))
     how = data.draw(hostile_arrays)
