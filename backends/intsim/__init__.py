@@ -194,13 +194,10 @@ class IntSim(GraphWalker):
 
     def int_input(self, name, node: N.IntInput, x):
         v = self._graded_static(name, node) if name in self.plan.graded_cpu and type(self) is IntSim else None
-        if v is not None:
-            if self.tally is not None:
-                self.tally.input(v, v.shape[0] > 1)
-            return v
-        p = time_input(self.graph, self.x, self.n_steps).to(self.device)
-        static = p.shape[0] > 1 and p.stride(0) == 0  # the same payload at every step
-        v = self.target.input_spikes(node, p[:1]).expand(p.shape) if static else self.target.input_spikes(node, p)
+        if v is None:
+            p = time_input(self.graph, self.x, self.n_steps).to(self.device)
+            static = p.shape[0] > 1 and p.stride(0) == 0  # the same payload at every step
+            v = self.target.input_spikes(node, p[:1]).expand(p.shape) if static else self.target.input_spikes(node, p)
         if self.tally is not None:  # static still after encoding? (a rate code spreads one frame over T steps)
             self.tally.input(v, v.shape[0] > 1 and v.stride(0) == 0)
         return v
