@@ -449,11 +449,27 @@ class Tally:
                 self.events_in[pr["proj"].target] += ops
             self.act[inp] = (act, static, values.device)
 
-    def population(self, name: str, spikes: torch.Tensor, as_float: torch.Tensor | None = None) -> None:
+    def population(self, name: str, spikes: torch.Tensor, as_float: torch.Tensor | None = None, *,
+                   per_neuron=None, active: int | None = None) -> None:
         """Spikes (T, B, *shape) of population ``name`` (0/1, any dtype; ``as_float``: the same
-        as float32, when the caller has it), after :meth:`events` of every synapse into it."""
+        as float32, when the caller has it), after :meth:`events` of every synapse into it.
+        One sample (B = 1) whose counts the caller made in the same pass
+        (:meth:`tsslc.targets.base.Target.prepare_layer`): ``per_neuron`` its spikes per
+        neuron and ``active`` its active updates, given instead of :meth:`events` of the
+        synapse into it."""
         plan, T, B = self.plan, self.T, self.B
         n = plan.n[name]
+        if per_neuron is not None:
+            if B != 1 or active is None or self.any_event.get(name):
+                raise TsslcError(f"population '{name}': counts made elsewhere need one sample, the active "
+                                 "updates and no events fed")
+            ns = _np(per_neuron)
+            hist = np.bincount(ns, minlength=T + 1)[: T + 1].tolist()
+            lc = LayerCounts(name, "lif", n, spikes=int(ns.sum()), count_hist=hist, neuron_spikes=ns.tolist())
+            lc.events_in, lc.updates_active, lc.updates_idle = self.events_in[name], active, T * n - active
+            self.layers[name] = lc
+            self._outgoing(name, lc, ns, spikes, as_float)
+            return
         fired8 = _np(spikes)
         if fired8.dtype != np.uint8:
             fired8 = (fired8 != 0).astype(np.uint8)
@@ -481,6 +497,13 @@ class Tally:
         active = self._active(self.any_event.pop(name, []), fired)
         lc.events_in, lc.updates_active, lc.updates_idle = self.events_in[name], active, T * B * n - active
         self.layers[name] = lc
+        self._outgoing(name, lc, ns, spikes, as_float)
+
+    def _outgoing(self, name: str, lc: LayerCounts, ns: np.ndarray, spikes, as_float) -> None:
+        """A population's outgoing tallies from its spikes per neuron ``ns`` (synops, the
+        targets' incoming events, per core, messages, hops), and its activity kept for the
+        :meth:`events` of its synapses."""
+        plan, T, B = self.plan, self.T, self.B
         ns = ns.astype(np.float64)
         outs = plan.out_of.get(name, [])
         M = plan.tally_matrix(name)

@@ -358,6 +358,19 @@ class Target(ABC):
 
         return run
 
+    def prepare_layer(self, node, params: IntNeuron, in_bound: int | None = None, device="cpu"):
+        """A synapse ``node`` and the population it alone feeds (``params``) as one function
+        for one sample, where the target has one (streaming: the synapse's work and the
+        neuron's in one compiled pass); ``None`` (the default) otherwise, and the caller runs
+        :meth:`prepare_synapse` then :meth:`run_population`. The function takes the synapse's
+        input ``(T_in, N_in)`` (exact integers as float32, ``T_in`` = 1: the same every
+        step), the step count and ``count``, and returns ``(spikes (T, N) uint8, the same
+        float32, spikes per neuron or None, active neuron updates or None)``: bit for bit what
+        the two steps give, and the counts :mod:`tsslc.backends.counters` makes from them
+        (an update is active when the neuron fired or an active input reached it through a
+        non-zero weight of ``node``)."""
+        return None
+
     def run_population(self, params: IntNeuron, current: torch.Tensor, with_float: bool = False):
         """All steps of one population: current (T, B, *shape) (exact integers, int64 or
         float32 below 2^31 in magnitude, as :meth:`prepare_synapse` returns them; a zero time

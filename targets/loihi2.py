@@ -247,6 +247,41 @@ class Loihi2(Target):
 
         return run_dense
 
+    def prepare_layer(self, node, params, in_bound=None, device="cpu"):
+        """A dense synapse and its LIF in one compiled pass for one sample
+        (:func:`tsslc.fused_cpu.loihi2_dense`): on the CPU, with the kernel, when the input
+        bound proves every partial sum an integer below 2^24 and the current below 2^31 (the
+        float32 path of :meth:`prepare_synapse`, no wrap: the same sums, so the same
+        current), else None. Counting needs the graph's non-zero weights to be the ones Lava
+        keeps (a mixed-sign ±1 weight becomes 0 there); where they are not, the function
+        refuses ``count`` (returns None) and the caller counts the unfused way."""
+        if (not isinstance(node, N.IntDense) or not isinstance(params, Loihi2LIF) or in_bound is None
+                or torch.device(device).type != "cpu"):
+            return None
+        if fused_cpu.load() is None:
+            return None
+        w = dense_weights(node.weight)
+        exp = int(node.weight_exp)
+        k_sum = float(np.abs(w).sum(1).max()) if w.size else 0.0
+        bound = float(in_bound) * k_sum
+        out_bound = bound * 2.0**exp if exp > 0 else bound
+        if not (bound < 2**24 and out_bound < 1 << 31):
+            return None
+        wt = torch.from_numpy(np.ascontiguousarray(w.T.astype(np.float32) * np.float32(2.0**exp)))
+        nz = np.asarray(node.weight) != 0
+        same = bool(np.array_equal(nz, w != 0))
+        mask = torch.from_numpy(np.ascontiguousarray(nz.T).view(np.uint8)) if same else None
+        zmax = int((nz.shape[1] - nz.sum(1)).max()) if nz.size else 0
+        du, dv, vth, bias = int(params.du), int(params.dv), int(params.vth), int(params.bias)
+        floor, kernel = exp < 0, fused_cpu.loihi2_dense
+
+        def layer(s_in: torch.Tensor, n_steps: int, count: bool = False):
+            if count and mask is None:
+                return None
+            return kernel(s_in, n_steps, wt, mask, zmax, floor, du, dv, vth, bias, count)
+
+        return layer
+
     def run_population(self, params, current, with_float=False):
         """The compiled kernel (tsslc.fused_cpu.loihi2_lif: :meth:`neuron_step` T times, bit
         for bit) on the CPU; the step-by-step default elsewhere or without the kernel."""

@@ -75,6 +75,9 @@ def _open(path: Path, want: str | None) -> ctypes.CDLL | None:
         f = getattr(lib, f"tsslc_loihi2_lif_{dt}")
         f.argtypes = [_P, _I64, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _I64, _I64, ctypes.c_int, ctypes.c_int]
         f.restype = None
+    lib.tsslc_loihi2_dense.argtypes = [_P, _I64, _I64, _I64, _P, _P, _I64, _I64, ctypes.c_int, _I64, _I64, _I64,
+                                       _I64, _P, _P, _P, ctypes.c_int]
+    lib.tsslc_loihi2_dense.restype = _I64
     for dt in ("f32", "f64"):
         f = getattr(lib, f"tsslc_graded_{dt}")
         f.argtypes = [_P, _P, _I64, _D, _D]
@@ -183,6 +186,34 @@ def loihi2_lif(current: torch.Tensor, uv: torch.Tensor | None, du: int, dv: int,
        sf.data_ptr() if sf is not None else None, T, N, du, dv, vth, bias, int(fresh or uv is None),
        torch.get_num_threads())
     return s8, sf
+
+
+def loihi2_dense(a: torch.Tensor, n_steps: int, wt: torch.Tensor, mask: torch.Tensor | None, zmax: int,
+                 floor: bool, du: int, dv: int, vth: int, bias: int, count: bool = False):
+    """One dense Loihi 2 layer of one sample, synapse and population in one compiled pass
+    (streaming): ``a`` ``(T_in, N_in)`` float32 exact integers, the synapse's input
+    (``T_in`` = 1: the same at every one of the ``n_steps`` steps), ``wt`` ``(N_in, N_out)``
+    float32 the weights times 2^weight_exp, every partial sum proven an integer below 2^24
+    (``floor``: floored after the sum, a negative exponent); the LIF from the zero state.
+    Returns ``(s8, sf, ns, active)``: spikes ``(T, N_out)`` uint8 and float32, and with
+    ``count`` the spikes per neuron (int64) and the active neuron updates (a step with an
+    event — an active input on a non-zero ``mask`` ``(N_in, N_out)`` uint8 entry, more active
+    inputs than ``zmax`` always — or a spike); ``None`` without the kernel."""
+    lib = _lib if _tried else load()
+    if lib is None:
+        return None
+    if a.dtype != torch.float32 or not a.is_contiguous():
+        a = a.to(torch.float32).contiguous()
+    t_in, n_in = a.shape
+    n_out = wt.shape[1]
+    s8 = torch.from_numpy(np.empty((n_steps, n_out), np.uint8))
+    sf = torch.from_numpy(np.empty((n_steps, n_out), np.float32))
+    ns = torch.from_numpy(np.empty(n_out, np.int64)) if count else None
+    active = lib.tsslc_loihi2_dense(a.data_ptr(), t_in, n_steps, n_in, wt.data_ptr(),
+                                    mask.data_ptr() if count else None, zmax, n_out, int(floor), du, dv, vth, bias,
+                                    s8.data_ptr(), sf.data_ptr(), ns.data_ptr() if count else None,
+                                    torch.get_num_threads())
+    return s8, sf, ns, (int(active) if count else None)
 
 
 def graded(x, scale: float, lim: int):

@@ -27,6 +27,12 @@ The counters are tallied during the simulation's own pass
 (:class:`tsslc.backends.counters.Tally`, the one counting implementation, fed each source's
 values as they are made), not by a second walk over the spikes.
 
+One sample at a time (streaming), a dense synapse and the population it alone feeds run as
+one compiled pass where the target has one (:meth:`~tsslc.targets.base.Target.prepare_layer`:
+Loihi 2 on the CPU), which also makes that population's counts; the synapse's current then
+stays inside the pass, so :func:`run` takes it and :func:`simulate` (which returns every
+node's values) does not.
+
 The walk is :class:`IntSim`, a :class:`~tsslc.ir.walker.GraphWalker` (one method per node
 kind). ``run(graph, x, n_steps=None, progress=False, device="cpu", batch_size=None,
 counters=True)``
@@ -103,6 +109,9 @@ class Plan:
         self.output_population = graph.output_population
         self.steps = [(name, node, graph.predecessors(name)) for name, node in graph.items()]
         self.synapses = {}
+        #: synapse -> (population, function): a dense synapse and the population it alone
+        #: feeds as one compiled pass for one sample (Target.prepare_layer)
+        self.layers: dict = {}
         self._bound: dict = {}
         #: input node -> (scale, limit): its static graded payloads made by the compiled encoder
         #: (CPU, the base encoder)
@@ -122,6 +131,11 @@ class Plan:
             elif isinstance(node, (N.IntDense, N.IntConv2d)):
                 bound = _input_bound(graph, target, preds[0]) if len(preds) == 1 else None
                 self.synapses[name] = target.prepare_synapse(node, bound, device)
+                succ = graph.successors(name)
+                if len(succ) == 1 and isinstance(graph[succ[0]], N.IntLIF) and len(graph.predecessors(succ[0])) == 1:
+                    layer = target.prepare_layer(node, graph[succ[0]].params, bound, device)
+                    if layer is not None:
+                        self.layers[name] = (succ[0], layer)
 
 
     def bound(self, cls) -> list:
@@ -154,12 +168,16 @@ class IntSim(GraphWalker):
     what = "intsim"
 
     def __init__(self, graph: Graph, target, x, n_steps: int, device="cpu", tally: Tally | None = None,
-                 *, graph_plan: Plan | None = None):
+                 *, graph_plan: Plan | None = None, fuse: bool = False):
         super().__init__(graph)
         self.target, self.x, self.n_steps, self.device = target, x, n_steps, device
         self.plan = graph_plan if graph_plan is not None else plan(graph, target, device)
         self.tally = tally
         self.spikes: dict[str, torch.Tensor] = {}
+        #: one sample: fused layers (the plan's ``layers``) may run, their synapses' values
+        #: left out of ``env`` (None); only this class (a subclass' methods see every value)
+        self.fuse = fuse and type(self) is IntSim and bool(self.plan.layers)
+        self._layer_out: dict = {}
 
     def steps(self):
         return self.plan.steps
@@ -221,6 +239,14 @@ class IntSim(GraphWalker):
         return None if v is None else v.expand(self.n_steps, *v.shape)
 
     def _synapse(self, name, node, v):
+        if self.fuse and v.shape[1] == 1 and name in self.plan.layers:
+            lif, layer = self.plan.layers[name]
+            static = v.shape[0] > 1 and v.stride(0) == 0
+            a = v[:1] if static else v
+            out = layer(a.reshape(a.shape[0], -1), self.n_steps, self.tally is not None)
+            if out is not None:  # the population's spikes and counts, made in the same pass
+                self._layer_out[lif] = out
+                return None
         fn = self.plan.synapses.get(name)
         if fn is None:  # a synapse the plan did not see (a subclass' graph edit)
             fn = self.target.prepare_synapse(node, None, self.device)
@@ -240,6 +266,15 @@ class IntSim(GraphWalker):
         return x
 
     def int_lif(self, name, node: N.IntLIF, x):
+        out = self._layer_out.pop(name, None) if self._layer_out else None
+        if out is not None:  # made by its synapse's fused layer
+            s8, sf, ns, active = out
+            shape = (self.n_steps, 1, *node.shape)
+            s, s_float = s8.reshape(shape), sf.reshape(shape)
+            self.spikes[name] = s
+            if self.tally is not None:
+                self.tally.population(name, s, s_float, per_neuron=ns, active=active)
+            return s_float
         s, s_float = self.target.run_population(node.params, x, with_float=True)
         self.spikes[name] = s
         if self.tally is not None:
@@ -257,7 +292,6 @@ def simulate(graph: Graph, x, n_steps: int | None = None, device="cpu") -> tuple
             {k: v.to(torch.int64) if isinstance(v, torch.Tensor) else v for k, v in values.items()})
 
 
-@torch.no_grad()
 def run(graph: Graph, x, n_steps: int | None = None, progress: bool = False, device="cpu",
         batch_size: int | None = None, counters: bool = True) -> BackendResult:
     """Simulate ``graph`` on inputs ``x`` (static (B, *shape) or time-first (T, B, *shape));
@@ -265,21 +299,29 @@ def run(graph: Graph, x, n_steps: int | None = None, progress: bool = False, dev
     leaves out the activity counts (:mod:`tsslc.backends.counters`)."""
     target = compiled_target(graph)
     T = n_steps_of(graph, n_steps)
-    x = torch.as_tensor(x)
+    # no autograd anywhere: the graph's arrays are constants, a tensor input is detached
+    # (cheaper than a no_grad context on every streaming call)
+    x = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(x)
     B = batch_of(graph, x)
     p = plan(graph, target, device)
     cplan = count_plan(graph) if counters else None
     step = int(batch_size or B) or 1
+    if 0 < B <= step:  # one chunk (streaming: one sample a call)
+        tally = cplan.tally(T, B, MAC_CHUNK) if cplan is not None else None
+        walker = IntSim(graph, target, x, T, device, tally, graph_plan=p, fuse=True)
+        walker.run()
+        out = {k: v.numpy() if v.device.type == "cpu" else v.cpu().numpy() for k, v in walker.spikes.items()}
+        return BackendResult(out, tally.result() if tally is not None else None, p.output_population, "intsim",
+                             target=graph.metadata["target"])
     chunks = range(0, B, step)
     if progress and len(chunks) > 1:
         chunks = tqdm(chunks, desc="intsim", unit="batch")
     spikes_all: dict[str, list[np.ndarray]] = {}
     total: Counters | None = None
-    single = len(chunks) == 1
     for i in chunks:
-        xs = x if single else batch_slice(graph, x, i, i + step)
-        tally = cplan.tally(T, B if single else batch_of(graph, xs), MAC_CHUNK) if cplan is not None else None
-        walker = IntSim(graph, target, xs, T, device, tally, graph_plan=p)
+        xs = batch_slice(graph, x, i, i + step)
+        tally = cplan.tally(T, batch_of(graph, xs), MAC_CHUNK) if cplan is not None else None
+        walker = IntSim(graph, target, xs, T, device, tally, graph_plan=p, fuse=True)
         walker.run()
         if tally is not None:
             c = tally.result()

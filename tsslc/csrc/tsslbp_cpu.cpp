@@ -298,6 +298,30 @@ TSSLC_INLINE uint32_t act32(float a) { return static_cast<uint32_t>(static_cast<
 // null with fresh: the final state is not kept);
 // s8 (T, N) spikes 0/1, sf (T, N) the same as float (may be null). One block of neurons
 // at a time, its state kept in local arrays over all T steps.
+// One Loihi 2 step of one neuron (loihi2.md §1): u, v its int32 state, a32 the input's
+// activation message (act32), ku/kv the decay factors, th the threshold << 6, b32 the bias;
+// returns whether it spikes.
+TSSLC_INLINE bool loihi2_step(int32_t& uu, int32_t& vv, uint32_t a32, double ku, double kv, int32_t th,
+                              uint32_t b32) {
+    // x·k then ·2^-12, both exact in double; the cast truncates toward zero (rz12)
+    const int32_t ud = static_cast<int32_t>(static_cast<double>(uu) * ku * (1.0 / 4096.0));
+    const int32_t uc = static_cast<int32_t>(static_cast<uint32_t>(ud) + a32);
+    int32_t un = uc > L2_UV_MAX ? uc - 2 * L2_UV_MAX : uc;
+    un = un <= -L2_UV_MAX ? uc + 2 * L2_UV_MAX : un;
+    const int32_t vd = static_cast<int32_t>(static_cast<double>(vv) * kv * (1.0 / 4096.0));
+    int32_t vn = static_cast<int32_t>(static_cast<uint32_t>(vd) + static_cast<uint32_t>(un) + b32);
+    vn = vn > L2_V_LIMIT ? L2_V_LIMIT : (vn < -L2_V_LIMIT ? -L2_V_LIMIT : vn);
+    const bool sp = vn > th;
+    uu = un;
+    vv = sp ? 0 : vn;
+    return sp;
+}
+
+// cur: element (t, n) at cur[t * stride_t + n] (stride_t = 0: the same current every step);
+// u, v: the state, read and written in place (fresh: start from zero without reading them;
+// null with fresh: the final state is not kept);
+// s8 (T, N) spikes 0/1, sf (T, N) the same as float (may be null). One block of neurons
+// at a time, its state kept in local arrays over all T steps.
 template <typename C>
 void loihi2_block(const C* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_t* s8, float* sf, int64_t T,
                   int64_t N, int64_t n0, int64_t len, int64_t du, int64_t dv, int64_t vth, int64_t bias, bool fresh) {
@@ -312,20 +336,7 @@ void loihi2_block(const C* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_
     for (int64_t t = 0; t < T; ++t) {
         const C* __restrict c = cur + t * stride_t + n0;
         uint8_t* __restrict so = s8 + t * N + n0;
-        for (int64_t i = 0; i < len; ++i) {
-            // x·k then ·2^-12, both exact in double; the cast truncates toward zero (rz12)
-            const int32_t ud = static_cast<int32_t>(static_cast<double>(uu[i]) * ku * (1.0 / 4096.0));
-            const int32_t uc = static_cast<int32_t>(static_cast<uint32_t>(ud) + act32(c[i]));
-            int32_t un = uc > L2_UV_MAX ? uc - 2 * L2_UV_MAX : uc;
-            un = un <= -L2_UV_MAX ? uc + 2 * L2_UV_MAX : un;
-            const int32_t vd = static_cast<int32_t>(static_cast<double>(vv[i]) * kv * (1.0 / 4096.0));
-            int32_t vn = static_cast<int32_t>(static_cast<uint32_t>(vd) + static_cast<uint32_t>(un) + b32);
-            vn = vn > L2_V_LIMIT ? L2_V_LIMIT : (vn < -L2_V_LIMIT ? -L2_V_LIMIT : vn);
-            const bool sp = vn > th;
-            uu[i] = un;
-            vv[i] = sp ? 0 : vn;
-            so[i] = sp;
-        }
+        for (int64_t i = 0; i < len; ++i) so[i] = loihi2_step(uu[i], vv[i], act32(c[i]), ku, kv, th, b32);
         if (sf) {
             float* fo = sf + t * N + n0;
             for (int64_t i = 0; i < len; ++i) fo[i] = static_cast<float>(so[i]);
@@ -351,6 +362,156 @@ TSSLC_CLONES void loihi2_lif(const C* cur, int64_t stride_t, int64_t* u, int64_t
         block_of(b, N, n0, len);
         loihi2_block<C>(cur, stride_t, u, v, s8, sf, T, N, n0, len, du, dv, vth, bias, fresh != 0);
     }
+}
+
+// One dense Loihi 2 layer of one sample, synapse and population in one pass (streaming):
+// a (Tin, Nin) the synapse's input (Tin = 1: the same input every step, else Tin = T),
+// float32 exact integers; wt (Nin, Nout) the weights as the synapse uses them (row i: input
+// i's weights to every neuron, already times 2^weight_exp), with the proof made by the caller
+// that every partial sum is an integer below 2^24 in magnitude, so that float32 sums are exact
+// in any order (the same proof as the float32 matmul of Loihi2.prepare_synapse); floor_: the
+// exponent was negative, the current is the sum floored. Then the LIF (loihi2_step) from
+// the zero state over the T steps: s8 (T, Nout) spikes, sf (T, Nout) the same as float
+// (may be null). The synapse only visits active inputs (a spike is an event, as on the chip).
+//
+// Counting (ns not null): ns[j] the spikes of neuron j, and the return value the active
+// neuron updates: steps on which a neuron received at least one synaptic event (an active
+// input i with mask[i, j], the non-zero weights of the graph) or spiked
+// (tsslc/backends/counters.py). nact[t] the active inputs of input step t and zmax the most
+// non-zero-free (zero) weights of any neuron: more active inputs than that reach every neuron;
+// mask (Nin, Nout) 0/1 bytes, read only for the steps that count leaves open.
+// Eight float lanes (GCC/Clang vector extension: one AVX register, two SSE ones in the
+// baseline clone); loads through memcpy, so any alignment.
+typedef float f32x8 __attribute__((vector_size(32)));
+TSSLC_INLINE f32x8 load8(const float* p) {
+    f32x8 r;
+    __builtin_memcpy(&r, p, sizeof r);
+    return r;
+}
+
+// cur[j] = Σ_k at[ia[k]] · w[ia[k] · Nout + j] for j < len: the sums of 32 (then 8) neurons
+// held in registers while the active inputs ia[0..na) stream by (the compiler keeps a plain
+// array of sums in memory, several times slower). Exact integer sums in any order (the
+// caller's proof), so the lanes' order changes nothing.
+TSSLC_INLINE void dense_sums(const float* at, const int64_t* ia, int64_t na, const float* w, int64_t Nout,
+                             int64_t len, float* cur) {
+    int64_t j0 = 0;
+    for (; j0 + 32 <= len; j0 += 32) {
+        f32x8 c0 = {}, c1 = {}, c2 = {}, c3 = {};
+        for (int64_t k = 0; k < na; ++k) {
+            const float* r = w + ia[k] * Nout + j0;
+            const float ai = at[ia[k]];
+            c0 += ai * load8(r);
+            c1 += ai * load8(r + 8);
+            c2 += ai * load8(r + 16);
+            c3 += ai * load8(r + 24);
+        }
+        __builtin_memcpy(cur + j0, &c0, sizeof c0);
+        __builtin_memcpy(cur + j0 + 8, &c1, sizeof c1);
+        __builtin_memcpy(cur + j0 + 16, &c2, sizeof c2);
+        __builtin_memcpy(cur + j0 + 24, &c3, sizeof c3);
+    }
+    for (; j0 + 8 <= len; j0 += 8) {
+        f32x8 c0 = {};
+        for (int64_t k = 0; k < na; ++k) c0 += at[ia[k]] * load8(w + ia[k] * Nout + j0);
+        __builtin_memcpy(cur + j0, &c0, sizeof c0);
+    }
+    if (j0 < len) {
+        float c[8] = {};
+        const int64_t m = len - j0;
+        for (int64_t k = 0; k < na; ++k) {
+            const float* r = w + ia[k] * Nout + j0;
+            const float ai = at[ia[k]];
+            for (int64_t j = 0; j < m; ++j) c[j] += ai * r[j];
+        }
+        for (int64_t j = 0; j < m; ++j) cur[j0 + j] = c[j];
+    }
+}
+
+template <bool COUNT>
+TSSLC_INLINE int64_t loihi2_dense_block(const float* a, int64_t Tin, int64_t T, int64_t Nin, const float* wt,
+                           const uint8_t* mask, const int64_t* nact, const int64_t* idx, int64_t zmax, int64_t Nout, bool floor_,
+                           int64_t n0, int64_t len, double ku, double kv, int32_t th, uint32_t b32, uint8_t* s8,
+                           float* sf, int64_t* ns) {
+    int32_t uu[BLOCK], vv[BLOCK];
+    float cur[BLOCK];
+    uint8_t ev[BLOCK];
+    int64_t cnt[BLOCK];
+    int64_t active = 0;
+    for (int64_t j = 0; j < len; ++j) uu[j] = vv[j] = 0, cnt[j] = 0, ev[j] = 0;
+    for (int64_t t = 0; t < T; ++t) {
+        if (t < Tin) {
+            const float* __restrict at = a + t * Nin;
+            const int64_t* __restrict ia = idx + t * Nin;
+            const int64_t na = nact[t];
+            dense_sums(at, ia, na, wt + n0, Nout, len, cur);
+            if (floor_)
+                for (int64_t j = 0; j < len; ++j) cur[j] = __builtin_floorf(cur[j]);
+            if (COUNT) {
+                const uint8_t all = na > zmax;
+                for (int64_t j = 0; j < len; ++j) ev[j] = all;
+                if (na > 0 && !all) {
+                    for (int64_t k = 0; k < na; ++k) {
+                        const uint8_t* __restrict m = mask + ia[k] * Nout + n0;
+                        for (int64_t j = 0; j < len; ++j) ev[j] |= m[j];
+                    }
+                }
+            }
+        }
+        uint8_t* __restrict so = s8 + t * Nout + n0;
+        for (int64_t j = 0; j < len; ++j) so[j] = loihi2_step(uu[j], vv[j], act32(cur[j]), ku, kv, th, b32);
+        if (sf) {
+            float* __restrict fo = sf + t * Nout + n0;
+            for (int64_t j = 0; j < len; ++j) fo[j] = static_cast<float>(so[j]);
+        }
+        if (COUNT) {
+            int64_t n = 0;
+            for (int64_t j = 0; j < len; ++j) {
+                cnt[j] += so[j];
+                n += ev[j] | so[j];
+            }
+            active += n;
+        }
+    }
+    if (COUNT)
+        for (int64_t j = 0; j < len; ++j) ns[n0 + j] = cnt[j];
+    return active;
+}
+
+TSSLC_CLONES int64_t loihi2_dense(const float* a, int64_t Tin, int64_t T, int64_t Nin, const float* wt,
+                                  const uint8_t* mask, int64_t zmax, int64_t Nout, int floor_, int64_t du,
+                                  int64_t dv, int64_t vth, int64_t bias, uint8_t* s8, float* sf, int64_t* ns,
+                                  int nthreads) {
+    const double ku = static_cast<double>(4096 - (du + 1)), kv = static_cast<double>(4096 - dv);
+    const int32_t th = static_cast<int32_t>(vth * 64);
+    const uint32_t b32 = static_cast<uint32_t>(static_cast<uint64_t>(bias));
+    // the active inputs of each input step: their count and indices (the synapse visits only them)
+    std::vector<int64_t> nact(Tin), idx(Tin * Nin);
+    for (int64_t t = 0; t < Tin; ++t) {
+        int64_t n = 0;
+        const float* at = a + t * Nin;
+        int64_t* it = idx.data() + t * Nin;
+        for (int64_t i = 0; i < Nin; ++i) {
+            it[n] = i;
+            n += at[i] != 0.0f;
+        }
+        nact[t] = n;
+    }
+    const int64_t nb = (Nout + BLOCK - 1) / BLOCK;
+    const int nt = threads_for(nthreads, Tin * Nin, Nout);  // work ~ Tin·Nin·Nout, spread by neurons
+    int64_t active = 0;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(+ : active)
+    for (int64_t b = 0; b < nb; ++b) {
+        int64_t n0, len;
+        block_of(b, Nout, n0, len);
+        if (ns)
+            active += loihi2_dense_block<true>(a, Tin, T, Nin, wt, mask, nact.data(), idx.data(), zmax, Nout, floor_ != 0, n0,
+                                               len, ku, kv, th, b32, s8, sf, ns);
+        else
+            loihi2_dense_block<false>(a, Tin, T, Nin, wt, mask, nact.data(), idx.data(), zmax, Nout, floor_ != 0, n0, len, ku, kv,
+                                      th, b32, s8, sf, ns);
+    }
+    return active;
 }
 
 // The graded input payload of tsslc.targets.base.Target.input_spikes, bit for bit:
@@ -412,6 +573,14 @@ void tsslc_loihi2_lif_f32(const float* cur, int64_t stride_t, int64_t* u, int64_
                           int64_t T, int64_t N, int64_t du, int64_t dv, int64_t vth, int64_t bias, int fresh,
                           int nthreads) {
     loihi2_lif<float>(cur, stride_t, u, v, s8, sf, T, N, du, dv, vth, bias, fresh, nthreads);
+}
+
+// One dense Loihi 2 layer of one sample (loihi2_dense above); returns the active neuron
+// updates when ns is given (else 0).
+int64_t tsslc_loihi2_dense(const float* a, int64_t Tin, int64_t T, int64_t Nin, const float* wt,
+                           const uint8_t* mask, int64_t zmax, int64_t Nout, int floor_, int64_t du, int64_t dv,
+                           int64_t vth, int64_t bias, uint8_t* s8, float* sf, int64_t* ns, int nthreads) {
+    return loihi2_dense(a, Tin, T, Nin, wt, mask, zmax, Nout, floor_, du, dv, vth, bias, s8, sf, ns, nthreads);
 }
 
 }  // extern "C"

@@ -1,0 +1,147 @@
+"""The fused dense layer of the integer simulator (Loihi 2 on the CPU, one sample a call):
+synapse, population and counts in one compiled pass. Held against the unfused path
+(:func:`simulate`: the float32 matmul of ``prepare_synapse`` then the population loop, itself
+tested against ``neuron_step``) and against counting the spikes afterwards
+(:func:`tsslc.backends.counters.count`, the full binarised synapse)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tsslc import fused_cpu
+from tsslc.backends import counters as C
+from tsslc.backends.intsim import plan, run as intsim_run, simulate
+from tsslc.ir import nodes as N
+from tsslc.ir.graph import Graph
+from tsslc.ir.neurons import Loihi2LIF
+from tsslc.targets import get_target
+
+pytestmark = pytest.mark.skipif(fused_cpu.load() is None, reason=f"no CPU kernel: {fused_cpu.error}")
+
+
+def dense_net(seed: int, graded: bool, n_in: int = 60, hidden: int = 300, exp=(0, -2), odd_ones=False,
+              zero_rows: bool = True) -> Graph:
+    """input (1, n_in / 6, 6) → flatten → dense → LIF (hidden) → dense → LIF (7) → output.
+    Mixed-sign weights with many zeros (a sparse row leaves events open); ``odd_ones``: ±1
+    weights too, which Lava's Dense turns into 0 and −2."""
+    rng = np.random.default_rng(seed)
+
+    def weights(shape, zero):
+        w = rng.integers(-120, 121, size=shape)
+        w[np.abs(w) == 1] = 2
+        if odd_ones:
+            w[rng.random(shape) < 0.05] = rng.choice([-1, 1])
+        w[rng.random(shape) < zero] = 0
+        if zero_rows:
+            w[0] = 0  # a neuron nothing reaches
+            w[1, 1:] = 0  # one reached by a single input
+        return w.astype(np.int32)
+
+    g = Graph({"n_steps": 6, "target": "loihi2"})
+    g.add("input", N.IntInput(shape=(1, n_in // 6, 6), encoding="graded" if graded else "binary", bits=8,
+                              scale=40.0), after=None)
+    g.add("flat", N.Flatten(), after="input")
+    g.add("h.synapse", N.IntDense(weight=weights((hidden, n_in), 0.5), weight_exp=exp[0]), after="flat")
+    g.add("h", N.IntLIF(shape=(hidden,), params=Loihi2LIF(du=1365, dv=819, vth=90 if graded else 40)),
+          after="h.synapse")
+    g.add("o.synapse", N.IntDense(weight=weights((7, hidden), 0.7), weight_exp=exp[1]), after="h")
+    g.add("o", N.IntLIF(shape=(7,), params=Loihi2LIF(du=2000, dv=300, vth=3, bias_mant=5, bias_exp=1)),
+          after="o.synapse")
+    g.add("out", N.Output(shape=(7,)), after="o")
+    return g
+
+
+def inputs(seed: int, B: int, graded: bool, n_in: int = 60) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if graded:
+        x = rng.normal(size=(B, 1, n_in // 6, 6)).astype(np.float32) * 1.5
+        x[0, :, :2] = 0  # sample 0: fewer active inputs
+        return x
+    x = (rng.random((6, B, 1, n_in // 6, 6)) < 0.15).astype(np.float32)  # time-first events
+    x[2] = 0  # a silent step
+    return x
+
+
+def sample(x, i, graded):
+    return x[i:i + 1] if graded else x[:, i:i + 1]
+
+
+@pytest.mark.parametrize("graded", [True, False])
+@pytest.mark.parametrize("exp", [(0, -2), (1, 0), (-3, 2)])
+def test_fused_layer_equals_the_unfused_path_and_counting_afterwards(graded, exp):
+    g = dense_net(1, graded, exp=exp)
+    p = plan(g)
+    assert set(p.layers) == {"h.synapse", "o.synapse"}  # both layers run fused, counts included
+    assert all(layer(torch.zeros(1, g[s].weight.shape[1]), 6, True) is not None for s, (_, layer) in p.layers.items())
+    x = inputs(2, 6, graded)
+    cores = get_target("loihi2").core_assignment(g)
+    total = None
+    for i in range(6):
+        xi = sample(x, i, graded)
+        res = intsim_run(g, xi)
+        ref_spikes, _ = simulate(g, xi)  # the unfused walk
+        for k, v in ref_spikes.items():
+            np.testing.assert_array_equal(res.spikes[k], v.numpy(), err_msg=f"sample {i}, {k}")
+        ref = C.count(g, res.spikes, xi, cores=cores)
+        assert res.counters.to_dict() == ref.to_dict(), i
+        total = res.counters if total is None else total + res.counters
+        assert intsim_run(g, xi, counters=False).spikes.keys() == res.spikes.keys()
+    batch = intsim_run(g, x)  # the batched path (not fused)
+    assert total.to_dict() == batch.counters.to_dict()
+    h = batch.counters.layers["h"]
+    assert h.spikes > 0 and h.updates_active > 0 and h.updates_idle > 0
+
+
+def test_lava_odd_weights_count_the_unfused_way():
+    """Mixed-sign ±1 weights are synapses in the graph (counted) that Lava's Dense zeroes:
+    the fused layer still simulates, and the counts come from the unfused tally, equal to
+    counting afterwards."""
+    g = dense_net(3, False, odd_ones=True)
+    w = g["h.synapse"].weight
+    assert (np.abs(w) == 1).any()
+    p = plan(g)
+    assert p.layers["h.synapse"][1](torch.zeros(1, 60), 6, True) is None  # refuses to count
+    x = inputs(4, 3, False)
+    for i in range(3):
+        xi = sample(x, i, False)
+        res = intsim_run(g, xi)
+        assert res.counters.to_dict() == C.count(g, res.spikes, xi,
+                                                 cores=get_target("loihi2").core_assignment(g)).to_dict()
+        for k, v in simulate(g, xi)[0].items():
+            np.testing.assert_array_equal(res.spikes[k], v.numpy())
+
+
+def test_fused_layer_on_two_threads_and_wide_layers():
+    """Layers wide enough to be split over threads (and with a ragged last block)."""
+    g = dense_net(5, True, n_in=600, hidden=700)
+    x = inputs(6, 2, True, n_in=600)
+    old = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for i in range(2):
+                xi = sample(x, i, True)
+                res = intsim_run(g, xi)
+                for k, v in simulate(g, xi)[0].items():
+                    np.testing.assert_array_equal(res.spikes[k], v.numpy())
+                assert res.counters.to_dict() == C.count(g, res.spikes, xi,
+                                                         cores=get_target("loihi2").core_assignment(g)).to_dict()
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_no_fused_layer_where_the_sums_are_not_provably_exact():
+    """A graded input of 24 bits: the float32 sums are not provably exact, so no fused layer
+    (the synapse then runs in float64 or int64); the result is still the unfused one."""
+    g = dense_net(7, True)
+    node = g["input"]
+    import dataclasses
+
+    g = g.with_node("input", dataclasses.replace(node, bits=24, scale=2.0**20))
+    assert "h.synapse" not in plan(g).layers and "o.synapse" in plan(g).layers
+    x = inputs(8, 1, True)
+    res = intsim_run(g, x)
+    for k, v in simulate(g, x)[0].items():
+        np.testing.assert_array_equal(res.spikes[k], v.numpy())
