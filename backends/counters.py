@@ -348,6 +348,14 @@ class CountPlan:
         self._tally_matrix[name] = M
         return M
 
+    def fan_int64(self, synapse: str) -> np.ndarray:
+        """The fan-out per source neuron of ``synapse``'s projection as contiguous int64."""
+        pr = self.by_synapse[synapse]
+        f = pr.get("fan_i64")
+        if f is None:
+            f = pr["fan_i64"] = np.ascontiguousarray(pr["fan_np"], dtype=np.int64)
+        return f
+
     def tally(self, n_steps: int, batch: int, mac_chunk: int | None = None) -> "Tally":
         return Tally(self, n_steps, batch, mac_chunk)
 
@@ -448,6 +456,26 @@ class Tally:
                 lc.macs += macs * reps
                 self.events_in[pr["proj"].target] += ops
             self.act[inp] = (act, static, values.device)
+
+    def input_counts(self, stats: np.ndarray, static: bool) -> None:
+        """One sample's input counted by the synapse it alone feeds, in the synapse's own pass
+        (:meth:`tsslc.targets.base.Target.prepare_layer`): ``stats`` ``(T_in, 3)`` per input
+        step the active inputs, Σ fan-out over them and 1 when one of them is not ±1;
+        ``static``: one step standing for all T. What :meth:`input` makes from the values."""
+        plan, T = self.plan, self.T
+        inp = plan.inp
+        if self.B != 1 or len(plan.out_of.get(inp, [])) != 1:
+            raise TsslcError("the input's counts from its synapse need one sample and one projection")
+        pr = plan.out_of[inp][0]
+        reps = T if static else 1
+        nnz = ops = macs = 0
+        for n, o, graded in stats.tolist():
+            nnz += n
+            ops += o
+            macs += o if graded else 0
+        self.layers[inp] = LayerCounts(inp, "input", plan.n[inp], spikes=nnz * reps, synops=ops * reps,
+                                       macs=macs * reps, dense_synops=int(T * pr["fan_dense"]))
+        self.events_in[pr["proj"].target] += ops * reps
 
     def population(self, name: str, spikes: torch.Tensor, as_float: torch.Tensor | None = None, *,
                    per_neuron=None, active: int | None = None) -> None:
@@ -555,8 +583,8 @@ class Tally:
                 lc.spike_messages += int(m)
                 lc.hops_x += int(hx)
                 lc.hops_y += int(hy)
-        if name in plan.out_of:
-            self.act[name] = (as_float if as_float is not None else spikes.to(torch.float32), False)
+        if name in plan.out_of:  # made float32 by events() if need be
+            self.act[name] = (as_float if as_float is not None else spikes, False)
 
     def events(self, synapse: str, current: torch.Tensor | None = None) -> None:
         """Which target neurons receive at least one synaptic event through ``synapse``, each
@@ -585,6 +613,8 @@ class Tally:
             return
         if isinstance(act, np.ndarray):  # the input's activity, made in numpy
             act = torch.from_numpy(act.astype(np.float32)).to(dev[0])
+        elif act.dtype != torch.float32:  # a population's spikes as they came
+            act = act.to(torch.float32)
         on = self.plan.on(pr, act.device)
         if current is not None and pr["plain"] and not proj.path:
             part = self._settle_conv(pr, on, act, current[:1] if static else current, T, B)

@@ -363,12 +363,23 @@ class Target(ABC):
         for one sample, where the target has one (streaming: the synapse's work and the
         neuron's in one compiled pass); ``None`` (the default) otherwise, and the caller runs
         :meth:`prepare_synapse` then :meth:`run_population`. The function takes the synapse's
-        input ``(T_in, N_in)`` (exact integers as float32, ``T_in`` = 1: the same every
-        step), the step count and ``count``, and returns ``(spikes (T, N) uint8, the same
-        float32, spikes per neuron or None, active neuron updates or None)``: bit for bit what
-        the two steps give, and the counts :mod:`tsslc.backends.counters` makes from them
-        (an update is active when the neuron fired or an active input reached it through a
-        non-zero weight of ``node``)."""
+        input ``(T_in, ...)`` (N_in exact integers a step, as float32; ``T_in`` = 1: the same
+        every step), the step count, ``count``, the spikes' shape (default ``(T, N)``) and
+        ``fan`` (the input's fan-out per input, int64, or None), and returns ``(spikes uint8,
+        the same float32, spikes per neuron (numpy int64) or None, active neuron updates or
+        None, per input step (active inputs, Σ fan over them, 1 if one is not ±1) or None)``:
+        bit for bit what the two steps give, and the counts :mod:`tsslc.backends.counters`
+        makes from them (an update is active when the neuron fired or an active input reached
+        it through a non-zero weight of ``node``). Its attribute ``counts`` says whether it
+        can count (else the caller counts the unfused way)."""
+        return None
+
+    def prepare_chain(self, layers: list):
+        """The functions of :meth:`prepare_layer` of a whole network of such layers (a chain
+        fed a static graded image, nothing else in the graph) as one function for one sample
+        — ``chain(x, scale, limit, n_steps, count, fan)`` → ``(per layer (spikes, spikes per
+        neuron, active updates), the input's counts)``, None for an input holding a NaN — or
+        ``None`` (the default) where the target has none."""
         return None
 
     def run_population(self, params: IntNeuron, current: torch.Tensor, with_float: bool = False):

@@ -253,8 +253,8 @@ class Loihi2(Target):
         bound proves every partial sum an integer below 2^24 and the current below 2^31 (the
         float32 path of :meth:`prepare_synapse`, no wrap: the same sums, so the same
         current), else None. Counting needs the graph's non-zero weights to be the ones Lava
-        keeps (a mixed-sign ±1 weight becomes 0 there); where they are not, the function
-        refuses ``count`` (returns None) and the caller counts the unfused way."""
+        keeps (a mixed-sign ±1 weight becomes 0 there); where they are not, the function's
+        ``counts`` is False and the caller counts the unfused way."""
         if (not isinstance(node, N.IntDense) or not isinstance(params, Loihi2LIF) or in_bound is None
                 or torch.device(device).type != "cpu"):
             return None
@@ -267,7 +267,10 @@ class Loihi2(Target):
         out_bound = bound * 2.0**exp if exp > 0 else bound
         if not (bound < 2**24 and out_bound < 1 << 31):
             return None
-        wt = torch.from_numpy(np.ascontiguousarray(w.T.astype(np.float32) * np.float32(2.0**exp)))
+        wt = torch.from_numpy(np.ascontiguousarray(w.T.astype(np.float32)))
+        # a graded input (most inputs active every step) is read by rows: a second copy
+        wr = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)) if in_bound > 1 else None
+        scale = 2.0**exp
         nz = np.asarray(node.weight) != 0
         same = bool(np.array_equal(nz, w != 0))
         mask = torch.from_numpy(np.ascontiguousarray(nz.T).view(np.uint8)) if same else None
@@ -275,12 +278,22 @@ class Loihi2(Target):
         du, dv, vth, bias = int(params.du), int(params.dv), int(params.vth), int(params.bias)
         floor, kernel = exp < 0, fused_cpu.loihi2_dense
 
-        def layer(s_in: torch.Tensor, n_steps: int, count: bool = False):
-            if count and mask is None:
-                return None
-            return kernel(s_in, n_steps, wt, mask, zmax, floor, du, dv, vth, bias, count)
+        def layer(s_in: torch.Tensor, n_steps: int, count: bool = False, out_shape=None, fan=None):
+            if (count or fan is not None) and mask is None:
+                raise TsslcError("this fused layer cannot count (Lava zeroes some of its synapses): see its 'counts'")
+            return kernel(s_in, n_steps, wt, wr, scale, mask, zmax, floor, du, dv, vth, bias, count, out_shape, fan)
+
+        layer.counts = mask is not None
+        layer.spec = (wt, wr, scale, mask, zmax, floor, du, dv, vth, bias)
 
         return layer
+
+    def prepare_chain(self, layers: list):
+        """Fused layers (:meth:`prepare_layer`, every one counting) that make a whole network
+        fed a static graded image, as one compiled call (:class:`tsslc.fused_cpu.Loihi2Chain`)."""
+        if not layers or not all(getattr(l, "spec", None) is not None and l.counts for l in layers):
+            return None
+        return fused_cpu.Loihi2Chain([l.spec for l in layers])
 
     def run_population(self, params, current, with_float=False):
         """The compiled kernel (tsslc.fused_cpu.loihi2_lif: :meth:`neuron_step` T times, bit

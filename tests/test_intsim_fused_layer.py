@@ -21,7 +21,7 @@ from tsslc.targets import get_target
 pytestmark = pytest.mark.skipif(fused_cpu.load() is None, reason=f"no CPU kernel: {fused_cpu.error}")
 
 
-def dense_net(seed: int, graded: bool, n_in: int = 60, hidden: int = 300, exp=(0, -2), odd_ones=False,
+def dense_net(seed: int, graded: bool, n_in: int = 60, hidden: int = 301, exp=(0, -2), odd_ones=False,
               zero_rows: bool = True) -> Graph:
     """input (1, n_in / 6, 6) → flatten → dense → LIF (hidden) → dense → LIF (7) → output.
     Mixed-sign weights with many zeros (a sparse row leaves events open); ``odd_ones``: ±1
@@ -74,7 +74,7 @@ def test_fused_layer_equals_the_unfused_path_and_counting_afterwards(graded, exp
     g = dense_net(1, graded, exp=exp)
     p = plan(g)
     assert set(p.layers) == {"h.synapse", "o.synapse"}  # both layers run fused, counts included
-    assert all(layer(torch.zeros(1, g[s].weight.shape[1]), 6, True) is not None for s, (_, layer) in p.layers.items())
+    assert all(v[1].counts for v in p.layers.values()) and p.input_layer == "h.synapse"
     x = inputs(2, 6, graded)
     cores = get_target("loihi2").core_assignment(g)
     total = None
@@ -102,7 +102,8 @@ def test_lava_odd_weights_count_the_unfused_way():
     w = g["h.synapse"].weight
     assert (np.abs(w) == 1).any()
     p = plan(g)
-    assert p.layers["h.synapse"][1](torch.zeros(1, 60), 6, True) is None  # refuses to count
+    assert not p.layers["h.synapse"][1].counts
+    assert p.input_layer is None  # so the input is counted the unfused way too
     x = inputs(4, 3, False)
     for i in range(3):
         xi = sample(x, i, False)
@@ -145,3 +146,24 @@ def test_no_fused_layer_where_the_sums_are_not_provably_exact():
     res = intsim_run(g, x)
     for k, v in simulate(g, x)[0].items():
         np.testing.assert_array_equal(res.spikes[k], v.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_whole_network_call_equals_the_walk_and_leaves_a_nan_to_the_reference(dtype):
+    """A static graded sample through a graph of fused layers only runs as one compiled call
+    (Target.prepare_chain); equal to the unfused walk for float32 and float64 images, ties
+    and infinities; an image holding a NaN goes the reference way (the graded encoder's
+    choice for a NaN), with the same result as simulate()."""
+    g = dense_net(9, True)
+    assert plan(g).chain is not None
+    x = inputs(10, 3, True).astype(dtype)
+    x[1].reshape(-1)[:6] = np.array([0.5, -0.5, 1.5, np.inf, -np.inf, 1e30]) / 40.0
+    x_nan = x[2:3].copy()
+    x_nan.reshape(-1)[7] = np.nan
+    cores = get_target("loihi2").core_assignment(g)
+    for xi in [x[0:1], x[1:2], x[2:3], x_nan]:
+        res = intsim_run(g, xi)
+        for k, v in simulate(g, xi)[0].items():
+            np.testing.assert_array_equal(res.spikes[k], v.numpy())
+        assert res.counters.to_dict() == C.count(g, res.spikes, xi, cores=cores).to_dict()
+    assert plan(g.with_node("o", g["o"])).chain is not None  # a new graph: a new plan, its own chain

@@ -75,9 +75,12 @@ def _open(path: Path, want: str | None) -> ctypes.CDLL | None:
         f = getattr(lib, f"tsslc_loihi2_lif_{dt}")
         f.argtypes = [_P, _I64, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _I64, _I64, ctypes.c_int, ctypes.c_int]
         f.restype = None
-    lib.tsslc_loihi2_dense.argtypes = [_P, _I64, _I64, _I64, _P, _P, _I64, _I64, ctypes.c_int, _I64, _I64, _I64,
-                                       _I64, _P, _P, _P, ctypes.c_int]
+    lib.tsslc_loihi2_dense.argtypes = [_P, _I64, _I64, _I64, _P, _P, _D, _P, _I64, _I64, ctypes.c_int, _I64, _I64, _I64,
+                                       _I64, _P, _P, _P, _P, _P, ctypes.c_int]
     lib.tsslc_loihi2_dense.restype = _I64
+    lib.tsslc_loihi2_chain.argtypes = [_P, ctypes.c_int, _I64, _D, _D, _I64, _I64, _P, _P, _P, _P, _P, _P, _P, _P,
+                                       ctypes.c_int, ctypes.c_int]
+    lib.tsslc_loihi2_chain.restype = _I64
     for dt in ("f32", "f64"):
         f = getattr(lib, f"tsslc_graded_{dt}")
         f.argtypes = [_P, _P, _I64, _D, _D]
@@ -188,32 +191,107 @@ def loihi2_lif(current: torch.Tensor, uv: torch.Tensor | None, du: int, dv: int,
     return s8, sf
 
 
-def loihi2_dense(a: torch.Tensor, n_steps: int, wt: torch.Tensor, mask: torch.Tensor | None, zmax: int,
-                 floor: bool, du: int, dv: int, vth: int, bias: int, count: bool = False):
+def loihi2_dense(a: torch.Tensor, n_steps: int, wt: torch.Tensor, wr: torch.Tensor | None, scale: float,
+                 mask: torch.Tensor | None, zmax: int, floor: bool, du: int, dv: int, vth: int, bias: int, count: bool = False, out_shape=None,
+                 fan: np.ndarray | None = None):
     """One dense Loihi 2 layer of one sample, synapse and population in one compiled pass
-    (streaming): ``a`` ``(T_in, N_in)`` float32 exact integers, the synapse's input
-    (``T_in`` = 1: the same at every one of the ``n_steps`` steps), ``wt`` ``(N_in, N_out)``
-    float32 the weights times 2^weight_exp, every partial sum proven an integer below 2^24
-    (``floor``: floored after the sum, a negative exponent); the LIF from the zero state.
-    Returns ``(s8, sf, ns, active)``: spikes ``(T, N_out)`` uint8 and float32, and with
-    ``count`` the spikes per neuron (int64) and the active neuron updates (a step with an
-    event — an active input on a non-zero ``mask`` ``(N_in, N_out)`` uint8 entry, more active
-    inputs than ``zmax`` always — or a spike); ``None`` without the kernel."""
+    (streaming): ``a`` ``(T_in, ...)`` float32 exact integers, the synapse's input, N_in per
+    step (``T_in`` = 1: the same at every one of the ``n_steps`` steps), ``wt`` ``(N_in, N_out)``
+    float32 the weights (``wr``: the same ``(N_out, N_in)``, or None: read for the steps
+    whose inputs are mostly active), ``scale`` = 2^weight_exp, every partial sum proven an integer below
+    2^24 and the scaled sum below 2^31 (``floor``: the scaled sum floored, a negative
+    exponent); the LIF from the zero state.
+    Returns ``(s8, sf, ns, active)``: spikes uint8 and float32 (shape ``out_shape``, default
+    ``(T, N_out)``), and with ``count`` the spikes per neuron (int64) and the active neuron
+    updates (a step with an event — an active input on a non-zero ``mask`` ``(N_in, N_out)``
+    uint8 entry, more active inputs than ``zmax`` always — or a spike); with ``fan`` (int64
+    per input, contiguous) also the input's counts per input step ``(T_in, 3)`` int64: active
+    inputs, Σ fan over them, 1 when one of them is not ±1 (else None). ``None`` without the
+    kernel."""
     lib = _lib if _tried else load()
     if lib is None:
         return None
     if a.dtype != torch.float32 or not a.is_contiguous():
         a = a.to(torch.float32).contiguous()
-    t_in, n_in = a.shape
+    t_in = a.shape[0]
+    n_in = a.numel() // t_in if t_in else 0
     n_out = wt.shape[1]
-    s8 = torch.from_numpy(np.empty((n_steps, n_out), np.uint8))
-    sf = torch.from_numpy(np.empty((n_steps, n_out), np.float32))
-    ns = torch.from_numpy(np.empty(n_out, np.int64)) if count else None
+    shape = out_shape or (n_steps, n_out)
+    s8 = torch.from_numpy(np.empty(shape, np.uint8))
+    sf = torch.from_numpy(np.empty(shape, np.float32))
+    ns = np.empty(n_out, np.int64) if count else None
+    stats = np.empty((t_in, 3), np.int64) if fan is not None else None
     active = lib.tsslc_loihi2_dense(a.data_ptr(), t_in, n_steps, n_in, wt.data_ptr(),
+                                    None if wr is None else wr.data_ptr(), scale,
                                     mask.data_ptr() if count else None, zmax, n_out, int(floor), du, dv, vth, bias,
-                                    s8.data_ptr(), sf.data_ptr(), ns.data_ptr() if count else None,
+                                    s8.data_ptr(), sf.data_ptr(), ns.ctypes.data if count else None,
+                                    None if fan is None else fan.ctypes.data, None if fan is None else stats.ctypes.data,
                                     torch.get_num_threads())
-    return s8, sf, ns, (int(active) if count else None)
+    return s8, sf, ns, (int(active) if count else None), stats
+
+
+class Loihi2Chain:
+    """A network of dense Loihi 2 layers for one static graded sample in one compiled call
+    (streaming): the input's graded payloads, then each layer as :func:`loihi2_dense`.
+    ``specs``: per layer ``(wt, wr, scale, mask, zmax, floor, du, dv, vth, bias)`` as
+    :func:`loihi2_dense` takes them (``mask`` not None: every layer counts). The arrays that
+    describe the layers are made once; a call allocates one buffer for all its outputs."""
+
+    def __init__(self, specs: list):
+        self.specs = specs  # keeps the weight and mask tensors alive
+        self.L = len(specs)
+        self.n_out = [int(sp[0].shape[1]) for sp in specs]
+        self.ip = np.array([[sp[0].shape[0], sp[0].shape[1], sp[4], int(sp[5]), *sp[6:]] for sp in specs], np.int64)
+        self.scales = np.array([sp[2] for sp in specs], np.float64)
+        self.ptrs = np.array([[sp[0].data_ptr(), 0 if sp[1] is None else sp[1].data_ptr(), sp[3].data_ptr()]
+                              for sp in specs], np.uint64)
+        self._addr = (self.ip.ctypes.data, self.scales.ctypes.data, self.ptrs.ctypes.data)
+        self._layouts: dict = {}
+
+    def _layout(self, T: int):
+        """Byte offsets in one call's buffer: active updates (L int64), the input's counts (3
+        int64), then per layer its spikes (T, N) uint8 and its spikes per neuron (N int64, at
+        a multiple of 8)."""
+        lay = self._layouts.get(T)
+        if lay is None:
+            pos = 8 * self.L + 24
+            offs = []
+            for n in self.n_out:
+                s8 = pos
+                ns = (s8 + T * n + 7) // 8 * 8
+                offs += [s8, ns]
+                pos = ns + 8 * n
+            arr = np.array(offs, np.int64)
+            lay = self._layouts[T] = (arr, arr.ctypes.data, pos, offs)
+        return lay
+
+    def __call__(self, x: torch.Tensor, scale: float, lim: int, n_steps: int, count: bool, fan: np.ndarray | None):
+        """``x`` one contiguous CPU float32/float64 sample; ``(layers, stats)`` with per layer
+        ``(spikes (T, 1, N) uint8 tensor, spikes per neuron or None, active updates or
+        None)`` and the input's counts ``(1, 3)`` (counting) or None; ``None`` when ``x``
+        holds a NaN (the caller's reference path decides its payload) or without the kernel."""
+        lib = _lib if _tried else load()
+        if lib is None or lim >= 1 << 24:
+            return None
+        T, L = n_steps, self.L
+        offs_arr, offs_addr, total, offs = self._layout(T)
+        buf = np.empty(total, np.uint8)
+        base = buf.ctypes.data
+        ip, sc, pt = self._addr
+        rc = lib.tsslc_loihi2_chain(x.data_ptr(), int(x.dtype == torch.float64), x.numel(), float(scale), float(lim),
+                                    T, L, ip, sc, pt, None if fan is None else fan.ctypes.data, base + 8 * L, base,
+                                    offs_addr, base, int(count), torch.get_num_threads())
+        if rc:
+            return None
+        whole = torch.from_numpy(buf)
+        head = buf[: 8 * L + 24].view(np.int64)
+        active = head[:L].tolist() if count else [None] * L
+        layers = []
+        for i, n in enumerate(self.n_out):
+            s8 = whole[offs[2 * i]: offs[2 * i] + T * n].view(T, 1, n)
+            ns = buf[offs[2 * i + 1]: offs[2 * i + 1] + 8 * n].view(np.int64) if count else None
+            layers.append((s8, ns, active[i]))
+        return layers, (head[L:].reshape(1, 3) if count else None)
 
 
 def graded(x, scale: float, lim: int):

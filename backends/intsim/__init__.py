@@ -135,7 +135,47 @@ class Plan:
                 if len(succ) == 1 and isinstance(graph[succ[0]], N.IntLIF) and len(graph.predecessors(succ[0])) == 1:
                     layer = target.prepare_layer(node, graph[succ[0]].params, bound, device)
                     if layer is not None:
-                        self.layers[name] = (succ[0], layer)
+                        self.layers[name] = (succ[0], layer, (1, *graph[succ[0]].shape), bool(layer.counts))
+        #: the fused layer that also counts the input (its one synapse, reached through
+        #: flattens only; counters.Tally.input_counts), or None
+        self.input_layer = None
+        name = graph.input_name
+        while len(graph.successors(name)) == 1:
+            name = graph.successors(name)[0]
+            if name in self.layers and self.layers[name][3]:
+                self.input_layer = name
+            if not isinstance(graph[name], N.Flatten):
+                break
+        #: (function, first synapse, populations): the whole graph as one compiled call for a
+        #: static graded sample (Target.prepare_chain), or None
+        self.chain = None
+        if self.input_layer is not None and graph.input_name in self.graded_cpu:
+            self.chain = self._chain(graph, target)
+
+    def _chain(self, graph: Graph, target):
+        """The graph as a chain input → flatten* → (fused, counting synapse → its LIF
+        → flatten*)+ → outputs, nothing else; then its compiled form, else None."""
+        layers, lifs = [], []
+        prev = graph.input_name
+        for name, node, preds in self.steps:
+            if isinstance(node, (N.IntInput, N.Output)):
+                continue
+            if isinstance(node, N.Flatten) and preds == [prev]:
+                prev = name
+                continue
+            fused = self.layers.get(name)
+            if fused is not None and fused[3] and preds == [prev]:
+                layers.append(fused[1])
+                lifs.append(fused[0])
+                continue
+            if lifs and name == lifs[-1]:
+                prev = name
+                continue
+            return None
+        if any(not isinstance(graph[s], N.Output) for s in graph.successors(prev)):
+            return None
+        fn = target.prepare_chain(layers)
+        return None if fn is None else (fn, self.input_layer, lifs)
 
 
     def bound(self, cls) -> list:
@@ -178,6 +218,8 @@ class IntSim(GraphWalker):
         #: left out of ``env`` (None); only this class (a subclass' methods see every value)
         self.fuse = fuse and type(self) is IntSim and bool(self.plan.layers)
         self._layer_out: dict = {}
+        self._input_static: bool | None = None  # the input's counts wait for its fused layer
+        self._chained = False  # the plan's chain ran: the synapses' work is done
 
     def steps(self):
         return self.plan.steps
@@ -211,14 +253,55 @@ class IntSim(GraphWalker):
         return out
 
     def int_input(self, name, node: N.IntInput, x):
+        """The input's values; its counts are made here, or by the fused layer of its one
+        synapse (one sample)."""
+        if self.fuse and self.plan.chain is not None and self._run_chain(name):
+            return None  # the whole network ran in one call; every later node takes its part
         v = self._graded_static(name, node) if name in self.plan.graded_cpu and type(self) is IntSim else None
         if v is None:
             p = time_input(self.graph, self.x, self.n_steps).to(self.device)
             static = p.shape[0] > 1 and p.stride(0) == 0  # the same payload at every step
             v = self.target.input_spikes(node, p[:1]).expand(p.shape) if static else self.target.input_spikes(node, p)
         if self.tally is not None:  # static still after encoding? (a rate code spreads one frame over T steps)
-            self.tally.input(v, v.shape[0] > 1 and v.stride(0) == 0)
+            static = v.shape[0] > 1 and v.stride(0) == 0
+            if self.fuse and v.shape[1] == 1 and self.plan.input_layer is not None:
+                self._input_static = static  # counted by the fused layer
+            else:
+                self.tally.input(v, static)
         return v
+
+    def _run_chain(self, name: str) -> bool:
+        """One static graded sample through the plan's compiled chain; False (the walk goes
+        on as usual) for anything else or an input holding a NaN."""
+        x = self._static_cpu_x()
+        if x is None or x.shape[0] != 1:
+            return False
+        fn, first, lifs = self.plan.chain
+        tally = self.tally
+        out = fn(x, *self.plan.graded_cpu[name], self.n_steps, tally is not None,
+                 tally.plan.fan_int64(first) if tally is not None else None)
+        if out is None:
+            return False
+        layers, stats = out
+        if tally is not None:
+            tally.input_counts(stats, self.n_steps > 1)
+        for lif, (s8, ns, active) in zip(lifs, layers):
+            self._layer_out[lif] = (s8, None, ns, active, None)
+        self._chained = True
+        return True
+
+    def _static_cpu_x(self) -> torch.Tensor | None:
+        """The input as a contiguous CPU float32/float64 tensor of static samples (B, *shape),
+        or None."""
+        x = self.x
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(x)
+        elif not isinstance(x, torch.Tensor):
+            return None
+        if (x.device.type != "cpu" or x.requires_grad or x.dtype not in (torch.float32, torch.float64)
+                or tuple(x.shape[1:]) != self.plan.input_shape or self.n_steps < 1):
+            return None
+        return x if x.is_contiguous() else x.contiguous()
 
     def _graded_static(self, name: str, node: N.IntInput):
         """A static float batch's graded payloads on the CPU in one compiled loop
@@ -227,25 +310,27 @@ class IntSim(GraphWalker):
         takes: :meth:`Target.prepare_synapse`), broadcast over the T steps. None (the general
         path) for anything else: time-first or non-float data, a NaN, no kernel. Only this
         class takes it: a subclass' methods see the int64 payloads as before."""
-        x = self.x
-        if isinstance(x, torch.Tensor):
-            if x.device.type != "cpu" or x.requires_grad:
-                return None
-        elif not isinstance(x, np.ndarray):
-            return None
-        if tuple(x.shape[1:]) != self.plan.input_shape or self.n_steps < 1:
+        x = self._static_cpu_x()
+        if x is None:
             return None
         v = fused_cpu.graded(x, *self.plan.graded_cpu[name])
         return None if v is None else v.expand(self.n_steps, *v.shape)
 
     def _synapse(self, name, node, v):
+        if self._chained:
+            return None
         if self.fuse and v.shape[1] == 1 and name in self.plan.layers:
-            lif, layer = self.plan.layers[name]
-            static = v.shape[0] > 1 and v.stride(0) == 0
-            a = v[:1] if static else v
-            out = layer(a.reshape(a.shape[0], -1), self.n_steps, self.tally is not None)
-            if out is not None:  # the population's spikes and counts, made in the same pass
-                self._layer_out[lif] = out
+            lif, layer, shape, counts = self.plan.layers[name]
+            tally = self.tally
+            if tally is None or counts:
+                fan = None
+                if tally is not None and name == self.plan.input_layer:
+                    fan = tally.plan.fan_int64(name)
+                out = layer(v[:1] if v.shape[0] > 1 and v.stride(0) == 0 else v, self.n_steps, tally is not None,
+                            (self.n_steps, *shape), fan)
+                if fan is not None:
+                    tally.input_counts(out[4], self._input_static)
+                self._layer_out[lif] = out  # the population's spikes and counts, made in the same pass
                 return None
         fn = self.plan.synapses.get(name)
         if fn is None:  # a synapse the plan did not see (a subclass' graph edit)
@@ -260,7 +345,7 @@ class IntSim(GraphWalker):
     int_conv2d = _synapse
 
     def flatten(self, name, node, x):
-        return x.reshape(x.shape[0], x.shape[1], -1)
+        return None if x is None else x.reshape(x.shape[0], x.shape[1], -1)
 
     def output(self, name, node, x):
         return x
@@ -268,9 +353,7 @@ class IntSim(GraphWalker):
     def int_lif(self, name, node: N.IntLIF, x):
         out = self._layer_out.pop(name, None) if self._layer_out else None
         if out is not None:  # made by its synapse's fused layer
-            s8, sf, ns, active = out
-            shape = (self.n_steps, 1, *node.shape)
-            s, s_float = s8.reshape(shape), sf.reshape(shape)
+            s, s_float, ns, active, _ = out
             self.spikes[name] = s
             if self.tally is not None:
                 self.tally.population(name, s, s_float, per_neuron=ns, active=active)

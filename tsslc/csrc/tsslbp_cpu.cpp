@@ -14,6 +14,7 @@
 // current x (nothing but x is kept between forward and backward), then one reverse sweep.
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 #include <omp.h>
 
@@ -366,22 +367,25 @@ TSSLC_CLONES void loihi2_lif(const C* cur, int64_t stride_t, int64_t* u, int64_t
 
 // One dense Loihi 2 layer of one sample, synapse and population in one pass (streaming):
 // a (Tin, Nin) the synapse's input (Tin = 1: the same input every step, else Tin = T),
-// float32 exact integers; wt (Nin, Nout) the weights as the synapse uses them (row i: input
-// i's weights to every neuron, already times 2^weight_exp), with the proof made by the caller
+// float32 exact integers; wt (Nin, Nout) the weights Lava's Dense uses as float32 (row i:
+// input i's weights to every neuron), wr the same row-major (Nout, Nin) or null (used for
+// steps with most inputs active: dense_dots) and scale = 2^weight_exp, with the proof made by the caller
 // that every partial sum is an integer below 2^24 in magnitude, so that float32 sums are exact
-// in any order (the same proof as the float32 matmul of Loihi2.prepare_synapse); floor_: the
-// exponent was negative, the current is the sum floored. Then the LIF (loihi2_step) from
-// the zero state over the T steps: s8 (T, Nout) spikes, sf (T, Nout) the same as float
+// in any order, and the current below 2^31 (the float32 matmul of Loihi2.prepare_synapse);
+// floor_: the exponent is negative, the scaled sum is floored. Then the LIF (loihi2_step)
+// from the zero state over the T steps: s8 (T, Nout) spikes, sf (T, Nout) the same as float
 // (may be null). The synapse only visits active inputs (a spike is an event, as on the chip).
 //
 // Counting (ns not null): ns[j] the spikes of neuron j, and the return value the active
 // neuron updates: steps on which a neuron received at least one synaptic event (an active
 // input i with mask[i, j], the non-zero weights of the graph) or spiked
 // (tsslc/backends/counters.py). nact[t] the active inputs of input step t and zmax the most
-// non-zero-free (zero) weights of any neuron: more active inputs than that reach every neuron;
-// mask (Nin, Nout) 0/1 bytes, read only for the steps that count leaves open.
+// zero weights any neuron has: more active inputs than that reach every neuron; mask
+// (Nin, Nout) 0/1 bytes, read only for the steps that count leaves open.
 // Eight float lanes (GCC/Clang vector extension: one AVX register, two SSE ones in the
-// baseline clone); loads through memcpy, so any alignment.
+// baseline clone); loads through memcpy, so any alignment. Only inside inlined functions, so
+// the ABI note GCC makes about passing them does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
 typedef float f32x8 __attribute__((vector_size(32)));
 TSSLC_INLINE f32x8 load8(const float* p) {
     f32x8 r;
@@ -428,8 +432,55 @@ TSSLC_INLINE void dense_sums(const float* at, const int64_t* ia, int64_t na, con
     }
 }
 
+// cur[j] = Σ_i at[i] · wr[j · Nin + i] for j < len: a step whose inputs are mostly active
+// (a graded image), read as dot products over the rows of the row-major weights, four rows
+// at a time (each input loaded once for four neurons; contiguous rows, which the memory
+// system streams faster than dense_sums' strided reads). Exact in any order, as above.
+TSSLC_INLINE void dense_dots(const float* at, int64_t Nin, const float* wr, int64_t len, float* cur) {
+    int64_t j = 0;
+    for (; j + 4 <= len; j += 4) {
+        const float* r0 = wr + j * Nin;
+        const float* r1 = r0 + Nin;
+        const float* r2 = r1 + Nin;
+        const float* r3 = r2 + Nin;
+        f32x8 c0 = {}, c1 = {}, c2 = {}, c3 = {};
+        int64_t i = 0;
+        for (; i + 8 <= Nin; i += 8) {
+            const f32x8 x = load8(at + i);
+            c0 += x * load8(r0 + i);
+            c1 += x * load8(r1 + i);
+            c2 += x * load8(r2 + i);
+            c3 += x * load8(r3 + i);
+        }
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+        for (int k = 0; k < 8; ++k) {
+            s0 += c0[k];
+            s1 += c1[k];
+            s2 += c2[k];
+            s3 += c3[k];
+        }
+        for (; i < Nin; ++i) {
+            s0 += at[i] * r0[i];
+            s1 += at[i] * r1[i];
+            s2 += at[i] * r2[i];
+            s3 += at[i] * r3[i];
+        }
+        cur[j] = s0;
+        cur[j + 1] = s1;
+        cur[j + 2] = s2;
+        cur[j + 3] = s3;
+    }
+    for (; j < len; ++j) {
+        const float* r = wr + j * Nin;
+        float sum = 0.0f;
+        for (int64_t i = 0; i < Nin; ++i) sum += at[i] * r[i];
+        cur[j] = sum;
+    }
+}
+
 template <bool COUNT>
 TSSLC_INLINE int64_t loihi2_dense_block(const float* a, int64_t Tin, int64_t T, int64_t Nin, const float* wt,
+                           const float* wr, float scale,
                            const uint8_t* mask, const int64_t* nact, const int64_t* idx, int64_t zmax, int64_t Nout, bool floor_,
                            int64_t n0, int64_t len, double ku, double kv, int32_t th, uint32_t b32, uint8_t* s8,
                            float* sf, int64_t* ns) {
@@ -444,9 +495,15 @@ TSSLC_INLINE int64_t loihi2_dense_block(const float* a, int64_t Tin, int64_t T, 
             const float* __restrict at = a + t * Nin;
             const int64_t* __restrict ia = idx + t * Nin;
             const int64_t na = nact[t];
-            dense_sums(at, ia, na, wt + n0, Nout, len, cur);
+            if (wr && 2 * na > Nin)
+                dense_dots(at, Nin, wr + n0 * Nin, len, cur);
+            else
+                dense_sums(at, ia, na, wt + n0, Nout, len, cur);
+            // times 2^weight_exp: exact (a power of two), floored when negative
             if (floor_)
-                for (int64_t j = 0; j < len; ++j) cur[j] = __builtin_floorf(cur[j]);
+                for (int64_t j = 0; j < len; ++j) cur[j] = __builtin_floorf(cur[j] * scale);
+            else if (scale != 1.0f)
+                for (int64_t j = 0; j < len; ++j) cur[j] *= scale;
             if (COUNT) {
                 const uint8_t all = na > zmax;
                 for (int64_t j = 0; j < len; ++j) ev[j] = all;
@@ -478,40 +535,75 @@ TSSLC_INLINE int64_t loihi2_dense_block(const float* a, int64_t Tin, int64_t T, 
     return active;
 }
 
-TSSLC_CLONES int64_t loihi2_dense(const float* a, int64_t Tin, int64_t T, int64_t Nin, const float* wt,
-                                  const uint8_t* mask, int64_t zmax, int64_t Nout, int floor_, int64_t du,
+// Block b of the neurons of loihi2_dense, counting or not.
+TSSLC_INLINE int64_t loihi2_dense_range(int64_t b, const float* a, int64_t Tin, int64_t T, int64_t Nin,
+                                        const float* wt, const float* wr, float scale, const uint8_t* mask, const int64_t* nact,
+                                        const int64_t* idx, int64_t zmax, int64_t Nout, bool floor_, double ku,
+                                        double kv, int32_t th, uint32_t b32, uint8_t* s8, float* sf, int64_t* ns) {
+    int64_t n0, len;
+    block_of(b, Nout, n0, len);
+    if (ns)
+        return loihi2_dense_block<true>(a, Tin, T, Nin, wt, wr, scale, mask, nact, idx, zmax, Nout, floor_, n0, len, ku, kv,
+                                        th, b32, s8, sf, ns);
+    loihi2_dense_block<false>(a, Tin, T, Nin, wt, wr, scale, mask, nact, idx, zmax, Nout, floor_, n0, len, ku, kv, th, b32, s8,
+                              sf, ns);
+    return 0;
+}
+
+TSSLC_INLINE int64_t loihi2_dense_impl(const float* a, int64_t Tin, int64_t T, int64_t Nin, const float* wt,
+                                  const float* wr, float scale, const uint8_t* mask, int64_t zmax, int64_t Nout, int floor_, int64_t du,
                                   int64_t dv, int64_t vth, int64_t bias, uint8_t* s8, float* sf, int64_t* ns,
-                                  int nthreads) {
+                                  const int64_t* fan, int64_t* in_stats, int nthreads) {
     const double ku = static_cast<double>(4096 - (du + 1)), kv = static_cast<double>(4096 - dv);
     const int32_t th = static_cast<int32_t>(vth * 64);
     const uint32_t b32 = static_cast<uint32_t>(static_cast<uint64_t>(bias));
-    // the active inputs of each input step: their count and indices (the synapse visits only them)
-    std::vector<int64_t> nact(Tin), idx(Tin * Nin);
+    // the active inputs of each input step: their count and indices (the synapse visits only
+    // them); with fan, the input's own counts per step: active inputs, Σ fan over them, and
+    // whether one of them is not ±1 (tsslc/backends/counters.py: MACs)
+    std::unique_ptr<int64_t[]> nact(new int64_t[Tin]), idx(new int64_t[Tin * Nin]);
     for (int64_t t = 0; t < Tin; ++t) {
-        int64_t n = 0;
+        int64_t n = 0, ops = 0, graded = 0;
         const float* at = a + t * Nin;
-        int64_t* it = idx.data() + t * Nin;
+        int64_t* it = idx.get() + t * Nin;
         for (int64_t i = 0; i < Nin; ++i) {
             it[n] = i;
             n += at[i] != 0.0f;
+        }
+        if (fan) {
+            for (int64_t k = 0; k < n; ++k) {
+                ops += fan[it[k]];
+                graded |= __builtin_fabsf(at[it[k]]) != 1.0f;
+            }
+            in_stats[3 * t] = n;
+            in_stats[3 * t + 1] = ops;
+            in_stats[3 * t + 2] = graded;
         }
         nact[t] = n;
     }
     const int64_t nb = (Nout + BLOCK - 1) / BLOCK;
     const int nt = threads_for(nthreads, Tin * Nin, Nout);  // work ~ Tin·Nin·Nout, spread by neurons
+    const int64_t* na = nact.get();
+    const int64_t* ix = idx.get();
     int64_t active = 0;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(+ : active)
-    for (int64_t b = 0; b < nb; ++b) {
-        int64_t n0, len;
-        block_of(b, Nout, n0, len);
-        if (ns)
-            active += loihi2_dense_block<true>(a, Tin, T, Nin, wt, mask, nact.data(), idx.data(), zmax, Nout, floor_ != 0, n0,
-                                               len, ku, kv, th, b32, s8, sf, ns);
-        else
-            loihi2_dense_block<false>(a, Tin, T, Nin, wt, mask, nact.data(), idx.data(), zmax, Nout, floor_ != 0, n0, len, ku, kv,
-                                      th, b32, s8, sf, ns);
+    if (nt == 1) {  // no parallel region at all: a streaming call takes a few microseconds
+        for (int64_t b = 0; b < nb; ++b)
+            active += loihi2_dense_range(b, a, Tin, T, Nin, wt, wr, scale, mask, na, ix, zmax, Nout, floor_ != 0, ku, kv, th,
+                                         b32, s8, sf, ns);
+        return active;
     }
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : active)
+    for (int64_t b = 0; b < nb; ++b)
+        active += loihi2_dense_range(b, a, Tin, T, Nin, wt, wr, scale, mask, na, ix, zmax, Nout, floor_ != 0, ku, kv, th, b32,
+                                     s8, sf, ns);
     return active;
+}
+
+TSSLC_CLONES int64_t loihi2_dense(const float* a, int64_t Tin, int64_t T, int64_t Nin, const float* wt, const float* wr, float scale,
+                                  const uint8_t* mask, int64_t zmax, int64_t Nout, int floor_, int64_t du,
+                                  int64_t dv, int64_t vth, int64_t bias, uint8_t* s8, float* sf, int64_t* ns,
+                                  const int64_t* fan, int64_t* in_stats, int nthreads) {
+    return loihi2_dense_impl(a, Tin, T, Nin, wt, wr, scale, mask, zmax, Nout, floor_, du, dv, vth, bias, s8, sf, ns, fan,
+                             in_stats, nthreads);
 }
 
 // The graded input payload of tsslc.targets.base.Target.input_spikes, bit for bit:
@@ -529,6 +621,41 @@ int64_t graded(const X* x, float* out, int64_t n, double scale, double lim) {
         out[i] = static_cast<float>(y + 0.0);
     }
     return nan;
+}
+
+// A whole network of dense Loihi 2 layers for one sample, in one call (streaming): the
+// graded payloads of a static image x (n_x values, graded() above), then layer after layer
+// loihi2_dense from the payloads (one input step) or the previous layer's spikes (T steps).
+// Layer l: ip[8l..8l+8) = Nin, Nout, zmax, floor, du, dv, vth, bias; scales[l] = 2^weight_exp;
+// ptrs[3l..3l+3) its float32 weights (Nin, Nout), the same row-major (Nout, Nin) or null,
+// and its 0/1 mask; its spikes (T, Nout)
+// uint8 written at out + offs[2l] and, counting, its spikes per neuron (int64) at
+// out + offs[2l+1] and its active updates in active[l]; fan: the input's fan-out (counting:
+// its counts per step in in_stats). Returns 0, or -1 when x holds a NaN (nothing written:
+// the caller's reference path decides its payload).
+template <typename X>
+TSSLC_CLONES int64_t loihi2_chain(const X* x, int64_t n_x, double gscale, double glim, int64_t T, int64_t L, const int64_t* ip,
+                     const double* scales, const void* const* ptrs, const int64_t* fan, int64_t* in_stats,
+                     uint8_t* out, const int64_t* offs, int64_t* active, int count, int nthreads) {
+    std::unique_ptr<float[]> payload(new float[n_x]);
+    if (graded<X>(x, payload.get(), n_x, gscale, glim)) return -1;
+    const float* a = payload.get();
+    int64_t Tin = 1;
+    std::unique_ptr<float[]> prev, next;
+    for (int64_t l = 0; l < L; ++l) {
+        const int64_t* q = ip + 8 * l;
+        next.reset(l + 1 < L ? new float[T * q[1]] : nullptr);  // this layer's spikes as the next one's input
+        int64_t* ns = count ? reinterpret_cast<int64_t*>(out + offs[2 * l + 1]) : nullptr;
+        active[l] = loihi2_dense_impl(a, Tin, T, q[0], static_cast<const float*>(ptrs[3 * l]),
+                                      static_cast<const float*>(ptrs[3 * l + 1]), static_cast<float>(scales[l]),
+                                      static_cast<const uint8_t*>(ptrs[3 * l + 2]), q[2], q[1], static_cast<int>(q[3]), q[4],
+                                 q[5], q[6], q[7], out + offs[2 * l], next.get(), ns, l == 0 && count ? fan : nullptr,
+                                 in_stats, nthreads);
+        prev = std::move(next);
+        a = prev.get();
+        Tin = T;
+    }
+    return 0;
 }
 
 }  // namespace
@@ -578,9 +705,23 @@ void tsslc_loihi2_lif_f32(const float* cur, int64_t stride_t, int64_t* u, int64_
 // One dense Loihi 2 layer of one sample (loihi2_dense above); returns the active neuron
 // updates when ns is given (else 0).
 int64_t tsslc_loihi2_dense(const float* a, int64_t Tin, int64_t T, int64_t Nin, const float* wt,
-                           const uint8_t* mask, int64_t zmax, int64_t Nout, int floor_, int64_t du, int64_t dv,
-                           int64_t vth, int64_t bias, uint8_t* s8, float* sf, int64_t* ns, int nthreads) {
-    return loihi2_dense(a, Tin, T, Nin, wt, mask, zmax, Nout, floor_, du, dv, vth, bias, s8, sf, ns, nthreads);
+                           const float* wr, double scale, const uint8_t* mask, int64_t zmax, int64_t Nout, int floor_, int64_t du, int64_t dv,
+                           int64_t vth, int64_t bias, uint8_t* s8, float* sf, int64_t* ns, const int64_t* fan,
+                           int64_t* in_stats, int nthreads) {
+    return loihi2_dense(a, Tin, T, Nin, wt, wr, static_cast<float>(scale), mask, zmax, Nout, floor_, du, dv, vth, bias, s8, sf, ns, fan, in_stats,
+                        nthreads);
+}
+
+// A network of dense Loihi 2 layers for one static graded sample (loihi2_chain above).
+int64_t tsslc_loihi2_chain(const void* x, int x_f64, int64_t n_x, double gscale, double glim, int64_t T, int64_t L,
+                           const int64_t* ip, const double* scales, const void* const* ptrs, const int64_t* fan,
+                           int64_t* in_stats, uint8_t* out, const int64_t* offs, int64_t* active, int count,
+                           int nthreads) {
+    if (x_f64)
+        return loihi2_chain<double>(static_cast<const double*>(x), n_x, gscale, glim, T, L, ip, scales, ptrs, fan,
+                                    in_stats, out, offs, active, count, nthreads);
+    return loihi2_chain<float>(static_cast<const float*>(x), n_x, gscale, glim, T, L, ip, scales, ptrs, fan, in_stats,
+                               out, offs, active, count, nthreads);
 }
 
 }  // extern "C"
