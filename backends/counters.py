@@ -478,13 +478,15 @@ class Tally:
         self.events_in[pr["proj"].target] += ops * reps
 
     def population(self, name: str, spikes: torch.Tensor, as_float: torch.Tensor | None = None, *,
-                   per_neuron=None, active: int | None = None) -> None:
+                   per_neuron=None, active: int | None = None, hist: list | None = None,
+                   vals: list | None = None) -> None:
         """Spikes (T, B, *shape) of population ``name`` (0/1, any dtype; ``as_float``: the same
         as float32, when the caller has it), after :meth:`events` of every synapse into it.
         One sample (B = 1) whose counts the caller made in the same pass
         (:meth:`tsslc.targets.base.Target.prepare_layer`): ``per_neuron`` its spikes per
         neuron and ``active`` its active updates, given instead of :meth:`events` of the
-        synapse into it."""
+        synapse into it; and, when made there too, ``hist`` its neurons by spike count 0..T
+        and ``vals`` its spikes per neuron times :meth:`CountPlan.tally_matrix`."""
         plan, T, B = self.plan, self.T, self.B
         n = plan.n[name]
         if per_neuron is not None:
@@ -492,11 +494,14 @@ class Tally:
                 raise TsslcError(f"population '{name}': counts made elsewhere need one sample, the active "
                                  "updates and no events fed")
             ns = _np(per_neuron)
-            hist = np.bincount(ns, minlength=T + 1)[: T + 1].tolist()
-            lc = LayerCounts(name, "lif", n, spikes=int(ns.sum()), count_hist=hist, neuron_spikes=ns.tolist())
+            if hist is None:
+                hist = np.bincount(ns, minlength=T + 1)[: T + 1].tolist()
+            # every neuron firing k times gave k spikes
+            lc = LayerCounts(name, "lif", n, spikes=sum(k * h for k, h in enumerate(hist)), count_hist=hist,
+                             neuron_spikes=ns.tolist())
             lc.events_in, lc.updates_active, lc.updates_idle = self.events_in[name], active, T * n - active
             self.layers[name] = lc
-            self._outgoing(name, lc, ns, spikes, as_float)
+            self._outgoing(name, lc, ns, spikes, as_float, vals)
             return
         fired8 = _np(spikes)
         if fired8.dtype != np.uint8:
@@ -527,16 +532,17 @@ class Tally:
         self.layers[name] = lc
         self._outgoing(name, lc, ns, spikes, as_float)
 
-    def _outgoing(self, name: str, lc: LayerCounts, ns: np.ndarray, spikes, as_float) -> None:
+    def _outgoing(self, name: str, lc: LayerCounts, ns: np.ndarray, spikes, as_float, vals=None) -> None:
         """A population's outgoing tallies from its spikes per neuron ``ns`` (synops, the
-        targets' incoming events, per core, messages, hops), and its activity kept for the
-        :meth:`events` of its synapses."""
+        targets' incoming events, per core, messages, hops; ``vals``: ``ns`` times its
+        :meth:`CountPlan.tally_matrix` when the caller made it), and its activity kept for
+        the :meth:`events` of its synapses."""
         plan, T, B = self.plan, self.T, self.B
-        ns = ns.astype(np.float64)
         outs = plan.out_of.get(name, [])
         M = plan.tally_matrix(name)
         if M is not None:  # every per-neuron weighted sum below in one product
-            vals = (ns @ M).tolist()
+            if vals is None:
+                vals = (ns.astype(np.float64) @ M).tolist()
             i = 0
             if plan.cores is not None:
                 cs = self.core_spikes
@@ -559,7 +565,9 @@ class Tally:
                     lc.hops_y += int(vals[i + 2])
                     i += 3
             outs = []  # done
-        elif plan.cores is not None:
+        else:
+            ns = ns.astype(np.float64)
+        if M is None and plan.cores is not None:
             sp = np.bincount(plan.cores[name], weights=ns, minlength=plan.n_cores).tolist()
             cs = self.core_spikes
             for core in plan.unique_core_list[name]:

@@ -377,9 +377,11 @@ class Target(ABC):
     def prepare_chain(self, layers: list):
         """The functions of :meth:`prepare_layer` of a whole network of such layers (a chain
         fed a static graded image, nothing else in the graph) as one function for one sample
-        — ``chain(x, scale, limit, n_steps, count, fan)`` → ``(per layer (spikes, spikes per
-        neuron, active updates), the input's counts)``, None for an input holding a NaN — or
-        ``None`` (the default) where the target has none."""
+        — ``chain(x, scale, limit, n_steps, mats)`` → ``(per layer (spikes, spikes per neuron,
+        active updates, neurons by spike count, spikes per neuron times a matrix), the input's
+        counts)``, None for an input holding a NaN; ``chain.matrices(per layer matrix, the
+        input's fan-out)`` makes ``mats`` for counting — or ``None`` (the default) where the
+        target has none."""
         return None
 
     def run_population(self, params: IntNeuron, current: torch.Tensor, with_float: bool = False):

@@ -79,7 +79,7 @@ def _open(path: Path, want: str | None) -> ctypes.CDLL | None:
                                        _I64, _P, _P, _P, _P, _P, ctypes.c_int]
     lib.tsslc_loihi2_dense.restype = _I64
     lib.tsslc_loihi2_chain.argtypes = [_P, ctypes.c_int, _I64, _D, _D, _I64, _I64, _P, _P, _P, _P, _P, _P, _P, _P,
-                                       ctypes.c_int, ctypes.c_int]
+                                       _P, _P, ctypes.c_int, ctypes.c_int]
     lib.tsslc_loihi2_chain.restype = _I64
     for dt in ("f32", "f64"):
         f = getattr(lib, f"tsslc_graded_{dt}")
@@ -248,49 +248,73 @@ class Loihi2Chain:
         self._addr = (self.ip.ctypes.data, self.scales.ctypes.data, self.ptrs.ctypes.data)
         self._layouts: dict = {}
 
-    def _layout(self, T: int):
+    def matrices(self, mats: list, fan: np.ndarray) -> tuple:
+        """What counting needs, made ready for the kernel once (:meth:`__call__`'s
+        ``mats``): per layer a float64 matrix (N_out, k) or None, and the input's fan-out
+        (int64 per input)."""
+        keep = [None if m is None else np.ascontiguousarray(m, dtype=np.float64) for m in mats]
+        fan = np.ascontiguousarray(fan, dtype=np.int64)
+        ptrs = np.array([0 if m is None else m.ctypes.data for m in keep], np.uint64)
+        ks = np.array([0 if m is None else m.shape[1] for m in keep], np.int64)
+        return (keep, fan, ptrs, ks), ptrs.ctypes.data, ks.ctypes.data, tuple(ks.tolist()), fan.ctypes.data
+
+    def _layout(self, T: int, ks: tuple):
         """Byte offsets in one call's buffer: active updates (L int64), the input's counts (3
-        int64), then per layer its spikes (T, N) uint8 and its spikes per neuron (N int64, at
-        a multiple of 8)."""
-        lay = self._layouts.get(T)
+        int64), then per layer its spikes (T, N) uint8 and, each at a multiple of 8, its
+        spikes per neuron (N int64), its neurons by spike count (T + 1 int64) and its product
+        with its matrix (k float64)."""
+        lay = self._layouts.get((T, ks))
         if lay is None:
             pos = 8 * self.L + 24
             offs = []
-            for n in self.n_out:
+            for n, k in zip(self.n_out, ks):
                 s8 = pos
                 ns = (s8 + T * n + 7) // 8 * 8
-                offs += [s8, ns]
-                pos = ns + 8 * n
+                hist = ns + 8 * n
+                vals = hist + 8 * (T + 1)
+                offs += [s8, ns, hist, vals]
+                pos = vals + 8 * k
             arr = np.array(offs, np.int64)
-            lay = self._layouts[T] = (arr, arr.ctypes.data, pos, offs)
+            lay = self._layouts[(T, ks)] = (arr, arr.ctypes.data, pos, offs)
         return lay
 
-    def __call__(self, x: torch.Tensor, scale: float, lim: int, n_steps: int, count: bool, fan: np.ndarray | None):
-        """``x`` one contiguous CPU float32/float64 sample; ``(layers, stats)`` with per layer
-        ``(spikes (T, 1, N) uint8 tensor, spikes per neuron or None, active updates or
-        None)`` and the input's counts ``(1, 3)`` (counting) or None; ``None`` when ``x``
-        holds a NaN (the caller's reference path decides its payload) or without the kernel."""
+    def __call__(self, x: torch.Tensor, scale: float, lim: int, n_steps: int, mats: tuple | None = None):
+        """``x`` one contiguous CPU float32/float64 sample; ``mats``: counting, what
+        :meth:`matrices` made; ``(layers, stats)`` with per layer ``(spikes (T, 1, N) uint8
+        tensor, spikes per neuron, active updates, neurons by spike count 0..T, spikes per
+        neuron times its matrix)`` (counting; else the last four None; the product None for a
+        layer without a matrix) and the input's counts ``(1, 3)`` (counting) or None; ``None`` when ``x`` holds a NaN (the
+        caller's reference path decides its payload) or without the kernel."""
         lib = _lib if _tried else load()
         if lib is None or lim >= 1 << 24:
             return None
         T, L = n_steps, self.L
-        offs_arr, offs_addr, total, offs = self._layout(T)
+        count = mats is not None
+        ks = mats[3] if count else (0,) * L
+        offs_arr, offs_addr, total, offs = self._layout(T, ks)
         buf = np.empty(total, np.uint8)
-        base = buf.ctypes.data
+        whole = torch.from_numpy(buf)
+        base = whole.data_ptr()
         ip, sc, pt = self._addr
         rc = lib.tsslc_loihi2_chain(x.data_ptr(), int(x.dtype == torch.float64), x.numel(), float(scale), float(lim),
-                                    T, L, ip, sc, pt, None if fan is None else fan.ctypes.data, base + 8 * L, base,
-                                    offs_addr, base, int(count), torch.get_num_threads())
+                                    T, L, ip, sc, pt, mats[4] if count else None, base + 8 * L, base, offs_addr, base,
+                                    mats[1] if count else None, mats[2] if count else None, int(count),
+                                    torch.get_num_threads())
         if rc:
             return None
-        whole = torch.from_numpy(buf)
         head = buf[: 8 * L + 24].view(np.int64)
         active = head[:L].tolist() if count else [None] * L
         layers = []
-        for i, n in enumerate(self.n_out):
-            s8 = whole[offs[2 * i]: offs[2 * i] + T * n].view(T, 1, n)
-            ns = buf[offs[2 * i + 1]: offs[2 * i + 1] + 8 * n].view(np.int64) if count else None
-            layers.append((s8, ns, active[i]))
+        for i, (n, k) in enumerate(zip(self.n_out, ks)):
+            o = offs[4 * i: 4 * i + 4]
+            s8 = whole[o[0]: o[0] + T * n].view(T, 1, n)
+            if count:
+                ns = buf[o[1]: o[1] + 8 * n].view(np.int64)
+                hist = buf[o[2]: o[2] + 8 * (T + 1)].view(np.int64).tolist()
+                vals = buf[o[3]: o[3] + 8 * k].view(np.float64).tolist() if k else None
+                layers.append((s8, ns, active[i], hist, vals))
+            else:
+                layers.append((s8, None, None, None, None))
         return layers, (head[L:].reshape(1, 3) if count else None)
 
 

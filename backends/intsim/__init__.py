@@ -149,8 +149,21 @@ class Plan:
         #: (function, first synapse, populations): the whole graph as one compiled call for a
         #: static graded sample (Target.prepare_chain), or None
         self.chain = None
+        self._chain_mats: dict = {}
         if self.input_layer is not None and graph.input_name in self.graded_cpu:
             self.chain = self._chain(graph, target)
+
+    def chain_matrices(self, count_plan):
+        """The chain's populations' tally matrices of ``count_plan``
+        (:meth:`tsslc.backends.counters.CountPlan.tally_matrix`) and its input's fan-out,
+        made ready for it once per count plan (the plan is kept with them, so the key
+        cannot be reused)."""
+        hit = self._chain_mats.get(id(count_plan))
+        if hit is None or hit[0] is not count_plan:
+            fn, first, lifs = self.chain
+            hit = self._chain_mats[id(count_plan)] = (count_plan, fn.matrices(
+                [count_plan.tally_matrix(l) for l in lifs], count_plan.fan_int64(first)))
+        return hit[1]
 
     def _chain(self, graph: Graph, target):
         """The graph as a chain input → flatten* → (fused, counting synapse → its LIF
@@ -278,15 +291,15 @@ class IntSim(GraphWalker):
             return False
         fn, first, lifs = self.plan.chain
         tally = self.tally
-        out = fn(x, *self.plan.graded_cpu[name], self.n_steps, tally is not None,
-                 tally.plan.fan_int64(first) if tally is not None else None)
+        out = fn(x, *self.plan.graded_cpu[name], self.n_steps,
+                 self.plan.chain_matrices(tally.plan) if tally is not None else None)
         if out is None:
             return False
         layers, stats = out
         if tally is not None:
             tally.input_counts(stats, self.n_steps > 1)
-        for lif, (s8, ns, active) in zip(lifs, layers):
-            self._layer_out[lif] = (s8, None, ns, active, None)
+        for lif, (s8, ns, active, hist, vals) in zip(lifs, layers):
+            self._layer_out[lif] = (s8, None, ns, active, hist, vals)
         self._chained = True
         return True
 
@@ -330,7 +343,7 @@ class IntSim(GraphWalker):
                             (self.n_steps, *shape), fan)
                 if fan is not None:
                     tally.input_counts(out[4], self._input_static)
-                self._layer_out[lif] = out  # the population's spikes and counts, made in the same pass
+                self._layer_out[lif] = (*out[:4], None, None)  # its spikes and counts, made in the same pass
                 return None
         fn = self.plan.synapses.get(name)
         if fn is None:  # a synapse the plan did not see (a subclass' graph edit)
@@ -353,10 +366,10 @@ class IntSim(GraphWalker):
     def int_lif(self, name, node: N.IntLIF, x):
         out = self._layer_out.pop(name, None) if self._layer_out else None
         if out is not None:  # made by its synapse's fused layer
-            s, s_float, ns, active, _ = out
+            s, s_float, ns, active, hist, vals = out
             self.spikes[name] = s
             if self.tally is not None:
-                self.tally.population(name, s, s_float, per_neuron=ns, active=active)
+                self.tally.population(name, s, s_float, per_neuron=ns, active=active, hist=hist, vals=vals)
             return s_float
         s, s_float = self.target.run_population(node.params, x, with_float=True)
         self.spikes[name] = s

@@ -629,14 +629,18 @@ int64_t graded(const X* x, float* out, int64_t n, double scale, double lim) {
 // Layer l: ip[8l..8l+8) = Nin, Nout, zmax, floor, du, dv, vth, bias; scales[l] = 2^weight_exp;
 // ptrs[3l..3l+3) its float32 weights (Nin, Nout), the same row-major (Nout, Nin) or null,
 // and its 0/1 mask; its spikes (T, Nout)
-// uint8 written at out + offs[2l] and, counting, its spikes per neuron (int64) at
-// out + offs[2l+1] and its active updates in active[l]; fan: the input's fan-out (counting:
-// its counts per step in in_stats). Returns 0, or -1 when x holds a NaN (nothing written:
+// uint8 written at out + offs[4l] and, counting, its spikes per neuron (int64) at
+// out + offs[4l+1], its neurons by spike count 0..T (int64) at out + offs[4l+2], its active
+// updates in active[l] and, where mats[l] (row-major Nout × mk[l] float64) is given, the
+// product of its spikes per neuron with it (float64) at out + offs[4l+3] (the counters'
+// per-neuron weights: CountPlan.tally_matrix); fan: the input's fan-out (counting: its counts
+// per step in in_stats). Returns 0, or -1 when x holds a NaN (nothing written:
 // the caller's reference path decides its payload).
 template <typename X>
 TSSLC_CLONES int64_t loihi2_chain(const X* x, int64_t n_x, double gscale, double glim, int64_t T, int64_t L, const int64_t* ip,
                      const double* scales, const void* const* ptrs, const int64_t* fan, int64_t* in_stats,
-                     uint8_t* out, const int64_t* offs, int64_t* active, int count, int nthreads) {
+                     uint8_t* out, const int64_t* offs, int64_t* active, const double* const* mats, const int64_t* mk,
+                     int count, int nthreads) {
     std::unique_ptr<float[]> payload(new float[n_x]);
     if (graded<X>(x, payload.get(), n_x, gscale, glim)) return -1;
     const float* a = payload.get();
@@ -645,12 +649,28 @@ TSSLC_CLONES int64_t loihi2_chain(const X* x, int64_t n_x, double gscale, double
     for (int64_t l = 0; l < L; ++l) {
         const int64_t* q = ip + 8 * l;
         next.reset(l + 1 < L ? new float[T * q[1]] : nullptr);  // this layer's spikes as the next one's input
-        int64_t* ns = count ? reinterpret_cast<int64_t*>(out + offs[2 * l + 1]) : nullptr;
+        int64_t* ns = count ? reinterpret_cast<int64_t*>(out + offs[4 * l + 1]) : nullptr;
         active[l] = loihi2_dense_impl(a, Tin, T, q[0], static_cast<const float*>(ptrs[3 * l]),
                                       static_cast<const float*>(ptrs[3 * l + 1]), static_cast<float>(scales[l]),
                                       static_cast<const uint8_t*>(ptrs[3 * l + 2]), q[2], q[1], static_cast<int>(q[3]), q[4],
-                                 q[5], q[6], q[7], out + offs[2 * l], next.get(), ns, l == 0 && count ? fan : nullptr,
+                                 q[5], q[6], q[7], out + offs[4 * l], next.get(), ns, l == 0 && count ? fan : nullptr,
                                  in_stats, nthreads);
+        if (count) {  // the population's neurons by spike count, and ns · M (exact: integers below 2^53)
+            int64_t* hist = reinterpret_cast<int64_t*>(out + offs[4 * l + 2]);
+            for (int64_t c = 0; c <= T; ++c) hist[c] = 0;
+            for (int64_t j = 0; j < q[1]; ++j) ++hist[ns[j]];
+            if (mats && mats[l]) {
+                const double* M = mats[l];
+                const int64_t k = mk[l];
+                double* vals = reinterpret_cast<double*>(out + offs[4 * l + 3]);
+                for (int64_t c = 0; c < k; ++c) vals[c] = 0.0;
+                for (int64_t j = 0; j < q[1]; ++j) {
+                    if (!ns[j]) continue;
+                    const double nj = static_cast<double>(ns[j]);
+                    for (int64_t c = 0; c < k; ++c) vals[c] += nj * M[j * k + c];
+                }
+            }
+        }
         prev = std::move(next);
         a = prev.get();
         Tin = T;
@@ -715,13 +735,13 @@ int64_t tsslc_loihi2_dense(const float* a, int64_t Tin, int64_t T, int64_t Nin, 
 // A network of dense Loihi 2 layers for one static graded sample (loihi2_chain above).
 int64_t tsslc_loihi2_chain(const void* x, int x_f64, int64_t n_x, double gscale, double glim, int64_t T, int64_t L,
                            const int64_t* ip, const double* scales, const void* const* ptrs, const int64_t* fan,
-                           int64_t* in_stats, uint8_t* out, const int64_t* offs, int64_t* active, int count,
-                           int nthreads) {
+                           int64_t* in_stats, uint8_t* out, const int64_t* offs, int64_t* active,
+                           const double* const* mats, const int64_t* mk, int count, int nthreads) {
     if (x_f64)
         return loihi2_chain<double>(static_cast<const double*>(x), n_x, gscale, glim, T, L, ip, scales, ptrs, fan,
-                                    in_stats, out, offs, active, count, nthreads);
+                                    in_stats, out, offs, active, mats, mk, count, nthreads);
     return loihi2_chain<float>(static_cast<const float*>(x), n_x, gscale, glim, T, L, ip, scales, ptrs, fan, in_stats,
-                               out, offs, active, count, nthreads);
+                               out, offs, active, mats, mk, count, nthreads);
 }
 
 }  // extern "C"
