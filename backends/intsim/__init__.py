@@ -29,9 +29,12 @@ values as they are made), not by a second walk over the spikes.
 
 One sample at a time (streaming), a dense synapse and the population it alone feeds run as
 one compiled pass where the target has one (:meth:`~tsslc.targets.base.Target.prepare_layer`:
-Loihi 2 on the CPU), which also makes that population's counts; the synapse's current then
-stays inside the pass, so :func:`run` takes it and :func:`simulate` (which returns every
-node's values) does not.
+Loihi 2 on the CPU), which also makes that population's counts (and the input's, for the
+input's one synapse); a graph made only of such layers, fed a static graded image, runs as
+one compiled call (:meth:`~tsslc.targets.base.Target.prepare_chain`: encoder, layers and
+counts), the walk then only collecting each population's part. The synapses' currents stay
+inside those passes, so :func:`run` takes them and :func:`simulate` (which returns every
+node's values) does not; the tests hold the two to the same spikes and counts.
 
 The walk is :class:`IntSim`, a :class:`~tsslc.ir.walker.GraphWalker` (one method per node
 kind). ``run(graph, x, n_steps=None, progress=False, device="cpu", batch_size=None,
