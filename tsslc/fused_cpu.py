@@ -192,15 +192,15 @@ def loihi2_lif(current: torch.Tensor, uv: torch.Tensor | None, du: int, dv: int,
 
 
 def loihi2_dense(a: torch.Tensor, n_steps: int, wt: torch.Tensor, wr: torch.Tensor | None, scale: float,
-                 mask: torch.Tensor | None, zmax: int, floor: bool, du: int, dv: int, vth: int, bias: int, count: bool = False, out_shape=None,
-                 fan: np.ndarray | None = None):
+                 mask: torch.Tensor | None, zmax: int, floor: bool, du: int, dv: int, vth: int, bias: int,
+                 count: bool = False, out_shape=None, fan: np.ndarray | None = None):
     """One dense Loihi 2 layer of one sample, synapse and population in one compiled pass
     (streaming): ``a`` ``(T_in, ...)`` float32 exact integers, the synapse's input, N_in per
-    step (``T_in`` = 1: the same at every one of the ``n_steps`` steps), ``wt`` ``(N_in, N_out)``
-    float32 the weights (``wr``: the same ``(N_out, N_in)``, or None: read for the steps
-    whose inputs are mostly active), ``scale`` = 2^weight_exp, every partial sum proven an integer below
-    2^24 and the scaled sum below 2^31 (``floor``: the scaled sum floored, a negative
-    exponent); the LIF from the zero state.
+    step (``T_in`` = 1: the same at every one of the ``n_steps`` steps), ``wt``
+    ``(N_in, N_out)`` float32 the weights (``wr``: the same ``(N_out, N_in)``, or None: read
+    for the steps whose inputs are mostly active), ``scale`` = 2^weight_exp, every partial sum
+    proven an integer below 2^24 and the scaled sum below 2^31 (``floor``: the scaled sum
+    floored, a negative exponent); the LIF from the zero state.
     Returns ``(s8, sf, ns, active)``: spikes uint8 and float32 (shape ``out_shape``, default
     ``(T, N_out)``), and with ``count`` the spikes per neuron (int64) and the active neuron
     updates (a step with an event — an active input on a non-zero ``mask`` ``(N_in, N_out)``
@@ -225,8 +225,8 @@ def loihi2_dense(a: torch.Tensor, n_steps: int, wt: torch.Tensor, wr: torch.Tens
                                     None if wr is None else wr.data_ptr(), scale,
                                     mask.data_ptr() if count else None, zmax, n_out, int(floor), du, dv, vth, bias,
                                     s8.data_ptr(), sf.data_ptr(), ns.ctypes.data if count else None,
-                                    None if fan is None else fan.ctypes.data, None if fan is None else stats.ctypes.data,
-                                    torch.get_num_threads())
+                                    None if fan is None else fan.ctypes.data,
+                                    None if fan is None else stats.ctypes.data, torch.get_num_threads())
     return s8, sf, ns, (int(active) if count else None), stats
 
 
@@ -283,15 +283,16 @@ class Loihi2Chain:
         :meth:`matrices` made; ``(layers, stats)`` with per layer ``(spikes (T, 1, N) uint8
         tensor, spikes per neuron, active updates, neurons by spike count 0..T, spikes per
         neuron times its matrix)`` (counting; else the last four None; the product None for a
-        layer without a matrix) and the input's counts ``(1, 3)`` (counting) or None; ``None`` when ``x`` holds a NaN (the
-        caller's reference path decides its payload) or without the kernel."""
+        layer without a matrix) and the input's counts ``(1, 3)`` (counting) or None; ``None``
+        when ``x`` holds a NaN (the caller's reference path decides its payload) or without
+        the kernel."""
         lib = _lib if _tried else load()
         if lib is None or lim >= 1 << 24:
             return None
         T, L = n_steps, self.L
         count = mats is not None
         ks = mats[3] if count else (0,) * L
-        offs_arr, offs_addr, total, offs = self._layout(T, ks)
+        _, offs_addr, total, offs = self._layout(T, ks)  # the array itself stays in the cache
         buf = np.empty(total, np.uint8)
         whole = torch.from_numpy(buf)
         base = whole.data_ptr()

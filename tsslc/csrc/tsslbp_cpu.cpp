@@ -365,23 +365,6 @@ TSSLC_CLONES void loihi2_lif(const C* cur, int64_t stride_t, int64_t* u, int64_t
     }
 }
 
-// One dense Loihi 2 layer of one sample, synapse and population in one pass (streaming):
-// a (Tin, Nin) the synapse's input (Tin = 1: the same input every step, else Tin = T),
-// float32 exact integers; wt (Nin, Nout) the weights Lava's Dense uses as float32 (row i:
-// input i's weights to every neuron), wr the same row-major (Nout, Nin) or null (used for
-// steps with most inputs active: dense_dots) and scale = 2^weight_exp, with the proof made by the caller
-// that every partial sum is an integer below 2^24 in magnitude, so that float32 sums are exact
-// in any order, and the current below 2^31 (the float32 matmul of Loihi2.prepare_synapse);
-// floor_: the exponent is negative, the scaled sum is floored. Then the LIF (loihi2_step)
-// from the zero state over the T steps: s8 (T, Nout) spikes, sf (T, Nout) the same as float
-// (may be null). The synapse only visits active inputs (a spike is an event, as on the chip).
-//
-// Counting (ns not null): ns[j] the spikes of neuron j, and the return value the active
-// neuron updates: steps on which a neuron received at least one synaptic event (an active
-// input i with mask[i, j], the non-zero weights of the graph) or spiked
-// (tsslc/backends/counters.py). nact[t] the active inputs of input step t and zmax the most
-// zero weights any neuron has: more active inputs than that reach every neuron; mask
-// (Nin, Nout) 0/1 bytes, read only for the steps that count leaves open.
 // Eight float lanes (GCC/Clang vector extension: one AVX register, two SSE ones in the
 // baseline clone); loads through memcpy, so any alignment. Only inside inlined functions, so
 // the ABI note GCC makes about passing them does not apply.
@@ -478,45 +461,82 @@ TSSLC_INLINE void dense_dots(const float* at, int64_t Nin, const float* wr, int6
     }
 }
 
+// One dense Loihi 2 layer of one sample, synapse and population in one pass (streaming):
+// a (Tin, Nin) the synapse's input (Tin = 1: the same input every step, else Tin = T),
+// float32 exact integers; wt (Nin, Nout) the weights Lava's Dense uses as float32 (row i:
+// input i's weights to every neuron), wr the same row-major (Nout, Nin) or null (read for the
+// steps with most inputs active: dense_dots) and scale = 2^weight_exp, with the proof made by
+// the caller that every partial sum is an integer below 2^24 in magnitude, so that float32
+// sums are exact in any order, and the current below 2^31 (the float32 matmul of
+// Loihi2.prepare_synapse); floor_: the exponent is negative, the scaled sum is floored. Then
+// the LIF (loihi2_step) from the zero state over the T steps: s8 (T, Nout) spikes, sf
+// (T, Nout) the same as float (may be null). The synapse only visits active inputs (a spike
+// is an event, as on the chip).
+//
+// Counting (ns not null): ns[j] the spikes of neuron j, and the return value the active
+// neuron updates: steps on which a neuron received at least one synaptic event (an active
+// input i with mask[i, j], the non-zero weights of the graph) or spiked
+// (tsslc/backends/counters.py). zmax is the most zero weights any neuron has: more active
+// inputs than that reach every neuron; the mask (Nin, Nout) of 0/1 bytes is read only for the
+// steps that count leaves open. With fan (the input's fan-out per input), in_stats gets per
+// input step the active inputs, Σ fan over them and whether one of them is not ±1 (MACs).
+// A dense layer's constants and one call's input, as the blocks of neurons read them.
+struct DenseLayer {
+    const float* wt;      // (Nin, Nout)
+    const float* wr;      // (Nout, Nin) or null
+    float scale;          // 2^weight_exp
+    bool floor_;          // floor the scaled sum (a negative exponent)
+    const uint8_t* mask;  // (Nin, Nout) 0/1, counting only
+    int64_t zmax, Nin, Nout;
+    double ku, kv;  // the LIF's decay factors, threshold and bias as loihi2_step takes them
+    int32_t th;
+    uint32_t b32;
+};
+struct DenseInput {
+    const float* a;       // (Tin, Nin)
+    int64_t Tin, T;
+    const int64_t* nact;  // active inputs per input step
+    const int64_t* idx;   // their indices, Nin per step
+};
+
+// Neurons [n0, n0 + len) of the layer over all T steps; returns their active updates.
 template <bool COUNT>
-TSSLC_INLINE int64_t loihi2_dense_block(const float* a, int64_t Tin, int64_t T, int64_t Nin, const float* wt,
-                           const float* wr, float scale,
-                           const uint8_t* mask, const int64_t* nact, const int64_t* idx, int64_t zmax, int64_t Nout, bool floor_,
-                           int64_t n0, int64_t len, double ku, double kv, int32_t th, uint32_t b32, uint8_t* s8,
-                           float* sf, int64_t* ns) {
+TSSLC_INLINE int64_t loihi2_dense_block(const DenseLayer& L, const DenseInput& in, int64_t n0, int64_t len,
+                                        uint8_t* s8, float* sf, int64_t* ns) {
+    const int64_t Nin = L.Nin, Nout = L.Nout;
     int32_t uu[BLOCK], vv[BLOCK];
     float cur[BLOCK];
     uint8_t ev[BLOCK];
     int64_t cnt[BLOCK];
     int64_t active = 0;
     for (int64_t j = 0; j < len; ++j) uu[j] = vv[j] = 0, cnt[j] = 0, ev[j] = 0;
-    for (int64_t t = 0; t < T; ++t) {
-        if (t < Tin) {
-            const float* __restrict at = a + t * Nin;
-            const int64_t* __restrict ia = idx + t * Nin;
-            const int64_t na = nact[t];
-            if (wr && 2 * na > Nin)
-                dense_dots(at, Nin, wr + n0 * Nin, len, cur);
+    for (int64_t t = 0; t < in.T; ++t) {
+        if (t < in.Tin) {  // a new input step (a static input: only the first)
+            const float* __restrict at = in.a + t * Nin;
+            const int64_t* __restrict ia = in.idx + t * Nin;
+            const int64_t na = in.nact[t];
+            if (L.wr && 2 * na > Nin)
+                dense_dots(at, Nin, L.wr + n0 * Nin, len, cur);
             else
-                dense_sums(at, ia, na, wt + n0, Nout, len, cur);
+                dense_sums(at, ia, na, L.wt + n0, Nout, len, cur);
             // times 2^weight_exp: exact (a power of two), floored when negative
-            if (floor_)
-                for (int64_t j = 0; j < len; ++j) cur[j] = __builtin_floorf(cur[j] * scale);
-            else if (scale != 1.0f)
-                for (int64_t j = 0; j < len; ++j) cur[j] *= scale;
+            if (L.floor_)
+                for (int64_t j = 0; j < len; ++j) cur[j] = __builtin_floorf(cur[j] * L.scale);
+            else if (L.scale != 1.0f)
+                for (int64_t j = 0; j < len; ++j) cur[j] *= L.scale;
             if (COUNT) {
-                const uint8_t all = na > zmax;
+                const uint8_t all = na > L.zmax;
                 for (int64_t j = 0; j < len; ++j) ev[j] = all;
                 if (na > 0 && !all) {
                     for (int64_t k = 0; k < na; ++k) {
-                        const uint8_t* __restrict m = mask + ia[k] * Nout + n0;
+                        const uint8_t* __restrict m = L.mask + ia[k] * Nout + n0;
                         for (int64_t j = 0; j < len; ++j) ev[j] |= m[j];
                     }
                 }
             }
         }
         uint8_t* __restrict so = s8 + t * Nout + n0;
-        for (int64_t j = 0; j < len; ++j) so[j] = loihi2_step(uu[j], vv[j], act32(cur[j]), ku, kv, th, b32);
+        for (int64_t j = 0; j < len; ++j) so[j] = loihi2_step(uu[j], vv[j], act32(cur[j]), L.ku, L.kv, L.th, L.b32);
         if (sf) {
             float* __restrict fo = sf + t * Nout + n0;
             for (int64_t j = 0; j < len; ++j) fo[j] = static_cast<float>(so[j]);
@@ -535,31 +555,24 @@ TSSLC_INLINE int64_t loihi2_dense_block(const float* a, int64_t Tin, int64_t T, 
     return active;
 }
 
-// Block b of the neurons of loihi2_dense, counting or not.
-TSSLC_INLINE int64_t loihi2_dense_range(int64_t b, const float* a, int64_t Tin, int64_t T, int64_t Nin,
-                                        const float* wt, const float* wr, float scale, const uint8_t* mask, const int64_t* nact,
-                                        const int64_t* idx, int64_t zmax, int64_t Nout, bool floor_, double ku,
-                                        double kv, int32_t th, uint32_t b32, uint8_t* s8, float* sf, int64_t* ns) {
+// Block b of the layer's neurons, counting (ns not null) or not.
+TSSLC_INLINE int64_t loihi2_dense_range(const DenseLayer& L, const DenseInput& in, int64_t b, uint8_t* s8, float* sf,
+                                        int64_t* ns) {
     int64_t n0, len;
-    block_of(b, Nout, n0, len);
-    if (ns)
-        return loihi2_dense_block<true>(a, Tin, T, Nin, wt, wr, scale, mask, nact, idx, zmax, Nout, floor_, n0, len, ku, kv,
-                                        th, b32, s8, sf, ns);
-    loihi2_dense_block<false>(a, Tin, T, Nin, wt, wr, scale, mask, nact, idx, zmax, Nout, floor_, n0, len, ku, kv, th, b32, s8,
-                              sf, ns);
-    return 0;
+    block_of(b, L.Nout, n0, len);
+    return ns ? loihi2_dense_block<true>(L, in, n0, len, s8, sf, ns)
+              : loihi2_dense_block<false>(L, in, n0, len, s8, sf, ns);
 }
 
 TSSLC_INLINE int64_t loihi2_dense_impl(const float* a, int64_t Tin, int64_t T, int64_t Nin, const float* wt,
-                                  const float* wr, float scale, const uint8_t* mask, int64_t zmax, int64_t Nout, int floor_, int64_t du,
-                                  int64_t dv, int64_t vth, int64_t bias, uint8_t* s8, float* sf, int64_t* ns,
-                                  const int64_t* fan, int64_t* in_stats, int nthreads) {
-    const double ku = static_cast<double>(4096 - (du + 1)), kv = static_cast<double>(4096 - dv);
-    const int32_t th = static_cast<int32_t>(vth * 64);
-    const uint32_t b32 = static_cast<uint32_t>(static_cast<uint64_t>(bias));
+                                       const float* wr, float scale, const uint8_t* mask, int64_t zmax, int64_t Nout,
+                                       int floor_, int64_t du, int64_t dv, int64_t vth, int64_t bias, uint8_t* s8,
+                                       float* sf, int64_t* ns, const int64_t* fan, int64_t* in_stats, int nthreads) {
+    const DenseLayer L{wt, wr, scale, floor_ != 0, mask, zmax, Nin, Nout,
+                       static_cast<double>(4096 - (du + 1)), static_cast<double>(4096 - dv),
+                       static_cast<int32_t>(vth * 64), static_cast<uint32_t>(static_cast<uint64_t>(bias))};
     // the active inputs of each input step: their count and indices (the synapse visits only
-    // them); with fan, the input's own counts per step: active inputs, Σ fan over them, and
-    // whether one of them is not ±1 (tsslc/backends/counters.py: MACs)
+    // them), and with fan the input's own counts
     std::unique_ptr<int64_t[]> nact(new int64_t[Tin]), idx(new int64_t[Tin * Nin]);
     for (int64_t t = 0; t < Tin; ++t) {
         int64_t n = 0, ops = 0, graded = 0;
@@ -580,30 +593,25 @@ TSSLC_INLINE int64_t loihi2_dense_impl(const float* a, int64_t Tin, int64_t T, i
         }
         nact[t] = n;
     }
+    const DenseInput in{a, Tin, T, nact.get(), idx.get()};
     const int64_t nb = (Nout + BLOCK - 1) / BLOCK;
     const int nt = threads_for(nthreads, Tin * Nin, Nout);  // work ~ Tin·Nin·Nout, spread by neurons
-    const int64_t* na = nact.get();
-    const int64_t* ix = idx.get();
     int64_t active = 0;
     if (nt == 1) {  // no parallel region at all: a streaming call takes a few microseconds
-        for (int64_t b = 0; b < nb; ++b)
-            active += loihi2_dense_range(b, a, Tin, T, Nin, wt, wr, scale, mask, na, ix, zmax, Nout, floor_ != 0, ku, kv, th,
-                                         b32, s8, sf, ns);
+        for (int64_t b = 0; b < nb; ++b) active += loihi2_dense_range(L, in, b, s8, sf, ns);
         return active;
     }
 #pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : active)
-    for (int64_t b = 0; b < nb; ++b)
-        active += loihi2_dense_range(b, a, Tin, T, Nin, wt, wr, scale, mask, na, ix, zmax, Nout, floor_ != 0, ku, kv, th, b32,
-                                     s8, sf, ns);
+    for (int64_t b = 0; b < nb; ++b) active += loihi2_dense_range(L, in, b, s8, sf, ns);
     return active;
 }
 
-TSSLC_CLONES int64_t loihi2_dense(const float* a, int64_t Tin, int64_t T, int64_t Nin, const float* wt, const float* wr, float scale,
-                                  const uint8_t* mask, int64_t zmax, int64_t Nout, int floor_, int64_t du,
-                                  int64_t dv, int64_t vth, int64_t bias, uint8_t* s8, float* sf, int64_t* ns,
-                                  const int64_t* fan, int64_t* in_stats, int nthreads) {
-    return loihi2_dense_impl(a, Tin, T, Nin, wt, wr, scale, mask, zmax, Nout, floor_, du, dv, vth, bias, s8, sf, ns, fan,
-                             in_stats, nthreads);
+TSSLC_CLONES int64_t loihi2_dense(const float* a, int64_t Tin, int64_t T, int64_t Nin, const float* wt,
+                                  const float* wr, float scale, const uint8_t* mask, int64_t zmax, int64_t Nout,
+                                  int floor_, int64_t du, int64_t dv, int64_t vth, int64_t bias, uint8_t* s8, float* sf,
+                                  int64_t* ns, const int64_t* fan, int64_t* in_stats, int nthreads) {
+    return loihi2_dense_impl(a, Tin, T, Nin, wt, wr, scale, mask, zmax, Nout, floor_, du, dv, vth, bias, s8, sf, ns,
+                             fan, in_stats, nthreads);
 }
 
 // The graded input payload of tsslc.targets.base.Target.input_spikes, bit for bit:
@@ -637,24 +645,24 @@ int64_t graded(const X* x, float* out, int64_t n, double scale, double lim) {
 // per step in in_stats). Returns 0, or -1 when x holds a NaN (nothing written:
 // the caller's reference path decides its payload).
 template <typename X>
-TSSLC_CLONES int64_t loihi2_chain(const X* x, int64_t n_x, double gscale, double glim, int64_t T, int64_t L, const int64_t* ip,
-                     const double* scales, const void* const* ptrs, const int64_t* fan, int64_t* in_stats,
-                     uint8_t* out, const int64_t* offs, int64_t* active, const double* const* mats, const int64_t* mk,
-                     int count, int nthreads) {
+TSSLC_CLONES int64_t loihi2_chain(const X* x, int64_t n_x, double gscale, double glim, int64_t T, int64_t L,
+                                  const int64_t* ip, const double* scales, const void* const* ptrs, const int64_t* fan,
+                                  int64_t* in_stats, uint8_t* out, const int64_t* offs, int64_t* active,
+                                  const double* const* mats, const int64_t* mk, int count, int nthreads) {
     std::unique_ptr<float[]> payload(new float[n_x]);
     if (graded<X>(x, payload.get(), n_x, gscale, glim)) return -1;
     const float* a = payload.get();
     int64_t Tin = 1;
     std::unique_ptr<float[]> prev, next;
     for (int64_t l = 0; l < L; ++l) {
-        const int64_t* q = ip + 8 * l;
-        next.reset(l + 1 < L ? new float[T * q[1]] : nullptr);  // this layer's spikes as the next one's input
+        const int64_t* q = ip + 8 * l;  // Nin, Nout, zmax, floor, du, dv, vth, bias
+        next.reset(l + 1 < L ? new float[T * q[1]] : nullptr);  // this layer's spikes: the next one's input
         int64_t* ns = count ? reinterpret_cast<int64_t*>(out + offs[4 * l + 1]) : nullptr;
-        active[l] = loihi2_dense_impl(a, Tin, T, q[0], static_cast<const float*>(ptrs[3 * l]),
-                                      static_cast<const float*>(ptrs[3 * l + 1]), static_cast<float>(scales[l]),
-                                      static_cast<const uint8_t*>(ptrs[3 * l + 2]), q[2], q[1], static_cast<int>(q[3]), q[4],
-                                 q[5], q[6], q[7], out + offs[4 * l], next.get(), ns, l == 0 && count ? fan : nullptr,
-                                 in_stats, nthreads);
+        active[l] = loihi2_dense_impl(
+            a, Tin, T, q[0], static_cast<const float*>(ptrs[3 * l]), static_cast<const float*>(ptrs[3 * l + 1]),
+            static_cast<float>(scales[l]), static_cast<const uint8_t*>(ptrs[3 * l + 2]), q[2], q[1],
+            static_cast<int>(q[3]), q[4], q[5], q[6], q[7], out + offs[4 * l], next.get(), ns,
+            l == 0 && count ? fan : nullptr, in_stats, nthreads);
         if (count) {  // the population's neurons by spike count, and ns · M (exact: integers below 2^53)
             int64_t* hist = reinterpret_cast<int64_t*>(out + offs[4 * l + 2]);
             for (int64_t c = 0; c <= T; ++c) hist[c] = 0;
@@ -724,12 +732,12 @@ void tsslc_loihi2_lif_f32(const float* cur, int64_t stride_t, int64_t* u, int64_
 
 // One dense Loihi 2 layer of one sample (loihi2_dense above); returns the active neuron
 // updates when ns is given (else 0).
-int64_t tsslc_loihi2_dense(const float* a, int64_t Tin, int64_t T, int64_t Nin, const float* wt,
-                           const float* wr, double scale, const uint8_t* mask, int64_t zmax, int64_t Nout, int floor_, int64_t du, int64_t dv,
-                           int64_t vth, int64_t bias, uint8_t* s8, float* sf, int64_t* ns, const int64_t* fan,
-                           int64_t* in_stats, int nthreads) {
-    return loihi2_dense(a, Tin, T, Nin, wt, wr, static_cast<float>(scale), mask, zmax, Nout, floor_, du, dv, vth, bias, s8, sf, ns, fan, in_stats,
-                        nthreads);
+int64_t tsslc_loihi2_dense(const float* a, int64_t Tin, int64_t T, int64_t Nin, const float* wt, const float* wr,
+                           double scale, const uint8_t* mask, int64_t zmax, int64_t Nout, int floor_, int64_t du,
+                           int64_t dv, int64_t vth, int64_t bias, uint8_t* s8, float* sf, int64_t* ns,
+                           const int64_t* fan, int64_t* in_stats, int nthreads) {
+    return loihi2_dense(a, Tin, T, Nin, wt, wr, static_cast<float>(scale), mask, zmax, Nout, floor_, du, dv, vth, bias,
+                        s8, sf, ns, fan, in_stats, nthreads);
 }
 
 // A network of dense Loihi 2 layers for one static graded sample (loihi2_chain above).
