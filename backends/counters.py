@@ -41,6 +41,7 @@ Counting conventions
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -457,11 +458,12 @@ class Tally:
                 self.events_in[pr["proj"].target] += ops
             self.act[inp] = (act, static, values.device)
 
-    def input_counts(self, stats: np.ndarray, static: bool) -> None:
+    def input_counts(self, stats, static: bool) -> None:
         """One sample's input counted by the synapse it alone feeds, in the synapse's own pass
-        (:meth:`tsslc.targets.base.Target.prepare_layer`): ``stats`` ``(T_in, 3)`` per input
-        step the active inputs, Σ fan-out over them and 1 when one of them is not ±1;
-        ``static``: one step standing for all T. What :meth:`input` makes from the values."""
+        (:meth:`tsslc.targets.base.Target.prepare_layer`): ``stats`` ``(T_in, 3)`` (an array
+        or a list of rows) per input step the active inputs, Σ fan-out over them and 1 when
+        one of them is not ±1; ``static``: one step standing for all T. What :meth:`input`
+        makes from the values."""
         plan, T = self.plan, self.T
         inp = plan.inp
         if self.B != 1 or len(plan.out_of.get(inp, [])) != 1:
@@ -469,7 +471,7 @@ class Tally:
         pr = plan.out_of[inp][0]
         reps = T if static else 1
         nnz = ops = macs = 0
-        for n, o, graded in stats.tolist():
+        for n, o, graded in stats if isinstance(stats, list) else stats.tolist():
             nnz += n
             ops += o
             macs += o if graded else 0
@@ -493,11 +495,11 @@ class Tally:
             if B != 1 or active is None or self.any_event.get(name):
                 raise TsslcError(f"population '{name}': counts made elsewhere need one sample, the active "
                                  "updates and no events fed")
-            ns = _np(per_neuron)
+            ns = per_neuron if isinstance(per_neuron, np.ndarray) else _np(per_neuron)
             if hist is None:
                 hist = np.bincount(ns, minlength=T + 1)[: T + 1].tolist()
             # every neuron firing k times gave k spikes
-            lc = LayerCounts(name, "lif", n, spikes=sum(k * h for k, h in enumerate(hist)), count_hist=hist,
+            lc = LayerCounts(name, "lif", n, spikes=sum(map(operator.mul, hist, range(T + 1))), count_hist=hist,
                              neuron_spikes=ns.tolist())
             lc.events_in, lc.updates_active, lc.updates_idle = self.events_in[name], active, T * n - active
             self.layers[name] = lc
@@ -619,8 +621,9 @@ class Tally:
             self.any_event.setdefault(proj.target, []).append(
                 self._settle_dense(pr, act.reshape(act.shape[0], B, -1), T, B))
             return
-        if isinstance(act, np.ndarray):  # the input's activity, made in numpy
-            act = torch.from_numpy(act.astype(np.float32)).to(dev[0])
+        if isinstance(act, np.ndarray):  # the input's activity or spikes, made in numpy
+            act = torch.from_numpy(act.astype(np.float32))
+            act = act.to(dev[0]) if dev else act
         elif act.dtype != torch.float32:  # a population's spikes as they came
             act = act.to(torch.float32)
         on = self.plan.on(pr, act.device)

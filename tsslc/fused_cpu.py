@@ -259,64 +259,71 @@ class Loihi2Chain:
         return (keep, fan, ptrs, ks), ptrs.ctypes.data, ks.ctypes.data, tuple(ks.tolist()), fan.ctypes.data
 
     def _layout(self, T: int, ks: tuple):
-        """Byte offsets in one call's buffer: active updates (L int64), the input's counts (3
-        int64), then per layer its spikes (T, N) uint8 and, each at a multiple of 8, its
-        spikes per neuron (N int64), its neurons by spike count (T + 1 int64) and its product
-        with its matrix (k float64)."""
+        """Where a call's outputs go in its one buffer: the spikes (T, N) uint8 of every layer,
+        then (at a multiple of 8) an int64 region: the active updates (L), the input's counts
+        (3), per layer its spikes per neuron (N) and its neurons by spike count (T + 1); then a
+        float64 region: per layer its product with its matrix (k). Byte offsets for the
+        kernel (4 a layer), element offsets for reading the regions back."""
         lay = self._layouts.get((T, ks))
         if lay is None:
-            pos = 8 * self.L + 24
+            spikes, pos = [], 0
+            for n in self.n_out:
+                spikes.append(pos)
+                pos += T * n
+            i_base = (pos + 7) // 8 * 8
+            ints, pos = [], self.L + 3
+            for n in self.n_out:
+                ints.append((pos, pos + n, pos + n + T + 1))
+                pos += n + T + 1
+            f_base = i_base + 8 * pos
+            flts, fpos = [], 0
+            for k in ks:
+                flts.append((fpos, fpos + k))
+                fpos += k
             offs = []
-            for n, k in zip(self.n_out, ks):
-                s8 = pos
-                ns = (s8 + T * n + 7) // 8 * 8
-                hist = ns + 8 * n
-                vals = hist + 8 * (T + 1)
-                offs += [s8, ns, hist, vals]
-                pos = vals + 8 * k
+            for s8, (ns, hist, _), (vals, _) in zip(spikes, ints, flts):
+                offs += [s8, i_base + 8 * ns, i_base + 8 * hist, f_base + 8 * vals]
             arr = np.array(offs, np.int64)
-            lay = self._layouts[(T, ks)] = (arr, arr.ctypes.data, pos, offs)
+            lay = self._layouts[(T, ks)] = (arr, arr.ctypes.data, f_base + 8 * fpos, spikes, i_base, f_base, ints,
+                                            flts)
         return lay
 
     def __call__(self, x: torch.Tensor, scale: float, lim: int, n_steps: int, mats: tuple | None = None):
         """``x`` one contiguous CPU float32/float64 sample; ``mats``: counting, what
         :meth:`matrices` made; ``(layers, stats)`` with per layer ``(spikes (T, 1, N) uint8
-        tensor, spikes per neuron, active updates, neurons by spike count 0..T, spikes per
+        numpy array, spikes per neuron, active updates, neurons by spike count 0..T, spikes per
         neuron times its matrix)`` (counting; else the last four None; the product None for a
-        layer without a matrix) and the input's counts ``(1, 3)`` (counting) or None; ``None``
-        when ``x`` holds a NaN (the caller's reference path decides its payload) or without
-        the kernel."""
+        layer without a matrix) and the input's counts ``[(active inputs, synops, graded)]``
+        (counting) or None; ``None`` when ``x`` holds a NaN (the caller's reference path
+        decides its payload) or without the kernel."""
         lib = _lib if _tried else load()
         if lib is None or lim >= 1 << 24:
             return None
         T, L = n_steps, self.L
         count = mats is not None
         ks = mats[3] if count else (0,) * L
-        _, offs_addr, total, offs = self._layout(T, ks)  # the array itself stays in the cache
+        # the offsets' array itself stays in the cache
+        _, offs_addr, total, spikes, i_base, f_base, ints, flts = self._layout(T, ks)
         buf = np.empty(total, np.uint8)
-        whole = torch.from_numpy(buf)
-        base = whole.data_ptr()
+        base = torch.from_numpy(buf).data_ptr()
         ip, sc, pt = self._addr
         rc = lib.tsslc_loihi2_chain(x.data_ptr(), int(x.dtype == torch.float64), x.numel(), float(scale), float(lim),
-                                    T, L, ip, sc, pt, mats[4] if count else None, base + 8 * L, base, offs_addr, base,
-                                    mats[1] if count else None, mats[2] if count else None, int(count),
-                                    torch.get_num_threads())
+                                    T, L, ip, sc, pt, mats[4] if count else None, base + i_base + 8 * L, base,
+                                    offs_addr, base + i_base, mats[1] if count else None, mats[2] if count else None,
+                                    int(count), torch.get_num_threads())
         if rc:
             return None
-        head = buf[: 8 * L + 24].view(np.int64)
-        active = head[:L].tolist() if count else [None] * L
-        layers = []
-        for i, (n, k) in enumerate(zip(self.n_out, ks)):
-            o = offs[4 * i: 4 * i + 4]
-            s8 = whole[o[0]: o[0] + T * n].view(T, 1, n)
-            if count:
-                ns = buf[o[1]: o[1] + 8 * n].view(np.int64)
-                hist = buf[o[2]: o[2] + 8 * (T + 1)].view(np.int64).tolist()
-                vals = buf[o[3]: o[3] + 8 * k].view(np.float64).tolist() if k else None
-                layers.append((s8, ns, active[i], hist, vals))
-            else:
-                layers.append((s8, None, None, None, None))
-        return layers, (head[L:].reshape(1, 3) if count else None)
+        # numpy arrays: a streaming call's spikes go back to the caller as numpy anyway, and
+        # numpy's slicing costs less than torch's on these small pieces
+        s8 = [buf[o: o + T * n].reshape(T, 1, n) for o, n in zip(spikes, self.n_out)]
+        if not count:
+            return [(s, None, None, None, None) for s in s8], None
+        i64 = buf[i_base:f_base].view(np.int64)
+        f64 = buf[f_base:].view(np.float64)
+        head = i64[: L + 3].tolist()
+        layers = [(s, i64[a:b], act, i64[b:c].tolist(), f64[d:e].tolist() if e > d else None)
+                  for s, act, (a, b, c), (d, e) in zip(s8, head, ints, flts)]
+        return layers, [head[L:]]
 
 
 def graded(x, scale: float, lim: int):

@@ -217,8 +217,8 @@ def plan(graph: Graph, target=None, device="cpu") -> Plan:
 class IntSim(GraphWalker):
     """A compiled graph executed with its target's integer arithmetic; ``env`` holds every
     node's output (time-first exact integers: int64, or float32 where that is exact — spikes
-    are float32 0/1) and :attr:`spikes` every IntLIF's spikes (uint8). A float node is one
-    error (compile the model first). ``tally``: a :class:`~tsslc.backends.counters.Tally`
+    are float32 0/1) and :attr:`spikes` every IntLIF's spikes (uint8; numpy arrays where the
+    plan's compiled network made them). A float node is one error (compile the model first). ``tally``: a :class:`~tsslc.backends.counters.Tally`
     fed the input values and every population's spikes as they are made."""
 
     what = "intsim"
@@ -381,6 +381,13 @@ class IntSim(GraphWalker):
         return s_float
 
 
+def _numpy(v) -> np.ndarray:
+    """Spikes as numpy (a compiled network's are numpy already)."""
+    if isinstance(v, np.ndarray):
+        return v
+    return v.numpy() if v.device.type == "cpu" else v.cpu().numpy()
+
+
 @torch.no_grad()
 def simulate(graph: Graph, x, n_steps: int | None = None, device="cpu") -> tuple[dict, dict]:
     """One batch: (spikes {lif: (T,B,*) int64 tensor}, currents-and-inputs {node: int64 tensor})."""
@@ -409,7 +416,7 @@ def run(graph: Graph, x, n_steps: int | None = None, progress: bool = False, dev
         tally = cplan.tally(T, B, MAC_CHUNK) if cplan is not None else None
         walker = IntSim(graph, target, x, T, device, tally, graph_plan=p, fuse=True)
         walker.run()
-        out = {k: v.numpy() if v.device.type == "cpu" else v.cpu().numpy() for k, v in walker.spikes.items()}
+        out = {k: _numpy(v) for k, v in walker.spikes.items()}
         return BackendResult(out, tally.result() if tally is not None else None, p.output_population, "intsim",
                              target=graph.metadata["target"])
     chunks = range(0, B, step)
@@ -426,6 +433,6 @@ def run(graph: Graph, x, n_steps: int | None = None, progress: bool = False, dev
             c = tally.result()
             total = c if total is None else total + c
         for k, v in walker.spikes.items():
-            spikes_all.setdefault(k, []).append(v.numpy() if v.device.type == "cpu" else v.cpu().numpy())
+            spikes_all.setdefault(k, []).append(_numpy(v))
     out = {k: v[0] if len(v) == 1 else np.concatenate(v, axis=1) for k, v in spikes_all.items()}
     return BackendResult(out, total, p.output_population, "intsim", target=graph.metadata["target"])
