@@ -167,3 +167,33 @@ def test_whole_network_call_equals_the_walk_and_leaves_a_nan_to_the_reference(dt
             np.testing.assert_array_equal(res.spikes[k], v.numpy())
         assert res.counters.to_dict() == C.count(g, res.spikes, xi, cores=cores).to_dict()
     assert plan(g.with_node("o", g["o"])).chain is not None  # a new graph: a new plan, its own chain
+
+
+def test_one_step_other_step_counts_and_a_branching_population():
+    """T = 1 and a step count given at the call (the chain's and the layers' buffers follow
+    it), and a population feeding two synapses into one population (its own layer fused, the
+    graph no chain, the population with two synapses unfused)."""
+    g = dense_net(11, True)
+    x = inputs(12, 2, True)
+    cores = get_target("loihi2").core_assignment(g)
+    for T in (1, 3, 9):
+        for i in range(2):
+            res = intsim_run(g, x[i:i + 1], n_steps=T)
+            for k, v in simulate(g, x[i:i + 1], n_steps=T)[0].items():
+                assert res.spikes[k].shape[0] == T
+                np.testing.assert_array_equal(res.spikes[k], v.numpy())
+            assert res.counters.to_dict() == C.count(g, res.spikes, x[i:i + 1], n_steps=T, cores=cores).to_dict()
+    # h feeds o.synapse and a second synapse into o: h's layer is fused, o's (two synapses) not
+    rng = np.random.default_rng(13)
+    g.add("p.synapse", N.IntDense(weight=rng.integers(-90, 91, size=(7, 301)).astype(np.int32) * 2, weight_exp=-1),
+          after="h")
+    g.connect("p.synapse", "o")
+    p = plan(g)
+    assert p.chain is None and set(p.layers) == {"h.synapse"}
+    for i in range(2):
+        res = intsim_run(g, x[i:i + 1])
+        for k, v in simulate(g, x[i:i + 1])[0].items():
+            np.testing.assert_array_equal(res.spikes[k], v.numpy())
+        ref = C.count(g, res.spikes, x[i:i + 1], cores=get_target("loihi2").core_assignment(g))
+        assert res.counters.to_dict() == ref.to_dict()
+        assert res.counters.layers["o"].events_in == res.counters.layers["h"].synops
