@@ -486,7 +486,7 @@ class Tally:
         as float32, when the caller has it), after :meth:`events` of every synapse into it.
         One sample (B = 1) whose counts the caller made in the same pass
         (:meth:`tsslc.targets.base.Target.prepare_layer`): ``per_neuron`` its spikes per
-        neuron and ``active`` its active updates, given instead of :meth:`events` of the
+        neuron (an int array or list) and ``active`` its active updates, given instead of :meth:`events` of the
         synapse into it; and, when made there too, ``hist`` its neurons by spike count 0..T
         and ``vals`` its spikes per neuron times :meth:`CountPlan.tally_matrix`."""
         plan, T, B = self.plan, self.T, self.B
@@ -495,15 +495,19 @@ class Tally:
             if B != 1 or active is None or self.any_event.get(name):
                 raise TsslcError(f"population '{name}': counts made elsewhere need one sample, the active "
                                  "updates and no events fed")
-            ns = per_neuron if isinstance(per_neuron, np.ndarray) else _np(per_neuron)
+            if isinstance(per_neuron, list):
+                ns, listed = None, per_neuron
+            else:
+                ns = _np(per_neuron)
+                listed = ns.tolist()
             if hist is None:
-                hist = np.bincount(ns, minlength=T + 1)[: T + 1].tolist()
+                hist = np.bincount(listed, minlength=T + 1)[: T + 1].tolist()
             # every neuron firing k times gave k spikes
             lc = LayerCounts(name, "lif", n, spikes=sum(map(operator.mul, hist, range(T + 1))), count_hist=hist,
-                             neuron_spikes=ns.tolist())
-            lc.events_in, lc.updates_active, lc.updates_idle = self.events_in[name], active, T * n - active
+                             neuron_spikes=listed, events_in=self.events_in[name], updates_active=active,
+                             updates_idle=T * n - active)
             self.layers[name] = lc
-            self._outgoing(name, lc, ns, spikes, as_float, vals)
+            self._outgoing(name, lc, ns if ns is not None else listed, spikes, as_float, vals)
             return
         fired8 = _np(spikes)
         if fired8.dtype != np.uint8:
@@ -534,17 +538,17 @@ class Tally:
         self.layers[name] = lc
         self._outgoing(name, lc, ns, spikes, as_float)
 
-    def _outgoing(self, name: str, lc: LayerCounts, ns: np.ndarray, spikes, as_float, vals=None) -> None:
-        """A population's outgoing tallies from its spikes per neuron ``ns`` (synops, the
-        targets' incoming events, per core, messages, hops; ``vals``: ``ns`` times its
-        :meth:`CountPlan.tally_matrix` when the caller made it), and its activity kept for
-        the :meth:`events` of its synapses."""
+    def _outgoing(self, name: str, lc: LayerCounts, ns, spikes, as_float, vals=None) -> None:
+        """A population's outgoing tallies from its spikes per neuron ``ns`` (an array, or a
+        list; synops, the targets' incoming events, per core, messages, hops; ``vals``: ``ns``
+        times its :meth:`CountPlan.tally_matrix` when the caller made it), and its activity
+        kept for the :meth:`events` of its synapses."""
         plan, T, B = self.plan, self.T, self.B
         outs = plan.out_of.get(name, [])
         M = plan.tally_matrix(name)
         if M is not None:  # every per-neuron weighted sum below in one product
             if vals is None:
-                vals = (ns.astype(np.float64) @ M).tolist()
+                vals = (np.asarray(ns, np.float64) @ M).tolist()
             i = 0
             if plan.cores is not None:
                 cs = self.core_spikes
@@ -568,7 +572,7 @@ class Tally:
                     i += 3
             outs = []  # done
         else:
-            ns = ns.astype(np.float64)
+            ns = np.asarray(ns, np.float64)
         if M is None and plan.cores is not None:
             sp = np.bincount(plan.cores[name], weights=ns, minlength=plan.n_cores).tolist()
             cs = self.core_spikes

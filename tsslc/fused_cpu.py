@@ -291,7 +291,7 @@ class Loihi2Chain:
     def __call__(self, x: torch.Tensor, scale: float, lim: int, n_steps: int, mats: tuple | None = None):
         """``x`` one contiguous CPU float32/float64 sample; ``mats``: counting, what
         :meth:`matrices` made; ``(layers, stats)`` with per layer ``(spikes (T, 1, N) uint8
-        numpy array, spikes per neuron, active updates, neurons by spike count 0..T, spikes per
+        numpy array, spikes per neuron (a list), active updates, neurons by spike count 0..T, spikes per
         neuron times its matrix)`` (counting; else the last four None; the product None for a
         layer without a matrix) and the input's counts ``[(active inputs, synops, graded)]``
         (counting) or None; ``None`` when ``x`` holds a NaN (the caller's reference path
@@ -318,12 +318,12 @@ class Loihi2Chain:
         s8 = [buf[o: o + T * n].reshape(T, 1, n) for o, n in zip(spikes, self.n_out)]
         if not count:
             return [(s, None, None, None, None) for s in s8], None
-        i64 = buf[i_base:f_base].view(np.int64)
-        f64 = buf[f_base:].view(np.float64)
-        head = i64[: L + 3].tolist()
-        layers = [(s, i64[a:b], act, i64[b:c].tolist(), f64[d:e].tolist() if e > d else None)
-                  for s, act, (a, b, c), (d, e) in zip(s8, head, ints, flts)]
-        return layers, [head[L:]]
+        # every count as Python numbers in one conversion a region, then sliced
+        i64 = buf[i_base:f_base].view(np.int64).tolist()
+        f64 = buf[f_base:].view(np.float64).tolist()
+        layers = [(s, i64[a:b], act, i64[b:c], f64[d:e] if e > d else None)
+                  for s, act, (a, b, c), (d, e) in zip(s8, i64, ints, flts)]
+        return layers, [i64[L:L + 3]]
 
 
 def graded(x, scale: float, lim: int):
