@@ -501,7 +501,7 @@ class Tally:
                 ns = _np(per_neuron)
                 listed = ns.tolist()
             if hist is None:
-                hist = np.bincount(listed, minlength=T + 1)[: T + 1].tolist()
+                hist = np.bincount(ns if ns is not None else listed, minlength=T + 1)[: T + 1].tolist()
             # every neuron firing k times gave k spikes
             lc = LayerCounts(name, "lif", n, spikes=sum(map(operator.mul, hist, range(T + 1))), count_hist=hist,
                              neuron_spikes=listed, events_in=self.events_in[name], updates_active=active,
