@@ -48,6 +48,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tsslc import fused_cpu
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
@@ -387,6 +388,10 @@ _EVERY.flags.writeable = False
 #: beyond it the binarised synapse runs on the whole batch
 GATHER_LIMIT = 1 << 22
 
+#: conv events settled by the compiled kernel on the CPU (:func:`tsslc.fused_cpu.conv_events`,
+#: the same rules as the torch code, which runs elsewhere, without the kernel, or with this off)
+CONV_EVENTS_KERNEL = True
+
 
 class Tally:
     """The counts of one batch (T steps, B samples), fed in graph order: :meth:`input` with
@@ -707,6 +712,13 @@ class Tally:
         Og, L = O // G, Ho * Wo
         view = (T, B, G, Og, L)
         frames = act.reshape(Tn * B, C, H, W)
+        if act.device.type == "cpu" and CONV_EVENTS_KERNEL:  # the same rules in one compiled pass
+            u8 = on.get("u8")
+            if u8 is None:
+                u8 = on["u8"] = (mask.to(torch.uint8).contiguous(), on["zeros"].to(torch.int64).contiguous())
+            hit = fused_cpu.conv_events(frames, *u8, current.reshape(Tn * B, O, Ho, Wo), s_, p_, G, (Ho, Wo))
+            if hit is not None:
+                return hit.reshape(Tn, B, G, Og, L), view, None
         if 2 * p_ > min(mask.shape[2:]):  # a box sum that avg_pool2d cannot pad
             hit = _np(conv_current(act, mask, s_, p_, G) > 0)
             return hit.reshape(Tn, B, G, Og, L), view, None

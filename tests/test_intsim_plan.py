@@ -102,12 +102,13 @@ def test_streaming_one_sample_per_call_equals_one_batch(graded):
 
 
 @pytest.mark.parametrize("graded", [True, False])
-@pytest.mark.parametrize("gather_limit", [C.GATHER_LIMIT, 40])
-def test_counters_of_the_pass_equal_counting_the_spikes(graded, gather_limit, monkeypatch):
-    """The tally inside intsim (events settled from the currents, gathered patches, or the
-    full binarised synapse past the gather limit) equals count_run on intsim's spikes (the
-    full binarised synapse everywhere)."""
+@pytest.mark.parametrize("gather_limit,kernel", [(C.GATHER_LIMIT, True), (C.GATHER_LIMIT, False), (40, False)])
+def test_counters_of_the_pass_equal_counting_the_spikes(graded, gather_limit, kernel, monkeypatch):
+    """The tally inside intsim (conv events settled by the compiled kernel, or in torch from
+    the currents, gathered patches, or the full binarised synapse past the gather limit)
+    equals count_run on intsim's spikes (the full binarised synapse everywhere)."""
     monkeypatch.setattr(C, "GATHER_LIMIT", gather_limit)
+    monkeypatch.setattr(C, "CONV_EVENTS_KERNEL", kernel)
     g = conv_net(4, graded)
     x = inputs(5, 5, graded)
     # the cancelling row on two inputs that fire together
@@ -182,3 +183,34 @@ def test_compiled_graded_encoder_equals_input_spikes(dtype):
     for k in ref_run.spikes:
         assert np.array_equal(res.spikes[k], ref_run.spikes[k])
     assert res.counters.to_dict() == ref_run.counters.to_dict()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_compiled_conv_events_equal_the_binarised_synapse(seed):
+    """tsslc.fused_cpu.conv_events against the binarised convolution (an event wherever an
+    active input meets a non-zero weight): strides, paddings up to the kernel's size, groups,
+    sparse and dense activity, with the real current (whose non-zero values it trusts) and
+    without."""
+    from tsslc import fused_cpu
+    from tsslc.layers import conv_current
+
+    if fused_cpu.load() is None:
+        pytest.skip(fused_cpu.error)
+    rng = np.random.default_rng(seed)
+    G = int(rng.choice([1, 2, 3]))
+    Cg, Og = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    kh = kw = int(rng.choice([1, 3, 5]))
+    stride, pad = int(rng.integers(1, 3)), int(rng.integers(0, kh + 1))
+    H, W = int(rng.integers(kh, 12)), int(rng.integers(kw, 12))
+    Fr = int(rng.integers(1, 5))
+    w = rng.integers(-3, 4, size=(G * Og, Cg, kh, kw))
+    w[rng.random(w.shape) < 0.6] = 0
+    act = torch.as_tensor((rng.random((Fr, G * Cg, H, W)) < [0.02, 0.2, 0.8][seed % 3]) * rng.integers(1, 5, (Fr, G * Cg, H, W)),
+                          dtype=torch.float32)
+    mask = torch.as_tensor(w != 0, dtype=torch.float32)
+    ref = conv_current(act[None], mask, stride, pad, G)[0] > 0
+    current = torch.nn.functional.conv2d(act, torch.as_tensor(w, dtype=torch.float32), None, stride, pad, 1, G)
+    zeros = (mask.shape[1] * kh * kw - mask.reshape(mask.shape[0], -1).sum(1)).to(torch.int64)
+    for cur in (current, None):
+        got = fused_cpu.conv_events(act, mask.to(torch.uint8), zeros, cur, stride, pad, G, tuple(ref.shape[2:]))
+        assert got.shape == tuple(ref.shape) and np.array_equal(got, ref.numpy()), (seed, cur is None)

@@ -81,6 +81,9 @@ def _open(path: Path, want: str | None) -> ctypes.CDLL | None:
     lib.tsslc_loihi2_chain.argtypes = [_P, ctypes.c_int, _I64, _D, _D, _I64, _I64, _P, _P, _P, _P, _P, _P, _P, _P,
                                        _P, _P, ctypes.c_int, ctypes.c_int]
     lib.tsslc_loihi2_chain.restype = _I64
+    lib.tsslc_conv_events.argtypes = [_P, _I64, _I64, _I64, _I64, _P, _I64, _I64, _I64, _I64, _I64, _I64, _P, _P,
+                                      _I64, _I64, _P, ctypes.c_int]
+    lib.tsslc_conv_events.restype = None
     for dt in ("f32", "f64"):
         f = getattr(lib, f"tsslc_graded_{dt}")
         f.argtypes = [_P, _P, _I64, _D, _D]
@@ -324,6 +327,31 @@ class Loihi2Chain:
         layers = [(s, i64[a:b], act, i64[b:c], f64[d:e] if e > d else None)
                   for s, act, (a, b, c), (d, e) in zip(s8, i64, ints, flts)]
         return layers, [i64[L:L + 3]]
+
+
+def conv_events(act: torch.Tensor, mask: torch.Tensor, zeros: torch.Tensor, current: torch.Tensor | None,
+                stride: int, padding: int, groups: int, out_hw: tuple[int, int]) -> np.ndarray | None:
+    """Which output positions of a convolution receive at least one synaptic event
+    (:class:`tsslc.backends.counters.Tally`): ``act`` ``(F, C, H, W)`` the frames' inputs
+    (non-zero: active), ``mask`` ``(O, C / groups, kh, kw)`` uint8 the non-zero weights,
+    ``zeros`` ``(O,)`` int64 each channel's zero weights, ``current`` ``(F, O, Ho, Wo)`` the
+    synapse's current or None (non-zero proves an event). ``(F, O, Ho, Wo)`` bool, or None
+    without the kernel (CPU tensors only)."""
+    lib = _lib if _tried else load()
+    if lib is None:
+        return None
+    act = act.to(torch.float32).contiguous()
+    F_, C, H, W = act.shape
+    O, _, kh, kw = mask.shape
+    Ho, Wo = out_hw
+    nz = None
+    if current is not None:
+        nz = (current.reshape(F_, O, Ho, Wo) != 0).contiguous()
+    hit = np.empty((F_, O, Ho, Wo), np.bool_)
+    lib.tsslc_conv_events(act.data_ptr(), F_, C, H, W, mask.data_ptr(), O, kh, kw, int(stride), int(padding),
+                          int(groups), zeros.data_ptr(), None if nz is None else nz.data_ptr(), Ho, Wo,
+                          hit.ctypes.data, torch.get_num_threads())
+    return hit
 
 
 def graded(x, scale: float, lim: int):

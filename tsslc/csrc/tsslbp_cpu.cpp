@@ -686,6 +686,78 @@ TSSLC_CLONES int64_t loihi2_chain(const X* x, int64_t n_x, double gscale, double
     return 0;
 }
 
+// The events of a conv projection (tsslc/backends/counters.py, Tally.events): hit[f, o, p]
+// = 1 when output channel o at output position p of frame f receives at least one synaptic
+// event: an active input (act != 0) in its window on a non-zero weight (mask[o, c, ky, kx],
+// the graph's non-zero weights; zero padding is no synapse). Settled as the torch path does:
+// a non-zero current proves an event (cur_nz, may be null); a window with no active input has
+// none; one with more active inputs than the channel has zero weights (zeros[o]) has one
+// (some active input meets a non-zero weight); only the rest is scanned. The window counts
+// come from an integral image of each frame's active inputs per group. act (F, C, H, W),
+// cur_nz and hit (F, O, Ho, Wo); frames spread over threads.
+TSSLC_CLONES void conv_events(const float* act, int64_t F, int64_t C, int64_t H, int64_t W, const uint8_t* mask,
+                              int64_t O, int64_t kh, int64_t kw, int64_t stride, int64_t pad, int64_t G,
+                              const int64_t* zeros, const uint8_t* cur_nz, int64_t Ho, int64_t Wo, uint8_t* hit,
+                              int nthreads) {
+    const int64_t Cg = C / G, Og = O / G, L = Ho * Wo, W1 = W + 1;
+    const int nt = threads_for(nthreads, F, C * H * W + O * L);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        std::vector<int32_t> S((H + 1) * W1);  // the integral image of one frame and group
+#pragma omp for schedule(static)
+        for (int64_t f = 0; f < F; ++f) {
+            for (int64_t g = 0; g < G; ++g) {
+                for (int64_t x = 0; x <= W; ++x) S[x] = 0;
+                for (int64_t y = 0; y < H; ++y) {
+                    int32_t row = 0;
+                    S[(y + 1) * W1] = 0;
+                    for (int64_t x = 0; x < W; ++x) {
+                        for (int64_t c = g * Cg; c < (g + 1) * Cg; ++c) row += act[((f * C + c) * H + y) * W + x] != 0.0f;
+                        S[(y + 1) * W1 + x + 1] = S[y * W1 + x + 1] + row;
+                    }
+                }
+                for (int64_t o = g * Og; o < (g + 1) * Og; ++o) {
+                    const uint8_t* cz = cur_nz ? cur_nz + (f * O + o) * L : nullptr;
+                    uint8_t* h = hit + (f * O + o) * L;
+                    const uint8_t* m = mask + o * Cg * kh * kw;
+                    for (int64_t oy = 0; oy < Ho; ++oy) {
+                        const int64_t y0 = oy * stride - pad;
+                        const int64_t ya = y0 < 0 ? 0 : y0, yb = y0 + kh > H ? H : y0 + kh;
+                        for (int64_t ox = 0; ox < Wo; ++ox) {
+                            const int64_t p = oy * Wo + ox;
+                            if (cz && cz[p]) {
+                                h[p] = 1;
+                                continue;
+                            }
+                            const int64_t x0 = ox * stride - pad;
+                            const int64_t xa = x0 < 0 ? 0 : x0, xb = x0 + kw > W ? W : x0 + kw;
+                            const int64_t n = ya < yb && xa < xb
+                                                  ? S[yb * W1 + xb] - S[ya * W1 + xb] - S[yb * W1 + xa] + S[ya * W1 + xa]
+                                                  : 0;
+                            if (n == 0 || n > zeros[o]) {
+                                h[p] = n > 0;
+                                continue;
+                            }
+                            uint8_t any = 0;  // few active inputs, as many zero weights: look
+                            for (int64_t c = 0; c < Cg && !any; ++c) {
+                                const float* ac = act + (f * C + g * Cg + c) * H * W;
+                                const uint8_t* mc = m + c * kh * kw;
+                                for (int64_t y = ya; y < yb && !any; ++y)
+                                    for (int64_t x = xa; x < xb; ++x)
+                                        if (ac[y * W + x] != 0.0f && mc[(y - y0) * kw + (x - x0)]) {
+                                            any = 1;
+                                            break;
+                                        }
+                            }
+                            h[p] = any;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 }  // namespace
 
 extern "C" {
@@ -750,6 +822,13 @@ int64_t tsslc_loihi2_chain(const void* x, int x_f64, int64_t n_x, double gscale,
                                     in_stats, out, offs, active, mats, mk, count, nthreads);
     return loihi2_chain<float>(static_cast<const float*>(x), n_x, gscale, glim, T, L, ip, scales, ptrs, fan, in_stats,
                                out, offs, active, mats, mk, count, nthreads);
+}
+
+// The events of a conv projection (conv_events above).
+void tsslc_conv_events(const float* act, int64_t F, int64_t C, int64_t H, int64_t W, const uint8_t* mask, int64_t O,
+                       int64_t kh, int64_t kw, int64_t stride, int64_t pad, int64_t G, const int64_t* zeros,
+                       const uint8_t* cur_nz, int64_t Ho, int64_t Wo, uint8_t* hit, int nthreads) {
+    conv_events(act, F, C, H, W, mask, O, kh, kw, stride, pad, G, zeros, cur_nz, Ho, Wo, hit, nthreads);
 }
 
 }  // extern "C"
