@@ -692,8 +692,9 @@ TSSLC_CLONES int64_t loihi2_chain(const X* x, int64_t n_x, double gscale, double
 // the graph's non-zero weights; zero padding is no synapse). Settled as the torch path does:
 // a non-zero current proves an event (cur_nz, may be null); a window with no active input has
 // none; one with more active inputs than the channel has zero weights (zeros[o]) has one
-// (some active input meets a non-zero weight); only the rest is scanned. The window counts
-// come from an integral image of each frame's active inputs per group. act (F, C, H, W),
+// (some active input meets a non-zero weight); only the rest is scanned, channel by channel,
+// skipping the channels with no active input in the window. The window counts come from
+// integral images of each frame's active inputs per channel and per group. act (F, C, H, W),
 // cur_nz and hit (F, O, Ho, Wo); frames spread over threads.
 TSSLC_CLONES void conv_events(const float* act, int64_t F, int64_t C, int64_t H, int64_t W, const uint8_t* mask,
                               int64_t O, int64_t kh, int64_t kw, int64_t stride, int64_t pad, int64_t G,
@@ -703,18 +704,26 @@ TSSLC_CLONES void conv_events(const float* act, int64_t F, int64_t C, int64_t H,
     const int nt = threads_for(nthreads, F, C * H * W + O * L);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        std::vector<int32_t> S((H + 1) * W1);  // the integral image of one frame and group
+        const int64_t A = (H + 1) * W1;
+        // the integral images of one frame and group: its channels' (Cg of them), then their sum
+        std::vector<int32_t> Sc(Cg * A), S(A);
 #pragma omp for schedule(static)
         for (int64_t f = 0; f < F; ++f) {
             for (int64_t g = 0; g < G; ++g) {
-                for (int64_t x = 0; x <= W; ++x) S[x] = 0;
-                for (int64_t y = 0; y < H; ++y) {
-                    int32_t row = 0;
-                    S[(y + 1) * W1] = 0;
-                    for (int64_t x = 0; x < W; ++x) {
-                        for (int64_t c = g * Cg; c < (g + 1) * Cg; ++c) row += act[((f * C + c) * H + y) * W + x] != 0.0f;
-                        S[(y + 1) * W1 + x + 1] = S[y * W1 + x + 1] + row;
+                for (int64_t i = 0; i < A; ++i) S[i] = 0;
+                for (int64_t c = 0; c < Cg; ++c) {
+                    const float* ac = act + (f * C + g * Cg + c) * H * W;
+                    int32_t* I = Sc.data() + c * A;
+                    for (int64_t x = 0; x <= W; ++x) I[x] = 0;
+                    for (int64_t y = 0; y < H; ++y) {
+                        int32_t row = 0;
+                        I[(y + 1) * W1] = 0;
+                        for (int64_t x = 0; x < W; ++x) {
+                            row += ac[y * W + x] != 0.0f;
+                            I[(y + 1) * W1 + x + 1] = I[y * W1 + x + 1] + row;
+                        }
                     }
+                    for (int64_t i = 0; i < A; ++i) S[i] += I[i];
                 }
                 for (int64_t o = g * Og; o < (g + 1) * Og; ++o) {
                     const uint8_t* cz = cur_nz ? cur_nz + (f * O + o) * L : nullptr;
@@ -731,15 +740,18 @@ TSSLC_CLONES void conv_events(const float* act, int64_t F, int64_t C, int64_t H,
                             }
                             const int64_t x0 = ox * stride - pad;
                             const int64_t xa = x0 < 0 ? 0 : x0, xb = x0 + kw > W ? W : x0 + kw;
-                            const int64_t n = ya < yb && xa < xb
-                                                  ? S[yb * W1 + xb] - S[ya * W1 + xb] - S[yb * W1 + xa] + S[ya * W1 + xa]
-                                                  : 0;
+                            const bool inside = ya < yb && xa < xb;
+                            const int64_t n =
+                                inside ? S[yb * W1 + xb] - S[ya * W1 + xb] - S[yb * W1 + xa] + S[ya * W1 + xa] : 0;
                             if (n == 0 || n > zeros[o]) {
                                 h[p] = n > 0;
                                 continue;
                             }
                             uint8_t any = 0;  // few active inputs, as many zero weights: look
                             for (int64_t c = 0; c < Cg && !any; ++c) {
+                                const int32_t* I = Sc.data() + c * A;
+                                if (I[yb * W1 + xb] - I[ya * W1 + xb] - I[yb * W1 + xa] + I[ya * W1 + xa] == 0)
+                                    continue;  // no active input of this channel in the window
                                 const float* ac = act + (f * C + g * Cg + c) * H * W;
                                 const uint8_t* mc = m + c * kh * kw;
                                 for (int64_t y = ya; y < yb && !any; ++y)
