@@ -254,7 +254,9 @@ class Loihi2(Target):
         float32 path of :meth:`prepare_synapse`, no wrap: the same sums, so the same
         current), else None. Counting needs the graph's non-zero weights to be the ones Lava
         keeps (a mixed-sign ±1 weight becomes 0 there); where they are not, the function's
-        ``counts`` is False and the caller counts the unfused way."""
+        ``counts`` is False and the caller counts the unfused way. Its arrays (the weights
+        twice, the binarised weights) are made on first use, so a run that never streams
+        does not hold them; ``spec()`` gives them to :meth:`prepare_chain`."""
         if (not isinstance(node, N.IntDense) or not isinstance(params, Loihi2LIF) or in_bound is None
                 or torch.device(device).type != "cpu"):
             return None
@@ -267,31 +269,39 @@ class Loihi2(Target):
         out_bound = bound * 2.0**exp if exp > 0 else bound
         if not (bound < 2**24 and out_bound < 1 << 31):
             return None
-        wt = torch.from_numpy(np.ascontiguousarray(w.T.astype(np.float32)))
-        # a graded input (most inputs active every step) is read by rows: a second copy
-        wr = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)) if in_bound > 1 else None
-        scale = 2.0**exp
         nz = np.asarray(node.weight) != 0
         same = bool(np.array_equal(nz, w != 0))
-        mask = torch.from_numpy(np.ascontiguousarray(nz.T).view(np.uint8)) if same else None
         zmax = int((nz.shape[1] - nz.sum(1)).max()) if nz.size else 0
-        du, dv, vth, bias = int(params.du), int(params.dv), int(params.vth), int(params.bias)
-        floor, kernel = exp < 0, fused_cpu.loihi2_dense
+        del nz
+        params_ = (2.0**exp, zmax, exp < 0, int(params.du), int(params.dv), int(params.vth), int(params.bias))
+        weight, graded, kernel, made = node.weight, in_bound > 1, fused_cpu.loihi2_dense, []
+
+        def spec() -> tuple:
+            """``(wt, wr, scale, mask, zmax, floor, du, dv, vth, bias)`` as the kernel takes them."""
+            if not made:
+                w_ = dense_weights(weight)
+                wt = torch.from_numpy(np.ascontiguousarray(w_.T, dtype=np.float32))
+                # a graded input (most inputs active every step) is read by rows: a second copy
+                wr = torch.from_numpy(np.ascontiguousarray(w_, dtype=np.float32)) if graded else None
+                mask = (torch.from_numpy(np.ascontiguousarray(np.asarray(weight).T != 0).view(np.uint8))
+                        if same else None)
+                scale, zmax_, floor, du, dv, vth, bias = params_
+                made.append((wt, wr, scale, mask, zmax_, floor, du, dv, vth, bias))
+            return made[0]
 
         def layer(s_in: torch.Tensor, n_steps: int, count: bool = False, out_shape=None, fan=None):
-            if (count or fan is not None) and mask is None:
+            if (count or fan is not None) and not same:
                 raise TsslcError("this fused layer cannot count (Lava zeroes some of its synapses): see its 'counts'")
-            return kernel(s_in, n_steps, wt, wr, scale, mask, zmax, floor, du, dv, vth, bias, count, out_shape, fan)
+            return kernel(s_in, n_steps, *spec(), count, out_shape, fan)
 
-        layer.counts = mask is not None
-        layer.spec = (wt, wr, scale, mask, zmax, floor, du, dv, vth, bias)
-
+        layer.counts = same
+        layer.spec = spec
         return layer
 
     def prepare_chain(self, layers: list):
         """Fused layers (:meth:`prepare_layer`, every one counting) that make a whole network
         fed a static graded image, as one compiled call (:class:`tsslc.fused_cpu.Loihi2Chain`)."""
-        if not layers or not all(getattr(l, "spec", None) is not None and l.counts for l in layers):
+        if not layers or not all(callable(getattr(l, "spec", None)) and l.counts for l in layers):
             return None
         return fused_cpu.Loihi2Chain([l.spec for l in layers])
 

@@ -155,8 +155,12 @@ def test_whole_network_call_equals_the_walk_and_leaves_a_nan_to_the_reference(dt
     and infinities; an image holding a NaN goes the reference way (the graded encoder's
     choice for a NaN), with the same result as simulate()."""
     g = dense_net(9, True)
-    assert plan(g).chain is not None
+    chain = plan(g).chain[0]
     x = inputs(10, 3, True).astype(dtype)
+    intsim_run(g, x)  # a batch: the fused layers' arrays are not made
+    assert chain.specs is None
+    intsim_run(g, x[:1])
+    assert chain.specs is not None
     x[1].reshape(-1)[:6] = np.array([0.5, -0.5, 1.5, np.inf, -np.inf, 1e30]) / 40.0
     x_nan = x[2:3].copy()
     x_nan.reshape(-1)[7] = np.nan

@@ -236,25 +236,32 @@ def loihi2_dense(a: torch.Tensor, n_steps: int, wt: torch.Tensor, wr: torch.Tens
 class Loihi2Chain:
     """A network of dense Loihi 2 layers for one static graded sample in one compiled call
     (streaming): the input's graded payloads, then each layer as :func:`loihi2_dense`.
-    ``specs``: per layer ``(wt, wr, scale, mask, zmax, floor, du, dv, vth, bias)`` as
-    :func:`loihi2_dense` takes them (``mask`` not None: every layer counts). The arrays that
-    describe the layers are made once; a call allocates one buffer for all its outputs."""
+    ``specs``: per layer a function giving ``(wt, wr, scale, mask, zmax, floor, du, dv, vth,
+    bias)`` as :func:`loihi2_dense` takes them (``mask`` not None: every layer counts). The
+    arrays that describe the layers are made on the first call (so a plan that never
+    streams does not hold them); a call allocates one buffer for all its outputs."""
 
     def __init__(self, specs: list):
-        self.specs = specs  # keeps the weight and mask tensors alive
+        self._specs = specs
         self.L = len(specs)
+        self.specs: list | None = None  # the layers' arrays, kept alive while the chain lives
+        self._layouts: dict = {}
+
+    def _ready(self) -> None:
+        specs = self.specs = [f() for f in self._specs]
         self.n_out = [int(sp[0].shape[1]) for sp in specs]
         self.ip = np.array([[sp[0].shape[0], sp[0].shape[1], sp[4], int(sp[5]), *sp[6:]] for sp in specs], np.int64)
         self.scales = np.array([sp[2] for sp in specs], np.float64)
         self.ptrs = np.array([[sp[0].data_ptr(), 0 if sp[1] is None else sp[1].data_ptr(), sp[3].data_ptr()]
                               for sp in specs], np.uint64)
         self._addr = (self.ip.ctypes.data, self.scales.ctypes.data, self.ptrs.ctypes.data)
-        self._layouts: dict = {}
 
     def matrices(self, mats: list, fan: np.ndarray) -> tuple:
         """What counting needs, made ready for the kernel once (:meth:`__call__`'s
         ``mats``): per layer a float64 matrix (N_out, k) or None, and the input's fan-out
         (int64 per input)."""
+        if self.specs is None:
+            self._ready()
         keep = [None if m is None else np.ascontiguousarray(m, dtype=np.float64) for m in mats]
         fan = np.ascontiguousarray(fan, dtype=np.int64)
         ptrs = np.array([0 if m is None else m.ctypes.data for m in keep], np.uint64)
@@ -302,6 +309,8 @@ class Loihi2Chain:
         lib = _lib if _tried else load()
         if lib is None or lim >= 1 << 24:
             return None
+        if self.specs is None:
+            self._ready()
         T, L = n_steps, self.L
         count = mats is not None
         ks = mats[3] if count else (0,) * L
