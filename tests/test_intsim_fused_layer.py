@@ -114,16 +114,18 @@ def test_lava_odd_weights_count_the_unfused_way():
             np.testing.assert_array_equal(res.spikes[k], v.numpy())
 
 
-def test_fused_layer_on_two_threads_and_wide_layers():
-    """Layers wide enough to be split over threads (and with a ragged last block)."""
-    g = dense_net(5, True, n_in=600, hidden=700)
-    x = inputs(6, 2, True, n_in=600)
+@pytest.mark.parametrize("graded", [True, False])
+def test_fused_layer_on_two_threads_and_wide_layers(graded):
+    """Wide layers (ragged last blocks); the event-driven one (6 steps x 600 inputs x 1,200
+    neurons) has the work to be split over two threads."""
+    g = dense_net(5, graded, n_in=600, hidden=700 if graded else 1200)
+    x = inputs(6, 2, graded, n_in=600)
     old = torch.get_num_threads()
     try:
         for threads in (1, 2):
             torch.set_num_threads(threads)
             for i in range(2):
-                xi = sample(x, i, True)
+                xi = sample(x, i, graded)
                 res = intsim_run(g, xi)
                 for k, v in simulate(g, xi)[0].items():
                     np.testing.assert_array_equal(res.spikes[k], v.numpy())

@@ -232,11 +232,11 @@ inline void block_of(int64_t b, int64_t N, int64_t& n0, int64_t& len) {
     len = N - n0 < BLOCK ? N - n0 : BLOCK;
 }
 
-// Threads for a (T, N) problem: at most one per GRAIN values and one per block, so that a
+// Threads for a (T, N) problem: at most one per grain values and one per block, so that a
 // small layer does not pay for waking threads it cannot keep busy.
 constexpr int64_t GRAIN = 65536;
-inline int threads_for(int nthreads, int64_t T, int64_t N) {
-    const int64_t by_work = (T * N) / GRAIN, by_blocks = (N + BLOCK - 1) / BLOCK;
+inline int threads_for(int nthreads, int64_t T, int64_t N, int64_t grain = GRAIN) {
+    const int64_t by_work = (T * N) / grain, by_blocks = (N + BLOCK - 1) / BLOCK;
     int64_t n = nthreads < by_work ? nthreads : by_work;
     n = n < by_blocks ? n : by_blocks;
     return n < 1 ? 1 : static_cast<int>(n);
@@ -595,7 +595,10 @@ TSSLC_INLINE int64_t loihi2_dense_impl(const float* a, int64_t Tin, int64_t T, i
     }
     const DenseInput in{a, Tin, T, nact.get(), idx.get()};
     const int64_t nb = (Nout + BLOCK - 1) / BLOCK;
-    const int nt = threads_for(nthreads, Tin * Nin, Nout);  // work ~ Tin·Nin·Nout, spread by neurons
+    // work ~ Tin·Nin·Nout multiply-adds, spread by neurons; waking a second thread costs more
+    // than a streaming layer's ~25 µs (a 784 x 400 layer is slower on two threads), so one
+    // thread per 2^21 of them
+    const int nt = threads_for(nthreads, Tin * Nin, Nout, int64_t(1) << 21);
     int64_t active = 0;
     if (nt == 1) {  // no parallel region at all: a streaming call takes a few microseconds
         for (int64_t b = 0; b < nb; ++b) active += loihi2_dense_range(L, in, b, s8, sf, ns);
