@@ -428,9 +428,11 @@ class Tally:
         if outs and vn.shape[0] * B == 1:  # one step of one sample (a static one, streaming)
             # MACs when some value is not in {-1, 0, 1}
             graded = bool(np.abs(vn).max(initial=0) > 1) if integer else nnz > np.count_nonzero(np.abs(vn) == 1)
-            a64 = act.reshape(1, -1).astype(np.float64)
+            a64 = act.reshape(-1).astype(np.int64)
             for pr in outs:
-                ops = int((a64 @ pr["fan_np"])[0])
+                # one thread (a threaded BLAS costs more than this dot product)
+                ops = fused_cpu.weighted_sums(a64, pr["fan_np"].reshape(-1, 1))
+                ops = int(ops[0] if ops is not None else a64.astype(np.float64) @ pr["fan_np"])
                 lc.synops += ops * reps
                 lc.dense_synops += int(T * B * pr["fan_dense"])
                 lc.macs += (ops if graded else 0) * reps
@@ -552,6 +554,8 @@ class Tally:
         outs = plan.out_of.get(name, [])
         M = plan.tally_matrix(name)
         if M is not None:  # every per-neuron weighted sum below in one product
+            if vals is None and isinstance(ns, np.ndarray) and ns.dtype.kind in "iu":
+                vals = fused_cpu.weighted_sums(ns, M)  # (one thread: no BLAS threads to wake)
             if vals is None:
                 vals = (np.asarray(ns, np.float64) @ M).tolist()
             i = 0

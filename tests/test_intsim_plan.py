@@ -211,6 +211,6 @@ def test_compiled_conv_events_equal_the_binarised_synapse(seed):
     ref = conv_current(act[None], mask, stride, pad, G)[0] > 0
     current = torch.nn.functional.conv2d(act, torch.as_tensor(w, dtype=torch.float32), None, stride, pad, 1, G)
     zeros = (mask.shape[1] * kh * kw - mask.reshape(mask.shape[0], -1).sum(1)).to(torch.int64)
-    for cur in (current, None):
+    for cur in (current, current.to(torch.int64), None):
         got = fused_cpu.conv_events(act, mask.to(torch.uint8), zeros, cur, stride, pad, G, tuple(ref.shape[2:]))
         assert got.shape == tuple(ref.shape) and np.array_equal(got, ref.numpy()), (seed, cur is None)

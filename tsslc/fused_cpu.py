@@ -82,8 +82,10 @@ def _open(path: Path, want: str | None) -> ctypes.CDLL | None:
                                        _P, _P, ctypes.c_int, ctypes.c_int]
     lib.tsslc_loihi2_chain.restype = _I64
     lib.tsslc_conv_events.argtypes = [_P, _I64, _I64, _I64, _I64, _P, _I64, _I64, _I64, _I64, _I64, _I64, _P, _P,
-                                      _I64, _I64, _P, ctypes.c_int]
+                                      ctypes.c_int, _I64, _I64, _P, ctypes.c_int]
     lib.tsslc_conv_events.restype = None
+    lib.tsslc_weighted_sums.argtypes = [_P, _P, _I64, _I64, _P]
+    lib.tsslc_weighted_sums.restype = None
     for dt in ("f32", "f64"):
         f = getattr(lib, f"tsslc_graded_{dt}")
         f.argtypes = [_P, _P, _I64, _D, _D]
@@ -344,7 +346,7 @@ def conv_events(act: torch.Tensor, mask: torch.Tensor, zeros: torch.Tensor, curr
     (:class:`tsslc.backends.counters.Tally`): ``act`` ``(F, C, H, W)`` the frames' inputs
     (non-zero: active), ``mask`` ``(O, C / groups, kh, kw)`` uint8 the non-zero weights,
     ``zeros`` ``(O,)`` int64 each channel's zero weights, ``current`` ``(F, O, Ho, Wo)`` the
-    synapse's current or None (non-zero proves an event). ``(F, O, Ho, Wo)`` bool, or None
+    synapse's current (exact integers, float32 or int64) or None (non-zero proves an event). ``(F, O, Ho, Wo)`` bool, or None
     without the kernel (CPU tensors only)."""
     lib = _lib if _tried else load()
     if lib is None:
@@ -353,14 +355,31 @@ def conv_events(act: torch.Tensor, mask: torch.Tensor, zeros: torch.Tensor, curr
     F_, C, H, W = act.shape
     O, _, kh, kw = mask.shape
     Ho, Wo = out_hw
-    nz = None
+    kind = 0
     if current is not None:
-        nz = (current.reshape(F_, O, Ho, Wo) != 0).contiguous()
+        if current.dtype not in (torch.float32, torch.int64):
+            current = current.to(torch.int64)
+        current = current.contiguous()
+        kind = 1 if current.dtype == torch.float32 else 2
     hit = np.empty((F_, O, Ho, Wo), np.bool_)
     lib.tsslc_conv_events(act.data_ptr(), F_, C, H, W, mask.data_ptr(), O, kh, kw, int(stride), int(padding),
-                          int(groups), zeros.data_ptr(), None if nz is None else nz.data_ptr(), Ho, Wo,
-                          hit.ctypes.data, torch.get_num_threads())
+                          int(groups), zeros.data_ptr(), None if current is None else current.data_ptr(), kind, Ho,
+                          Wo, hit.ctypes.data, torch.get_num_threads())
     return hit
+
+
+def weighted_sums(w: np.ndarray, M: np.ndarray) -> list | None:
+    """``w @ M`` for an int64 vector ``w`` and a C-contiguous float64 ``(n, k)`` ``M`` (exact
+    integers below 2^53) as a list, on one thread (numpy's product goes to a threaded BLAS,
+    whose threads cost far more than such small products); None without the kernel."""
+    lib = _lib if _tried else load()
+    if lib is None:
+        return None
+    if w.dtype != np.int64 or not w.flags.c_contiguous:
+        w = np.ascontiguousarray(w, dtype=np.int64)
+    out = np.empty(M.shape[1], np.float64)
+    lib.tsslc_weighted_sums(w.ctypes.data, M.ctypes.data, M.shape[0], M.shape[1], out.ctypes.data)
+    return out.tolist()
 
 
 def graded(x, scale: float, lim: int):
