@@ -205,8 +205,9 @@ def test_compiled_conv_events_equal_the_binarised_synapse(seed):
     Fr = int(rng.integers(1, 5))
     w = rng.integers(-3, 4, size=(G * Og, Cg, kh, kw))
     w[rng.random(w.shape) < 0.6] = 0
-    act = torch.as_tensor((rng.random((Fr, G * Cg, H, W)) < [0.02, 0.2, 0.8][seed % 3]) * rng.integers(1, 5, (Fr, G * Cg, H, W)),
-                          dtype=torch.float32)
+    shape = (Fr, G * Cg, H, W)
+    active = rng.random(shape) < [0.02, 0.2, 0.8][seed % 3]
+    act = torch.as_tensor(active * rng.integers(1, 5, shape), dtype=torch.float32)
     mask = torch.as_tensor(w != 0, dtype=torch.float32)
     ref = conv_current(act[None], mask, stride, pad, G)[0] > 0
     current = torch.nn.functional.conv2d(act, torch.as_tensor(w, dtype=torch.float32), None, stride, pad, 1, G)

@@ -346,7 +346,8 @@ def conv_events(act: torch.Tensor, mask: torch.Tensor, zeros: torch.Tensor, curr
     (:class:`tsslc.backends.counters.Tally`): ``act`` ``(F, C, H, W)`` the frames' inputs
     (non-zero: active), ``mask`` ``(O, C / groups, kh, kw)`` uint8 the non-zero weights,
     ``zeros`` ``(O,)`` int64 each channel's zero weights, ``current`` ``(F, O, Ho, Wo)`` the
-    synapse's current (exact integers, float32 or int64) or None (non-zero proves an event). ``(F, O, Ho, Wo)`` bool, or None
+    synapse's current (exact integers, float32 or int64) or None (non-zero proves an
+    event). ``(F, O, Ho, Wo)`` bool, or None
     without the kernel (CPU tensors only)."""
     lib = _lib if _tried else load()
     if lib is None:

@@ -218,8 +218,9 @@ class IntSim(GraphWalker):
     """A compiled graph executed with its target's integer arithmetic; ``env`` holds every
     node's output (time-first exact integers: int64, or float32 where that is exact — spikes
     are float32 0/1) and :attr:`spikes` every IntLIF's spikes (uint8; numpy arrays where the
-    plan's compiled network made them). A float node is one error (compile the model first). ``tally``: a :class:`~tsslc.backends.counters.Tally`
-    fed the input values and every population's spikes as they are made."""
+    plan's compiled network made them). A float node is one error (compile the model first).
+    ``tally``: a :class:`~tsslc.backends.counters.Tally` fed the input values and every
+    population's spikes as they are made."""
 
     what = "intsim"
 

@@ -242,18 +242,26 @@ inline int threads_for(int nthreads, int64_t T, int64_t N, int64_t grain = GRAIN
     return n < 1 ? 1 : static_cast<int>(n);
 }
 
-template <typename F, typename Fn>
-void run_forward(Fn fn, const F* x, F* a, F* s, F* u, F* du, int64_t T, int64_t N, double tau_m, double tau_s,
-                 double V, int nthreads) {
-    const Params<F> p(tau_m, tau_s, V);
+// body(n0, len) for every block of a (T, N) problem's neurons, spread over threads_for's
+// threads. The body calls a block function built per instruction set (TSSLC_CLONES), so this
+// loop itself needs no clones.
+template <typename Body>
+void for_blocks(int64_t T, int64_t N, int nthreads, Body body) {
     const int64_t nb = (N + BLOCK - 1) / BLOCK;
     const int nt = threads_for(nthreads, T, N);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int64_t b = 0; b < nb; ++b) {
         int64_t n0, len;
         block_of(b, N, n0, len);
-        fn(x, a, s, u, du, T, N, n0, len, p);
+        body(n0, len);
     }
+}
+
+template <typename F, typename Fn>
+void run_forward(Fn fn, const F* x, F* a, F* s, F* u, F* du, int64_t T, int64_t N, double tau_m, double tau_s,
+                 double V, int nthreads) {
+    const Params<F> p(tau_m, tau_s, V);
+    for_blocks(T, N, nthreads, [&](int64_t n0, int64_t len) { fn(x, a, s, u, du, T, N, n0, len, p); });
 }
 
 template <typename F, typename Fn>
@@ -324,8 +332,9 @@ TSSLC_INLINE bool loihi2_step(int32_t& uu, int32_t& vv, uint32_t a32, double ku,
 // s8 (T, N) spikes 0/1, sf (T, N) the same as float (may be null). One block of neurons
 // at a time, its state kept in local arrays over all T steps.
 template <typename C>
-void loihi2_block(const C* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_t* s8, float* sf, int64_t T,
-                  int64_t N, int64_t n0, int64_t len, int64_t du, int64_t dv, int64_t vth, int64_t bias, bool fresh) {
+TSSLC_INLINE void loihi2_block(const C* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_t* s8, float* sf,
+                               int64_t T, int64_t N, int64_t n0, int64_t len, int64_t du, int64_t dv, int64_t vth,
+                               int64_t bias, bool fresh) {
     const double ku = static_cast<double>(4096 - (du + 1)), kv = static_cast<double>(4096 - dv);
     const int32_t th = static_cast<int32_t>(vth * 64);
     const uint32_t b32 = static_cast<uint32_t>(static_cast<uint64_t>(bias));
@@ -351,18 +360,23 @@ void loihi2_block(const C* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_
     }
 }
 
-template <typename C>
-TSSLC_CLONES void loihi2_lif(const C* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_t* s8, float* sf,
-                             int64_t T, int64_t N, int64_t du, int64_t dv, int64_t vth, int64_t bias, int fresh,
-                             int nthreads) {
-    const int64_t nb = (N + BLOCK - 1) / BLOCK;
-    const int nt = threads_for(nthreads, T, N);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t b = 0; b < nb; ++b) {
-        int64_t n0, len;
-        block_of(b, N, n0, len);
-        loihi2_block<C>(cur, stride_t, u, v, s8, sf, T, N, n0, len, du, dv, vth, bias, fresh != 0);
-    }
+TSSLC_CLONES void loihi2_block_i64(const int64_t* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_t* s8,
+                                   float* sf, int64_t T, int64_t N, int64_t n0, int64_t len, int64_t du, int64_t dv,
+                                   int64_t vth, int64_t bias, bool fresh) {
+    loihi2_block<int64_t>(cur, stride_t, u, v, s8, sf, T, N, n0, len, du, dv, vth, bias, fresh);
+}
+TSSLC_CLONES void loihi2_block_f32(const float* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_t* s8,
+                                   float* sf, int64_t T, int64_t N, int64_t n0, int64_t len, int64_t du, int64_t dv,
+                                   int64_t vth, int64_t bias, bool fresh) {
+    loihi2_block<float>(cur, stride_t, u, v, s8, sf, T, N, n0, len, du, dv, vth, bias, fresh);
+}
+
+template <typename C, typename Fn>
+void loihi2_lif(Fn fn, const C* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_t* s8, float* sf, int64_t T,
+                int64_t N, int64_t du, int64_t dv, int64_t vth, int64_t bias, int fresh, int nthreads) {
+    for_blocks(T, N, nthreads, [&](int64_t n0, int64_t len) {
+        fn(cur, stride_t, u, v, s8, sf, T, N, n0, len, du, dv, vth, bias, fresh != 0);
+    });
 }
 
 // Eight float lanes (GCC/Clang vector extension: one AVX register, two SSE ones in the
@@ -824,12 +838,12 @@ void tsslc_backward_f64(const double* x, const double* g, double* d, int64_t T, 
 void tsslc_loihi2_lif_i64(const int64_t* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_t* s8, float* sf,
                           int64_t T, int64_t N, int64_t du, int64_t dv, int64_t vth, int64_t bias, int fresh,
                           int nthreads) {
-    loihi2_lif<int64_t>(cur, stride_t, u, v, s8, sf, T, N, du, dv, vth, bias, fresh, nthreads);
+    loihi2_lif<int64_t>(loihi2_block_i64, cur, stride_t, u, v, s8, sf, T, N, du, dv, vth, bias, fresh, nthreads);
 }
 void tsslc_loihi2_lif_f32(const float* cur, int64_t stride_t, int64_t* u, int64_t* v, uint8_t* s8, float* sf,
                           int64_t T, int64_t N, int64_t du, int64_t dv, int64_t vth, int64_t bias, int fresh,
                           int nthreads) {
-    loihi2_lif<float>(cur, stride_t, u, v, s8, sf, T, N, du, dv, vth, bias, fresh, nthreads);
+    loihi2_lif<float>(loihi2_block_f32, cur, stride_t, u, v, s8, sf, T, N, du, dv, vth, bias, fresh, nthreads);
 }
 
 // One dense Loihi 2 layer of one sample (loihi2_dense above); returns the active neuron
