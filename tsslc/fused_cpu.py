@@ -370,14 +370,16 @@ def conv_events(act: torch.Tensor, mask: torch.Tensor, zeros: torch.Tensor, curr
 
 
 def weighted_sums(w: np.ndarray, M: np.ndarray) -> list | None:
-    """``w @ M`` for an int64 vector ``w`` and a C-contiguous float64 ``(n, k)`` ``M`` (exact
-    integers below 2^53) as a list, on one thread (numpy's product goes to a threaded BLAS,
+    """``w @ M`` for an integer vector ``w`` and an ``(n, k)`` ``M`` (made int64 and C-contiguous
+    float64 if need be; exact integers below 2^53) as a list, on one thread (numpy's product goes to a threaded BLAS,
     whose threads cost far more than such small products); None without the kernel."""
     lib = _lib if _tried else load()
     if lib is None:
         return None
     if w.dtype != np.int64 or not w.flags.c_contiguous:
         w = np.ascontiguousarray(w, dtype=np.int64)
+    if M.dtype != np.float64 or not M.flags.c_contiguous:
+        M = np.ascontiguousarray(M, dtype=np.float64)
     out = np.empty(M.shape[1], np.float64)
     lib.tsslc_weighted_sums(w.ctypes.data, M.ctypes.data, M.shape[0], M.shape[1], out.ctypes.data)
     return out.tolist()
