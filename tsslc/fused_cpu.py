@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from tsslc.csrc import build
+from tsslc.errors import TsslcError
 
 _lib: ctypes.CDLL | None = None
 _tried = False
@@ -232,7 +233,13 @@ def loihi2_dense(a: torch.Tensor, n_steps: int, wt: torch.Tensor, wr: torch.Tens
                                     s8.data_ptr(), sf.data_ptr(), ns.ctypes.data if count else None,
                                     None if fan is None else fan.ctypes.data,
                                     None if fan is None else stats.ctypes.data, torch.get_num_threads())
+    if active == -2:
+        raise _no_memory(n_steps, n_out)
     return s8, sf, ns, (int(active) if count else None), stats
+
+
+def _no_memory(n_steps: int, n_out: int) -> TsslcError:
+    return TsslcError(f"not enough memory for a streamed layer's buffers ({n_steps} steps x {n_out} neurons)")
 
 
 class Loihi2Chain:
@@ -325,6 +332,8 @@ class Loihi2Chain:
                                     T, L, ip, sc, pt, mats[4] if count else None, base + i_base + 8 * L, base,
                                     offs_addr, base + i_base, mats[1] if count else None, mats[2] if count else None,
                                     int(count), torch.get_num_threads())
+        if rc == -2:
+            raise _no_memory(T, max(self.n_out))
         if rc:
             return None
         # numpy arrays: a streaming call's spikes go back to the caller as numpy anyway, and

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <vector>
 #include <omp.h>
 
@@ -847,25 +848,35 @@ void tsslc_loihi2_lif_f32(const float* cur, int64_t stride_t, int64_t* u, int64_
 }
 
 // One dense Loihi 2 layer of one sample (loihi2_dense above); returns the active neuron
-// updates when ns is given (else 0).
+// updates when ns is given (else 0), or -2 when its buffers cannot be allocated (no C++
+// exception may cross into ctypes).
 int64_t tsslc_loihi2_dense(const float* a, int64_t Tin, int64_t T, int64_t Nin, const float* wt, const float* wr,
                            double scale, const uint8_t* mask, int64_t zmax, int64_t Nout, int floor_, int64_t du,
                            int64_t dv, int64_t vth, int64_t bias, uint8_t* s8, float* sf, int64_t* ns,
                            const int64_t* fan, int64_t* in_stats, int nthreads) {
-    return loihi2_dense(a, Tin, T, Nin, wt, wr, static_cast<float>(scale), mask, zmax, Nout, floor_, du, dv, vth, bias,
-                        s8, sf, ns, fan, in_stats, nthreads);
+    try {
+        return loihi2_dense(a, Tin, T, Nin, wt, wr, static_cast<float>(scale), mask, zmax, Nout, floor_, du, dv, vth,
+                            bias, s8, sf, ns, fan, in_stats, nthreads);
+    } catch (const std::bad_alloc&) {
+        return -2;
+    }
 }
 
-// A network of dense Loihi 2 layers for one static graded sample (loihi2_chain above).
+// A network of dense Loihi 2 layers for one static graded sample (loihi2_chain above); -2
+// when its buffers cannot be allocated.
 int64_t tsslc_loihi2_chain(const void* x, int x_f64, int64_t n_x, double gscale, double glim, int64_t T, int64_t L,
                            const int64_t* ip, const double* scales, const void* const* ptrs, const int64_t* fan,
                            int64_t* in_stats, uint8_t* out, const int64_t* offs, int64_t* active,
                            const double* const* mats, const int64_t* mk, int count, int nthreads) {
-    if (x_f64)
-        return loihi2_chain<double>(static_cast<const double*>(x), n_x, gscale, glim, T, L, ip, scales, ptrs, fan,
-                                    in_stats, out, offs, active, mats, mk, count, nthreads);
-    return loihi2_chain<float>(static_cast<const float*>(x), n_x, gscale, glim, T, L, ip, scales, ptrs, fan, in_stats,
-                               out, offs, active, mats, mk, count, nthreads);
+    try {
+        if (x_f64)
+            return loihi2_chain<double>(static_cast<const double*>(x), n_x, gscale, glim, T, L, ip, scales, ptrs, fan,
+                                        in_stats, out, offs, active, mats, mk, count, nthreads);
+        return loihi2_chain<float>(static_cast<const float*>(x), n_x, gscale, glim, T, L, ip, scales, ptrs, fan,
+                                   in_stats, out, offs, active, mats, mk, count, nthreads);
+    } catch (const std::bad_alloc&) {
+        return -2;
+    }
 }
 
 // The events of a conv projection (conv_events above); the current float32 (cur_kind 1),
