@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -148,6 +148,40 @@ def _to_tensor(x) -> torch.Tensor:
     return x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
 
 
+class _PerNeuron:
+    """A per-neuron count field: kept as it is given (the simulator's pass gives a numpy
+    array, whose conversion to Python numbers costs ~50 µs on 8,640 neurons, more than a
+    streaming step's other counts) and read as a list of ints, made on the first read."""
+
+    def __set_name__(self, owner, name):
+        self.key = "_" + name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return ()  # the dataclass' default (an empty list once set)
+        v = obj.__dict__[self.key]
+        if isinstance(v, np.ndarray):
+            v = obj.__dict__[self.key] = v.tolist()
+        return v
+
+    def __set__(self, obj, value):
+        if isinstance(value, np.ndarray):
+            if value.ndim != 1 or value.dtype.kind not in "iu":
+                raise TsslcError(f"per-neuron counts must be a 1-d integer array, got {value.dtype} {value.shape}")
+        elif not isinstance(value, list):
+            value = list(value)
+        obj.__dict__[self.key] = value
+
+    @staticmethod
+    def add(a, b, name: str):
+        """The element-wise sum of two such fields of ``a`` and ``b`` (as given: arrays add
+        as arrays)."""
+        x, y = a.__dict__["_" + name], b.__dict__["_" + name]
+        if isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.shape == y.shape:
+            return x.astype(np.int64) + y
+        return [p + q for p, q in zip(getattr(a, name), getattr(b, name))]
+
+
 @dataclass
 class LayerCounts:
     """Totals over all samples of one source (input node or LIF population)."""
@@ -166,7 +200,7 @@ class LayerCounts:
     hops_x: int = 0
     hops_y: int = 0
     count_hist: list[int] = field(default_factory=list)  # neurons×samples firing k = 0..T times
-    neuron_spikes: list[int] = field(default_factory=list)  # total spikes per neuron
+    neuron_spikes: list[int] = _PerNeuron()  # total spikes per neuron (a list when read)
 
     @property
     def acs(self) -> int:
@@ -208,7 +242,10 @@ class Counters:
 
     def firing_rates(self, layer: str) -> np.ndarray:
         """Firing rate of every neuron: spikes per step, averaged over samples (Fig. 8)."""
-        return np.asarray(self.layers[layer].neuron_spikes, np.float64) / max(self.n_samples * self.n_steps, 1)
+        l = self.layers[layer]
+        raw = l.__dict__["_neuron_spikes"]  # as kept (an array needs no list)
+        return np.asarray(raw if isinstance(raw, np.ndarray) else l.neuron_spikes, np.float64) \
+            / max(self.n_samples * self.n_steps, 1)
 
     # combining ---------------------------------------------------------------------------
     def __add__(self, other: "Counters") -> "Counters":
@@ -222,7 +259,7 @@ class Counters:
                       "spike_messages", "hops_x", "hops_y"):
                 setattr(merged, k, getattr(a, k) + getattr(b, k))
             merged.count_hist = [x + y for x, y in zip(a.count_hist, b.count_hist)]
-            merged.neuron_spikes = [x + y for x, y in zip(a.neuron_spikes, b.neuron_spikes)]
+            merged.neuron_spikes = _PerNeuron.add(a, b, "neuron_spikes")
             layers[name] = merged
 
         def add_dicts(x, y):
@@ -241,7 +278,8 @@ class Counters:
             "n_steps": self.n_steps,
             "totals": self.totals(),
             "per_sample": self.per_sample(),
-            "layers": {n: {**{k: v for k, v in vars(l).items()}, "acs": l.acs} for n, l in self.layers.items()},
+            "layers": {n: {**{f.name: getattr(l, f.name) for f in fields(l)}, "acs": l.acs}
+                       for n, l in self.layers.items()},
             "core_spikes": None if self.core_spikes is None else {str(k): v for k, v in self.core_spikes.items()},
             "core_synops": None if self.core_synops is None else {str(k): v for k, v in self.core_synops.items()},
             "mesh_width": self.mesh_width,
@@ -350,6 +388,16 @@ class CountPlan:
         self._tally_matrix[name] = M
         return M
 
+    def input_fans(self) -> np.ndarray:
+        """The fan-out of every input of each of the input's projections, ``(inputs,
+        projections)`` float64 (:func:`tsslc.fused_cpu.input_tally`)."""
+        M = self._tally_matrix.get(("input",))
+        if M is None:
+            fans = [pr["fan_np"] for pr in self.out_of.get(self.inp, [])]
+            M = np.ascontiguousarray(np.stack(fans, 1) if fans else np.zeros((self.n[self.inp], 0)), np.float64)
+            self._tally_matrix[("input",)] = M
+        return M
+
     def fan_int64(self, synapse: str) -> np.ndarray:
         """The fan-out per source neuron of ``synapse``'s projection as contiguous int64."""
         pr = self.by_synapse[synapse]
@@ -408,6 +456,7 @@ class Tally:
         #: target's spikes viewed as ``view``) and at the flat positions ``extra`` (not in base)
         self.any_event: dict[str, list] = {}
         self.act: dict[str, tuple[torch.Tensor, bool]] = {}  # source -> (0/1 float32 activity, static)
+        self.spikes_u8: dict[str, torch.Tensor] = {}  # population -> its spikes as they came, 0/1 bytes
         self.core_spikes = {} if plan.cores is not None else None
         self.core_synops = {} if plan.cores is not None else None
 
@@ -420,19 +469,26 @@ class Tally:
         vn = _np(v)
         reps = T if static else 1
         act = vn != 0
-        nnz = int(np.count_nonzero(act))
+        outs = plan.out_of.get(inp, [])
+        got = fused_cpu.input_tally(vn, plan.input_fans()) if outs and vn.shape[0] * B == 1 else None
+        nnz = got[0] if got is not None else int(np.count_nonzero(act))
         lc = LayerCounts(inp, "input", plan.n[inp], spikes=nnz * reps)
         self.layers[inp] = lc
-        outs = plan.out_of.get(inp, [])
         integer = vn.dtype.kind in "iu"
-        if outs and vn.shape[0] * B == 1:  # one step of one sample (a static one, streaming)
-            # MACs when some value is not in {-1, 0, 1}
+        if got is not None:  # one step of one sample (a static one, streaming), counted in one pass
+            _, graded, sums = got  # graded: MACs (some value not in {-1, 0, 1})
+            for pr, ops in zip(outs, sums):
+                ops = int(ops)
+                lc.synops += ops * reps
+                lc.dense_synops += int(T * B * pr["fan_dense"])
+                lc.macs += (ops if graded else 0) * reps
+                self.events_in[pr["proj"].target] += ops * reps
+            self.act[inp] = (act, static, values.device)
+        elif outs and vn.shape[0] * B == 1:  # the same without the kernel
             graded = bool(np.abs(vn).max(initial=0) > 1) if integer else nnz > np.count_nonzero(np.abs(vn) == 1)
-            a64 = act.reshape(-1).astype(np.int64)
+            a64 = act.reshape(-1).astype(np.float64)
             for pr in outs:
-                # one thread (a threaded BLAS costs more than this dot product)
-                ops = fused_cpu.weighted_sums(a64, pr["fan_np"].reshape(-1, 1))
-                ops = int(ops[0] if ops is not None else a64.astype(np.float64) @ pr["fan_np"])
+                ops = int(a64 @ pr["fan_np"])
                 lc.synops += ops * reps
                 lc.dense_synops += int(T * B * pr["fan_dense"])
                 lc.macs += (ops if graded else 0) * reps
@@ -498,23 +554,23 @@ class Tally:
         and ``vals`` its spikes per neuron times :meth:`CountPlan.tally_matrix`."""
         plan, T, B = self.plan, self.T, self.B
         n = plan.n[name]
+        if per_neuron is None and B == 1:  # one sample (streaming): every count in one compiled pass
+            got = self._one_sample(name, spikes, n)
+            if got is not None:
+                per_neuron, hist, active, vals = got
         if per_neuron is not None:
             if B != 1 or active is None or self.any_event.get(name):
                 raise TsslcError(f"population '{name}': counts made elsewhere need one sample, the active "
                                  "updates and no events fed")
-            if isinstance(per_neuron, list):
-                ns, listed = None, per_neuron
-            else:
-                ns = _np(per_neuron)
-                listed = ns.tolist()
+            ns = per_neuron if isinstance(per_neuron, list) else _np(per_neuron)
             if hist is None:
-                hist = np.bincount(ns if ns is not None else listed, minlength=T + 1)[: T + 1].tolist()
+                hist = np.bincount(ns, minlength=T + 1)[: T + 1].tolist()
             # every neuron firing k times gave k spikes
             lc = LayerCounts(name, "lif", n, spikes=sum(map(operator.mul, hist, range(T + 1))), count_hist=hist,
-                             neuron_spikes=listed, events_in=self.events_in[name], updates_active=active,
+                             neuron_spikes=ns, events_in=self.events_in[name], updates_active=active,
                              updates_idle=T * n - active)
             self.layers[name] = lc
-            self._outgoing(name, lc, ns if ns is not None else listed, spikes, as_float, vals)
+            self._outgoing(name, lc, ns, spikes, as_float, vals)
             return
         fired8 = _np(spikes)
         if fired8.dtype != np.uint8:
@@ -539,11 +595,36 @@ class Tally:
             hist = np.bincount(per_neuron.reshape(-1), minlength=T + 1)[: T + 1].tolist()
         # every (sample, neuron) firing k times gave k spikes
         lc = LayerCounts(name, "lif", n, spikes=sum(k * h for k, h in enumerate(hist)), count_hist=hist,
-                         neuron_spikes=ns.tolist())
+                         neuron_spikes=ns)
         active = self._active(self.any_event.pop(name, []), fired)
         lc.events_in, lc.updates_active, lc.updates_idle = self.events_in[name], active, T * B * n - active
         self.layers[name] = lc
         self._outgoing(name, lc, ns, spikes, as_float)
+
+    def _one_sample(self, name: str, spikes, n: int):
+        """One sample's spikes per neuron, neurons by spike count, active updates and product
+        with the tally matrix (:func:`tsslc.fused_cpu.spike_tally`), taking the events fed
+        for it when they are one per-neuron array (a conv's, a small dense one's), else
+        counting the active updates as :meth:`_active` does; None without the kernel."""
+        T = self.T
+        fired = _np(spikes)
+        if fired.dtype not in (np.uint8, np.bool_):
+            fired = fired != 0
+        fired = fired.reshape(T, n)
+        parts = self.any_event.get(name, [])
+        ev, active = None, None
+        if len(parts) == 1 and parts[0][2] is None and parts[0][0] is not _EVERY:
+            base = parts[0][0]
+            if math.prod(base.shape[1:]) == n and base.shape[0] in (1, T) and base.dtype == np.bool_:
+                ev = base.reshape(base.shape[0], n)
+        if parts and ev is None:
+            active = self._active(parts, fired.reshape(T, 1, n))
+        got = fused_cpu.spike_tally(fired, ev, self.plan.tally_matrix(name))
+        if got is None:
+            return None
+        self.any_event.pop(name, None)
+        ns, hist, act, vals = got
+        return ns, hist, act if active is None else active, vals
 
     def _outgoing(self, name: str, lc: LayerCounts, ns, spikes, as_float, vals=None) -> None:
         """A population's outgoing tallies from its spikes per neuron ``ns`` (an array, or a
@@ -608,6 +689,8 @@ class Tally:
                 lc.hops_y += int(hy)
         if name in plan.out_of:  # made float32 by events() if need be
             self.act[name] = (as_float if as_float is not None else spikes, False)
+            if isinstance(spikes, torch.Tensor) and spikes.dtype in (torch.uint8, torch.bool):
+                self.spikes_u8[name] = spikes
 
     def events(self, synapse: str, current: torch.Tensor | None = None) -> None:
         """Which target neurons receive at least one synaptic event through ``synapse``, each
@@ -634,16 +717,17 @@ class Tally:
             self.any_event.setdefault(proj.target, []).append(
                 self._settle_dense(pr, act.reshape(act.shape[0], B, -1), T, B))
             return
-        if isinstance(act, np.ndarray):  # the input's activity or spikes, made in numpy
-            act = torch.from_numpy(act.astype(np.float32))
+        if isinstance(act, np.ndarray):  # the input's activity (bool), made in numpy
+            act = torch.from_numpy(act)
             act = act.to(dev[0]) if dev else act
-        elif act.dtype != torch.float32:  # a population's spikes as they came
-            act = act.to(torch.float32)
         on = self.plan.on(pr, act.device)
         if current is not None and pr["plain"] and not proj.path:
-            part = self._settle_conv(pr, on, act, current[:1] if static else current, T, B)
+            # the population's spikes as bytes where they came so (a quarter of the float32's reads)
+            byte = self.spikes_u8.get(proj.source)
+            part = self._settle_conv(pr, on, act if byte is None else byte, current[:1] if static else current, T, B)
         else:
-            hit = _np(_forward(self.plan.graph, proj, act, on["mask"]) > 0)
+            hit = _np(_forward(self.plan.graph, proj, act if act.dtype == torch.float32 else act.to(torch.float32),
+                               on["mask"]) > 0)
             part = (hit.reshape(hit.shape[0], B, -1), (T, B, math.prod(shape)), None)
         self.any_event.setdefault(proj.target, []).append(part)
 
@@ -717,12 +801,12 @@ class Tally:
         view = (T, B, G, Og, L)
         frames = act.reshape(Tn * B, C, H, W)
         if act.device.type == "cpu" and CONV_EVENTS_KERNEL:  # the same rules in one compiled pass
-            u8 = on.get("u8")
-            if u8 is None:
-                u8 = on["u8"] = (mask.to(torch.uint8).contiguous(), on["zeros"].to(torch.int64).contiguous())
-            hit = fused_cpu.conv_events(frames, *u8, current.reshape(Tn * B, O, Ho, Wo), s_, p_, G, (Ho, Wo))
+            hit = fused_cpu.conv_events(frames, mask, current.reshape(Tn * B, O, Ho, Wo), s_, p_, G, (Ho, Wo))
             if hit is not None:
                 return hit.reshape(Tn, B, G, Og, L), view, None
+        if act.dtype != torch.float32:  # 0/1 activity (bool or bytes) as the float kernels take it
+            act = act.to(torch.float32)
+            frames = act.reshape(Tn * B, C, H, W)
         if 2 * p_ > min(mask.shape[2:]):  # a box sum that avg_pool2d cannot pad
             hit = _np(conv_current(act, mask, s_, p_, G) > 0)
             return hit.reshape(Tn, B, G, Og, L), view, None

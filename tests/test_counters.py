@@ -51,13 +51,15 @@ def connections(g: Graph, all_ones=False):
     return conns
 
 
-def test_counts_match_brute_force_enumeration():
+@pytest.mark.parametrize("B", [3, 1])  # one sample: the compiled population and input tallies
+def test_counts_match_brute_force_enumeration(B):
     rng = np.random.default_rng(1)
     g = small_graph(rng)
-    T, B = 4, 3
+    T = 4
     x = rng.random((B, 2, 6, 6)).astype(np.float32)
     x[x < 0.4] = 0
-    x[1] = (x[1] > 0).astype(np.float32)  # binary sample (its steps stay MACs: batch is graded)
+    if B > 1:
+        x[1] = (x[1] > 0).astype(np.float32)  # binary sample (its steps stay MACs: batch is graded)
     spikes = {"c": (rng.random((T, B, 3, 3, 3)) < 0.3).astype(np.uint8),
               "d": (rng.random((T, B, 4)) < 0.4).astype(np.uint8)}
     c = count(g, spikes, x)
@@ -153,3 +155,31 @@ def test_digits_counters_are_consistent_and_additive(digits_graph, digits_test_a
     assert both.to_dict() == c.to_dict()
     assert Counters.from_dict(c.to_dict()).to_dict() == c.to_dict()
     assert c.per_sample()["spikes"] == pytest.approx((h.spikes + o.spikes) / B)
+
+
+def test_per_neuron_counts_read_as_lists_and_add_as_arrays():
+    """LayerCounts keeps per-neuron counts as given (the simulator gives arrays) and reads
+    them as a list of Python ints; equality, JSON, pickling and addition see the same numbers."""
+    import json
+    import pickle
+
+    from tsslc.backends.counters import Counters, LayerCounts
+
+    a = LayerCounts("p", "lif", 3, neuron_spikes=np.array([1, 0, 4], np.int64))
+    b = LayerCounts("p", "lif", 3, neuron_spikes=[2, 5, 0])
+    assert LayerCounts("p", "lif", 3).neuron_spikes == []
+    got = a.neuron_spikes
+    assert got == [1, 0, 4] and all(type(v) is int for v in got)
+    assert a == LayerCounts("p", "lif", 3, neuron_spikes=[1, 0, 4])
+    ca, cb = Counters(1, 5, {"p": a}), Counters(1, 5, {"p": b})
+    total = ca + cb
+    assert total.layers["p"].neuron_spikes == [3, 5, 4]
+    arrays = Counters(1, 5, {"p": LayerCounts("p", "lif", 3, neuron_spikes=np.array([1, 0, 4]))}) + \
+        Counters(1, 5, {"p": LayerCounts("p", "lif", 3, neuron_spikes=np.array([2, 5, 0], np.uint8))})
+    assert arrays.layers["p"].neuron_spikes == [3, 5, 4]
+    np.testing.assert_array_equal(arrays.firing_rates("p"), np.array([3, 5, 4]) / 10)
+    d = json.loads(json.dumps(total.to_dict()))
+    assert d["layers"]["p"]["neuron_spikes"] == [3, 5, 4] and "_neuron_spikes" not in d["layers"]["p"]
+    assert Counters.from_dict(d) == total == pickle.loads(pickle.dumps(total))
+    with pytest.raises(TsslcError, match="per-neuron"):
+        LayerCounts("p", "lif", 3, neuron_spikes=np.zeros((2, 2), np.int64))

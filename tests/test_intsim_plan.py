@@ -211,7 +211,57 @@ def test_compiled_conv_events_equal_the_binarised_synapse(seed):
     mask = torch.as_tensor(w != 0, dtype=torch.float32)
     ref = conv_current(act[None], mask, stride, pad, G)[0] > 0
     current = torch.nn.functional.conv2d(act, torch.as_tensor(w, dtype=torch.float32), None, stride, pad, 1, G)
-    zeros = (mask.shape[1] * kh * kw - mask.reshape(mask.shape[0], -1).sum(1)).to(torch.int64)
-    for cur in (current, current.to(torch.int64), None):
-        got = fused_cpu.conv_events(act, mask.to(torch.uint8), zeros, cur, stride, pad, G, tuple(ref.shape[2:]))
-        assert got.shape == tuple(ref.shape) and np.array_equal(got, ref.numpy()), (seed, cur is None)
+    # graded float32 inputs, and 0/1 spikes as bytes and as bool (read as bytes)
+    for a in (act, torch.as_tensor(active, dtype=torch.uint8), torch.as_tensor(active)):
+        for cur in (current, current.to(torch.int64), None):
+            got = fused_cpu.conv_events(a, mask.to(torch.uint8), cur, stride, pad, G, tuple(ref.shape[2:]))
+            assert got.shape == tuple(ref.shape) and np.array_equal(got, ref.numpy()), (seed, a.dtype, cur is None)
+
+
+@pytest.mark.parametrize("T,n", [(5, 8640), (1, 7), (300, 1500), (9, 1025)])
+def test_compiled_population_tally_equals_numpy(T, n):
+    """tsslc.fused_cpu.spike_tally (one sample's spikes per neuron, neurons by spike count,
+    active updates and tally-matrix product in one pass) against numpy: events per neuron
+    for one step or every step, or none; more than 255 steps (its byte counters spill)."""
+    from tsslc import fused_cpu
+
+    if fused_cpu.load() is None:
+        pytest.skip(fused_cpu.error)
+    rng = np.random.default_rng(T * n)
+    fired = (rng.random((T, n)) < (0.9 if T > 255 else 0.2)).astype(np.uint8)  # > 255 spikes a neuron
+    per = fired.sum(0).astype(np.int64)
+    M = rng.integers(0, 1000, size=(n, 6)).astype(np.float64)
+    for ev in (None, rng.random((1, n)) < 0.5, rng.random((T, n)) < 0.3):
+        for spikes in (fired, torch.as_tensor(fired).bool()):
+            ns, hist, active, vals = fused_cpu.spike_tally(spikes, ev, M)
+            np.testing.assert_array_equal(ns, per)
+            assert hist == np.bincount(per, minlength=T + 1).tolist()
+            assert active == int(np.count_nonzero(fired.astype(bool) | (False if ev is None else ev)))
+            assert vals == (per @ M).tolist()  # exact: integers below 2^53
+    assert fused_cpu.spike_tally(fired, None, None)[3] is None
+    with pytest.raises(ValueError, match="events"):
+        fused_cpu.spike_tally(fired, np.zeros((2, n), bool) if T != 2 else np.zeros((3, n), bool), None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_compiled_input_tally_equals_numpy(dtype):
+    """tsslc.fused_cpu.input_tally: active values, graded (a value not in {-1, 0, 1}: MACs)
+    and the fan-outs summed over the active values, against numpy (NaN: active and graded)."""
+    from tsslc import fused_cpu
+
+    if fused_cpu.load() is None:
+        pytest.skip(fused_cpu.error)
+    rng = np.random.default_rng(7)
+    M = rng.integers(0, 50, size=(64, 3)).astype(np.float64)
+    cases = [rng.integers(-1, 2, 64), rng.integers(-3, 4, 64), np.zeros(64, np.int64)]
+    if dtype != np.int64:
+        nan = rng.integers(-1, 2, 64).astype(dtype)
+        nan[5] = np.nan
+        cases += [rng.normal(size=64) * (rng.random(64) < 0.5), nan]
+    for x in cases:
+        x = np.asarray(x, dtype)
+        nnz, graded, sums = fused_cpu.input_tally(x.reshape(1, 8, 8), M)
+        act = x != 0
+        assert nnz == int(act.sum())
+        assert graded == bool((act & (np.abs(x) != 1)).any())
+        assert sums == (act.astype(np.float64) @ M).tolist()

@@ -82,11 +82,15 @@ def _open(path: Path, want: str | None) -> ctypes.CDLL | None:
     lib.tsslc_loihi2_chain.argtypes = [_P, ctypes.c_int, _I64, _D, _D, _I64, _I64, _P, _P, _P, _P, _P, _P, _P, _P,
                                        _P, _P, ctypes.c_int, ctypes.c_int]
     lib.tsslc_loihi2_chain.restype = _I64
-    lib.tsslc_conv_events.argtypes = [_P, _I64, _I64, _I64, _I64, _P, _I64, _I64, _I64, _I64, _I64, _I64, _P, _P,
-                                      ctypes.c_int, _I64, _I64, _P, ctypes.c_int]
+    lib.tsslc_conv_events.argtypes = [_P, ctypes.c_int, _I64, _I64, _I64, _I64, _P, _P, _I64, _I64, _I64, _I64, _I64,
+                                      _I64, _P, ctypes.c_int, _I64, _I64, _P, ctypes.c_int]
     lib.tsslc_conv_events.restype = None
     lib.tsslc_weighted_sums.argtypes = [_P, _P, _I64, _I64, _P]
     lib.tsslc_weighted_sums.restype = None
+    lib.tsslc_spike_tally.argtypes = [_P, _I64, _I64, _P, _I64, _P, _I64, _P, _P, _P]
+    lib.tsslc_spike_tally.restype = _I64
+    lib.tsslc_input_tally.argtypes = [_P, ctypes.c_int, _I64, _P, _I64, _P, _P]
+    lib.tsslc_input_tally.restype = None
     for dt in ("f32", "f64"):
         f = getattr(lib, f"tsslc_graded_{dt}")
         f.argtypes = [_P, _P, _I64, _D, _D]
@@ -280,9 +284,10 @@ class Loihi2Chain:
     def _layout(self, T: int, ks: tuple):
         """Where a call's outputs go in its one buffer: the spikes (T, N) uint8 of every layer,
         then (at a multiple of 8) an int64 region: the active updates (L), the input's counts
-        (3), per layer its spikes per neuron (N) and its neurons by spike count (T + 1); then a
-        float64 region: per layer its product with its matrix (k). Byte offsets for the
-        kernel (4 a layer), element offsets for reading the regions back."""
+        (3), per layer its neurons by spike count (T + 1) (the small numbers, read back as one
+        list), then per layer its spikes per neuron (N, read back as arrays); then a float64
+        region: per layer its product with its matrix (k). Byte offsets for the kernel (4 a
+        layer), element offsets for reading the regions back."""
         lay = self._layouts.get((T, ks))
         if lay is None:
             spikes, pos = [], 0
@@ -290,28 +295,33 @@ class Loihi2Chain:
                 spikes.append(pos)
                 pos += T * n
             i_base = (pos + 7) // 8 * 8
-            ints, pos = [], self.L + 3
-            for n in self.n_out:
-                ints.append((pos, pos + n, pos + n + T + 1))
-                pos += n + T + 1
+            hists, pos = [], self.L + 3
+            for _ in self.n_out:
+                hists.append(pos)
+                pos += T + 1
+            small = pos
+            ints = []
+            for n, h in zip(self.n_out, hists):
+                ints.append((pos, pos + n, h))
+                pos += n
             f_base = i_base + 8 * pos
             flts, fpos = [], 0
             for k in ks:
                 flts.append((fpos, fpos + k))
                 fpos += k
             offs = []
-            for s8, (ns, hist, _), (vals, _) in zip(spikes, ints, flts):
+            for s8, (ns, _, hist), (vals, _) in zip(spikes, ints, flts):
                 offs += [s8, i_base + 8 * ns, i_base + 8 * hist, f_base + 8 * vals]
             arr = np.array(offs, np.int64)
             lay = self._layouts[(T, ks)] = (arr, arr.ctypes.data, f_base + 8 * fpos, spikes, i_base, f_base, ints,
-                                            flts)
+                                            flts, small)
         return lay
 
     def __call__(self, x: torch.Tensor, scale: float, lim: int, n_steps: int, mats: tuple | None = None):
         """``x`` one contiguous CPU float32/float64 sample; ``mats``: counting, what
         :meth:`matrices` made; ``(layers, stats)`` with per layer ``(spikes (T, 1, N) uint8
-        numpy array, spikes per neuron (a list), active updates, neurons by spike count 0..T, spikes per
-        neuron times its matrix)`` (counting; else the last four None; the product None for a
+        numpy array, spikes per neuron (an int64 array), active updates, neurons by spike
+        count 0..T, spikes per neuron times its matrix)`` (counting; else the last four None; the product None for a
         layer without a matrix) and the input's counts ``[(active inputs, synops, graded)]``
         (counting) or None; ``None`` when ``x`` holds a NaN (the caller's reference path
         decides its payload) or without the kernel."""
@@ -324,7 +334,7 @@ class Loihi2Chain:
         count = mats is not None
         ks = mats[3] if count else (0,) * L
         # the offsets' array itself stays in the cache
-        _, offs_addr, total, spikes, i_base, f_base, ints, flts = self._layout(T, ks)
+        _, offs_addr, total, spikes, i_base, f_base, ints, flts, small = self._layout(T, ks)
         buf = np.empty(total, np.uint8)
         base = torch.from_numpy(buf).data_ptr()
         ip, sc, pt = self._addr
@@ -341,27 +351,30 @@ class Loihi2Chain:
         s8 = [buf[o: o + T * n].reshape(T, 1, n) for o, n in zip(spikes, self.n_out)]
         if not count:
             return [(s, None, None, None, None) for s in s8], None
-        # every count as Python numbers in one conversion a region, then sliced
-        i64 = buf[i_base:f_base].view(np.int64).tolist()
+        # the small counts as Python numbers in one conversion, then sliced; the spikes per
+        # neuron as arrays (views of this call's own buffer)
+        iv = buf[i_base:f_base].view(np.int64)
+        i64 = iv[:small].tolist()
         f64 = buf[f_base:].view(np.float64).tolist()
-        layers = [(s, i64[a:b], act, i64[b:c], f64[d:e] if e > d else None)
-                  for s, act, (a, b, c), (d, e) in zip(s8, i64, ints, flts)]
+        layers = [(s, iv[a:b], act, i64[h:h + T + 1], f64[d:e] if e > d else None)
+                  for s, act, (a, b, h), (d, e) in zip(s8, i64, ints, flts)]
         return layers, [i64[L:L + 3]]
 
 
-def conv_events(act: torch.Tensor, mask: torch.Tensor, zeros: torch.Tensor, current: torch.Tensor | None,
-                stride: int, padding: int, groups: int, out_hw: tuple[int, int]) -> np.ndarray | None:
+def conv_events(act: torch.Tensor, mask: torch.Tensor, current: torch.Tensor | None, stride: int, padding: int,
+                groups: int, out_hw: tuple[int, int]) -> np.ndarray | None:
     """Which output positions of a convolution receive at least one synaptic event
     (:class:`tsslc.backends.counters.Tally`): ``act`` ``(F, C, H, W)`` the frames' inputs
-    (non-zero: active), ``mask`` ``(O, C / groups, kh, kw)`` uint8 the non-zero weights,
-    ``zeros`` ``(O,)`` int64 each channel's zero weights, ``current`` ``(F, O, Ho, Wo)`` the
-    synapse's current (exact integers, float32 or int64) or None (non-zero proves an
-    event). ``(F, O, Ho, Wo)`` bool, or None
-    without the kernel (CPU tensors only)."""
+    (non-zero: active; float32 read as it is, uint8 / bool spikes as bytes, else made
+    float32), ``mask`` ``(O, C / groups, kh, kw)`` the non-zero weights (non-zero: a
+    synapse), ``current`` ``(F, O, Ho, Wo)`` the synapse's current (exact integers, float32
+    or int64) or None (non-zero proves an event). ``(F, O, Ho, Wo)`` bool, or None without
+    the kernel (CPU tensors only)."""
     lib = _lib if _tried else load()
     if lib is None:
         return None
-    act = act.to(torch.float32).contiguous()
+    u8 = act.dtype in (torch.uint8, torch.bool)
+    act = (act if u8 or act.dtype == torch.float32 else act.to(torch.float32)).contiguous()
     F_, C, H, W = act.shape
     O, _, kh, kw = mask.shape
     Ho, Wo = out_hw
@@ -371,11 +384,35 @@ def conv_events(act: torch.Tensor, mask: torch.Tensor, zeros: torch.Tensor, curr
             current = current.to(torch.int64)
         current = current.contiguous()
         kind = 1 if current.dtype == torch.float32 else 2
+    zoff, zidx = _zero_weights(mask)
     hit = np.empty((F_, O, Ho, Wo), np.bool_)
-    lib.tsslc_conv_events(act.data_ptr(), F_, C, H, W, mask.data_ptr(), O, kh, kw, int(stride), int(padding),
-                          int(groups), zeros.data_ptr(), None if current is None else current.data_ptr(), kind, Ho,
-                          Wo, hit.ctypes.data, torch.get_num_threads())
+    lib.tsslc_conv_events(act.data_ptr(), int(u8), F_, C, H, W, zoff.ctypes.data, zidx.ctypes.data, O, kh, kw,
+                          int(stride), int(padding), int(groups), None if current is None else current.data_ptr(),
+                          kind, Ho, Wo, hit.ctypes.data, torch.get_num_threads())
     return hit
+
+
+#: id -> (mask, offsets, indices) of the zero weights of the conv masks seen (the mask kept:
+#: its id cannot be reused while it is here)
+_zeros_of: dict = {}
+
+
+def _zero_weights(mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The zero weights of each output channel of a conv ``mask`` ``(O, Cg, kh, kw)``:
+    offsets ``(O + 1,)`` int64 into the flat ``(c, ky, kx)`` indices ``int32`` of them, made
+    once per mask tensor."""
+    hit = _zeros_of.get(id(mask))
+    if hit is not None and hit[0] is mask:
+        return hit[1], hit[2]
+    z = (mask.detach().cpu().reshape(mask.shape[0], -1) == 0).numpy()
+    rows, cols = np.nonzero(z)
+    zoff = np.zeros(mask.shape[0] + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=mask.shape[0]), out=zoff[1:])
+    zidx = np.ascontiguousarray(cols, dtype=np.int32)
+    if len(_zeros_of) > 256:  # plans come and go: forget the oldest
+        _zeros_of.pop(next(iter(_zeros_of)))
+    _zeros_of[id(mask)] = (mask, zoff, zidx)
+    return zoff, zidx
 
 
 def weighted_sums(w: np.ndarray, M: np.ndarray) -> list | None:
@@ -392,6 +429,89 @@ def weighted_sums(w: np.ndarray, M: np.ndarray) -> list | None:
     out = np.empty(M.shape[1], np.float64)
     lib.tsslc_weighted_sums(w.ctypes.data, M.ctypes.data, M.shape[0], M.shape[1], out.ctypes.data)
     return out.tolist()
+
+
+def spike_tally(fired: np.ndarray, events: np.ndarray | None, M: np.ndarray | None):
+    """One sample's population counts (:meth:`tsslc.backends.counters.Tally.population`) in one
+    pass: ``fired`` ``(T, n)`` its spikes (uint8, non-zero: a spike), ``events`` ``(1 | T, n)``
+    uint8/bool the neurons receiving a synaptic event (one row: the same at every step) or
+    None (none), ``M`` ``(n, k)`` float64 (:meth:`~tsslc.backends.counters.CountPlan.tally_matrix`)
+    or None. Returns ``(spikes per neuron int64 array, neurons by spike count 0..T (list),
+    active updates (an event or a spike), spikes per neuron @ M (list, or None))``, or None
+    without the kernel."""
+    lib = _lib if _tried else load()
+    if lib is None:
+        return None
+    T, n = fired.shape
+    if isinstance(fired, torch.Tensor):
+        fired = fired.contiguous()
+        if fired.dtype not in (torch.uint8, torch.bool) or fired.device.type != "cpu":
+            raise ValueError(f"spikes of dtype {fired.dtype} on {fired.device}")
+        f_addr = fired.data_ptr()
+    else:
+        fired = np.ascontiguousarray(fired).view(np.uint8)
+        f_addr = fired.ctypes.data
+    e_addr = None
+    if events is not None:
+        events = np.ascontiguousarray(events).view(np.uint8)
+        if events.shape[1:] != (n,) or events.shape[0] not in (1, T):
+            raise ValueError(f"events of shape {events.shape} for spikes of shape {(T, n)}")
+        e_addr = events.ctypes.data
+    k, m_addr = 0, None
+    if M is not None:
+        if M.shape[0] != n:
+            raise ValueError(f"a tally matrix of shape {M.shape} for {n} neurons")
+        k, m_addr = M.shape[1], _address(M)
+    # one buffer for every output: ns (n), hist (T + 1), then the product (k, float64)
+    buf = np.empty(n + T + 1 + k, np.int64)
+    a = buf.ctypes.data
+    active = lib.tsslc_spike_tally(f_addr, T, n, e_addr, 0 if events is None else events.shape[0], m_addr, k, a,
+                                   a + 8 * n, a + 8 * (n + T + 1))
+    return (buf[:n], buf[n:n + T + 1].tolist(), int(active),
+            buf[n + T + 1:].view(np.float64).tolist() if M is not None else None)
+
+
+_INPUT_KINDS = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.int64): 2}
+
+
+def input_tally(x: np.ndarray, M: np.ndarray):
+    """One step of one sample's input values ``x`` counted (:meth:`tsslc.backends.counters.Tally.input`):
+    ``(active values, graded, sums)``: graded when an active value is not ±1 (the step counts
+    MACs), ``sums`` (a list) the rows of ``M`` ``(x.size, k)`` float64 summed over the active
+    values (each projection's synaptic operations). None without the kernel or for another
+    dtype than float32, float64, int64."""
+    lib = _lib if _tried else load()
+    kind = _INPUT_KINDS.get(x.dtype)
+    if lib is None or kind is None:
+        return None
+    if not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x)
+    if M.shape[0] != x.size:
+        raise ValueError(f"a fan-out matrix of shape {M.shape} for {x.size} inputs")
+    k = M.shape[1]
+    buf = np.empty(2 + k, np.int64)
+    a = buf.ctypes.data
+    lib.tsslc_input_tally(x.ctypes.data, kind, x.size, _address(M), k, a, a + 16)
+    return int(buf[0]), bool(buf[1]), buf[2:].view(np.float64).tolist()
+
+
+#: id -> (array, address) of the long-lived float64 matrices the kernels read (the array kept:
+#: its id cannot be reused while it is here)
+_addresses: dict = {}
+
+
+def _address(M: np.ndarray) -> int:
+    """The address of ``M`` as a C-contiguous float64 array (numpy's ``ctypes.data`` costs ~1 µs,
+    much of a streaming call's counting); ``M`` itself when it is one, a converted copy
+    kept alive here otherwise."""
+    hit = _addresses.get(id(M))
+    if hit is not None and hit[0] is M:
+        return hit[2]
+    keep = M if M.dtype == np.float64 and M.flags.c_contiguous else np.ascontiguousarray(M, dtype=np.float64)
+    if len(_addresses) > 1024:  # plans come and go: forget the oldest
+        _addresses.pop(next(iter(_addresses)))
+    _addresses[id(M)] = (M, keep, keep.ctypes.data)
+    return keep.ctypes.data
 
 
 def graded(x, scale: float, lim: int):

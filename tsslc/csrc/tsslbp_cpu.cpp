@@ -492,9 +492,10 @@ TSSLC_INLINE void dense_dots(const float* at, int64_t Nin, const float* wr, int6
 // neuron updates: steps on which a neuron received at least one synaptic event (an active
 // input i with mask[i, j], the non-zero weights of the graph) or spiked
 // (tsslc/backends/counters.py). zmax is the most zero weights any neuron has: more active
-// inputs than that reach every neuron; the mask (Nin, Nout) of 0/1 bytes is read only for the
-// steps that count leaves open. With fan (the input's fan-out per input), in_stats gets per
-// input step the active inputs, Σ fan over them and whether one of them is not ±1 (MACs).
+// inputs than that reach every neuron, and a non-zero sum proves one; the mask (Nin, Nout) of
+// 0/1 bytes is read only for the neurons those leave open. With fan (the input's fan-out per
+// input), in_stats gets per input step the active inputs, Σ fan over them and whether one of
+// them is not ±1 (MACs).
 // A dense layer's constants and one call's input, as the blocks of neurons read them.
 struct DenseLayer {
     const float* wt;      // (Nin, Nout)
@@ -534,21 +535,24 @@ TSSLC_INLINE int64_t loihi2_dense_block(const DenseLayer& L, const DenseInput& i
                 dense_dots(at, Nin, L.wr + n0 * Nin, len, cur);
             else
                 dense_sums(at, ia, na, L.wt + n0, Nout, len, cur);
+            if (COUNT) {  // before the scaling, which may floor a small sum to zero
+                // a non-zero sum proves an event (its terms vanish where the weight or the
+                // input does); a neuron whose sum is zero is looked up in the mask
+                const uint8_t all = na > L.zmax;
+                int64_t open = 0;
+                for (int64_t j = 0; j < len; ++j) {
+                    ev[j] = all | (cur[j] != 0.0f);
+                    open += !ev[j];
+                }
+                if (na > 0 && open)
+                    for (int64_t j = 0; j < len; ++j)
+                        for (int64_t k = 0; k < na && !ev[j]; ++k) ev[j] = L.mask[ia[k] * Nout + n0 + j];
+            }
             // times 2^weight_exp: exact (a power of two), floored when negative
             if (L.floor_)
                 for (int64_t j = 0; j < len; ++j) cur[j] = __builtin_floorf(cur[j] * L.scale);
             else if (L.scale != 1.0f)
                 for (int64_t j = 0; j < len; ++j) cur[j] *= L.scale;
-            if (COUNT) {
-                const uint8_t all = na > L.zmax;
-                for (int64_t j = 0; j < len; ++j) ev[j] = all;
-                if (na > 0 && !all) {
-                    for (int64_t k = 0; k < na; ++k) {
-                        const uint8_t* __restrict m = L.mask + ia[k] * Nout + n0;
-                        for (int64_t j = 0; j < len; ++j) ev[j] |= m[j];
-                    }
-                }
-            }
         }
         uint8_t* __restrict so = s8 + t * Nout + n0;
         for (int64_t j = 0; j < len; ++j) so[j] = loihi2_step(uu[j], vv[j], act32(cur[j]), L.ku, L.kv, L.th, L.b32);
@@ -649,6 +653,102 @@ int64_t graded(const X* x, float* out, int64_t n, double scale, double lim) {
     return nan;
 }
 
+// out[c] = Σ_j w[j] · M[j, c] for a (n, k) row-major M: the counters' per-neuron sums
+// (CountPlan.tally_matrix), exact in double (integers below 2^53, whatever the order). Plain
+// loops on one thread: numpy's product goes to a threaded BLAS, whose threads cost far more
+// than these small products (0.6 ms instead of 20 µs on the MNIST CNN's conv_1).
+void weighted_sums(const int64_t* w, const double* M, int64_t n, int64_t k, double* out) {
+    for (int64_t c = 0; c < k; ++c) out[c] = 0.0;
+    for (int64_t j = 0; j < n; ++j) {
+        if (!w[j]) continue;
+        const double wj = static_cast<double>(w[j]);
+        const double* r = M + j * k;
+        for (int64_t c = 0; c < k; ++c) out[c] += wj * r[c];
+    }
+}
+
+// A population's counts from its spikes per neuron ns (n of them, each 0..T): hist[c] the
+// neurons firing c times, and where M (n, k) is given vals = ns · M (weighted_sums above).
+void population_counts(const int64_t* ns, int64_t n, int64_t T, int64_t* hist, const double* M, int64_t k,
+                       double* vals) {
+    // eight partial histograms: one running total would wait on its own last increment at
+    // every neuron of a sparse layer (nearly all in bin 0)
+    constexpr int64_t LANES = 8;
+    std::vector<int64_t> part(LANES * (T + 1), 0);
+    int64_t j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int64_t l = 0; l < LANES; ++l) ++part[l * (T + 1) + ns[j + l]];
+    for (; j < n; ++j) ++part[ns[j]];
+    for (int64_t c = 0; c <= T; ++c) {
+        int64_t h = 0;
+        for (int64_t l = 0; l < LANES; ++l) h += part[l * (T + 1) + c];
+        hist[c] = h;
+    }
+    if (M) weighted_sums(ns, M, n, k, vals);
+}
+
+// One sample's population (Tally.population): fired (T, n) its 0/1 spikes; ev (Tev, n) 0/1
+// the neurons receiving a synaptic event (Tev = 1: the same at every step, or T), or null
+// (none). Writes ns (n) its spikes per neuron, then population_counts; returns the active
+// updates (a step with an event or a spike).
+TSSLC_CLONES int64_t spike_tally(const uint8_t* __restrict fired, int64_t T, int64_t n,
+                                 const uint8_t* __restrict ev, int64_t Tev, const double* M, int64_t k,
+                                 int64_t* __restrict ns, int64_t* hist, double* vals) {
+    // in blocks of neurons whose counts stay in registers / L1 over the T steps (bytes: T < 256
+    // steps is all a block counts at once; longer runs add block counts into ns)
+    constexpr int64_t BLK = 1024;
+    uint8_t cnt[BLK], any[BLK];
+    int64_t active = 0;
+    for (int64_t j = 0; j < n; ++j) ns[j] = 0;
+    for (int64_t j0 = 0; j0 < n; j0 += BLK) {
+        const int64_t m = n - j0 < BLK ? n - j0 : BLK;
+        for (int64_t t0 = 0; t0 < T; t0 += 255) {
+            const int64_t t1 = T - t0 < 255 ? T : t0 + 255;
+            for (int64_t j = 0; j < m; ++j) cnt[j] = 0;
+            for (int64_t t = t0; t < t1; ++t) {
+                const uint8_t* __restrict f = fired + t * n + j0;
+                if (ev) {
+                    const uint8_t* __restrict e = ev + (Tev == 1 ? 0 : t) * n + j0;
+                    for (int64_t j = 0; j < m; ++j) {
+                        const uint8_t s = f[j] != 0;
+                        cnt[j] += s;
+                        any[j] = s | (e[j] != 0);
+                    }
+                } else {
+                    for (int64_t j = 0; j < m; ++j) {
+                        const uint8_t s = f[j] != 0;
+                        cnt[j] += s;
+                        any[j] = s;
+                    }
+                }
+                int64_t a = 0;
+                for (int64_t j = 0; j < m; ++j) a += any[j];
+                active += a;
+            }
+            for (int64_t j = 0; j < m; ++j) ns[j0 + j] += cnt[j];
+        }
+    }
+    population_counts(ns, n, T, hist, M, k, vals);
+    return active;
+}
+
+// One step of one sample's input values x (n of them; Tally.input): out[0] the active
+// (non-zero) values, out[1] 1 when one of them is not ±1 (a graded step: MACs), and vals =
+// Σ over the active values of M's row (n, k): the synaptic operations of each projection.
+template <typename X>
+void input_tally(const X* x, int64_t n, const double* M, int64_t k, int64_t* out, double* vals) {
+    int64_t nnz = 0, graded = 0;
+    for (int64_t c = 0; c < k; ++c) vals[c] = 0.0;
+    for (int64_t j = 0; j < n; ++j) {
+        if (x[j] == 0) continue;
+        ++nnz;
+        graded |= x[j] != 1 && x[j] != -1;
+        for (int64_t c = 0; c < k; ++c) vals[c] += M[j * k + c];
+    }
+    out[0] = nnz;
+    out[1] = graded;
+}
+
 // A whole network of dense Loihi 2 layers for one sample, in one call (streaming): the
 // graded payloads of a static image x (n_x values, graded() above), then layer after layer
 // loihi2_dense from the payloads (one input step) or the previous layer's spikes (T steps).
@@ -681,22 +781,10 @@ TSSLC_CLONES int64_t loihi2_chain(const X* x, int64_t n_x, double gscale, double
             static_cast<float>(scales[l]), static_cast<const uint8_t*>(ptrs[3 * l + 2]), q[2], q[1],
             static_cast<int>(q[3]), q[4], q[5], q[6], q[7], out + offs[4 * l], next.get(), ns,
             l == 0 && count ? fan : nullptr, in_stats, nthreads);
-        if (count) {  // the population's neurons by spike count, and ns · M (exact: integers below 2^53)
-            int64_t* hist = reinterpret_cast<int64_t*>(out + offs[4 * l + 2]);
-            for (int64_t c = 0; c <= T; ++c) hist[c] = 0;
-            for (int64_t j = 0; j < q[1]; ++j) ++hist[ns[j]];
-            if (mats && mats[l]) {
-                const double* M = mats[l];
-                const int64_t k = mk[l];
-                double* vals = reinterpret_cast<double*>(out + offs[4 * l + 3]);
-                for (int64_t c = 0; c < k; ++c) vals[c] = 0.0;
-                for (int64_t j = 0; j < q[1]; ++j) {
-                    if (!ns[j]) continue;
-                    const double nj = static_cast<double>(ns[j]);
-                    for (int64_t c = 0; c < k; ++c) vals[c] += nj * M[j * k + c];
-                }
-            }
-        }
+        if (count)  // the population's neurons by spike count, and ns · M (exact: integers below 2^53)
+            population_counts(ns, q[1], T, reinterpret_cast<int64_t*>(out + offs[4 * l + 2]),
+                              mats ? mats[l] : nullptr, mats ? mk[l] : 0,
+                              reinterpret_cast<double*>(out + offs[4 * l + 3]));
         prev = std::move(next);
         a = prev.get();
         Tin = T;
@@ -706,100 +794,85 @@ TSSLC_CLONES int64_t loihi2_chain(const X* x, int64_t n_x, double gscale, double
 
 // The events of a conv projection (tsslc/backends/counters.py, Tally.events): hit[f, o, p]
 // = 1 when output channel o at output position p of frame f receives at least one synaptic
-// event: an active input (act != 0) in its window on a non-zero weight (mask[o, c, ky, kx],
-// the graph's non-zero weights; zero padding is no synapse). Settled as the torch path does:
-// a non-zero current proves an event (cur, may be null); a window with no active input has
-// none; one with more active inputs than the channel has zero weights (zeros[o]) has one
-// (some active input meets a non-zero weight); only the rest is scanned, channel by channel,
-// skipping the channels with no active input in the window. The window counts come from
-// integral images of each frame's active inputs per channel and per group. act (F, C, H, W),
-// cur (the current, may be null) and hit (F, O, Ho, Wo); frames spread over threads.
-template <typename Cur>
-TSSLC_CLONES void conv_events(const float* act, int64_t F, int64_t C, int64_t H, int64_t W, const uint8_t* mask,
-                              int64_t O, int64_t kh, int64_t kw, int64_t stride, int64_t pad, int64_t G,
-                              const int64_t* zeros, const Cur* cur, int64_t Ho, int64_t Wo, uint8_t* hit,
-                              int nthreads) {
-    const int64_t Cg = C / G, Og = O / G, L = Ho * Wo, W1 = W + 1;
+// event: an active input (act != 0) in its window on a non-zero weight (the graph's non-zero
+// weights; zero padding is no synapse). Settled as the torch path does: a non-zero current
+// proves an event (cur, may be null; one vectorised pass); a window with no active input has
+// none; one with more active inputs than the channel has zero weights has one (some active
+// input meets a non-zero weight); for the rest, the active inputs that sit on the channel's
+// zero weights are counted (zidx[zoff[o]..zoff[o+1]): the flat (c, ky, kx) index of each) and the window has an event when it holds more active inputs
+// than that. A window's active inputs come from the integral image of the frame and group's
+// count of active inputs per position. act (F, C, H, W), cur and hit (F, O, Ho, Wo); frames
+// spread over threads.
+template <typename Act, typename Cur>
+TSSLC_CLONES void conv_events(const Act* act, int64_t F, int64_t C, int64_t H, int64_t W, const int64_t* zoff,
+                              const int32_t* zidx, int64_t O, int64_t kh, int64_t kw, int64_t stride, int64_t pad,
+                              int64_t G, const Cur* cur, int64_t Ho, int64_t Wo, uint8_t* hit, int nthreads) {
+    const int64_t Cg = C / G, Og = O / G, L = Ho * Wo, W1 = W + 1, HW = H * W, K = kh * kw;
     const int nt = threads_for(nthreads, F, C * H * W + O * L);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        const int64_t A = (H + 1) * W1;
-        // the integral images of one frame and group: its channels' (Cg of them), then their sum
-        std::vector<int32_t> Sc(Cg * A), S(A);
+        std::vector<int32_t> S((H + 1) * W1), cnt(HW);
 #pragma omp for schedule(static)
         for (int64_t f = 0; f < F; ++f) {
             for (int64_t g = 0; g < G; ++g) {
-                for (int64_t i = 0; i < A; ++i) S[i] = 0;
-                for (int64_t c = 0; c < Cg; ++c) {
-                    const float* ac = act + (f * C + g * Cg + c) * H * W;
-                    int32_t* I = Sc.data() + c * A;
-                    for (int64_t x = 0; x <= W; ++x) I[x] = 0;
-                    for (int64_t y = 0; y < H; ++y) {
-                        int32_t row = 0;
-                        I[(y + 1) * W1] = 0;
-                        for (int64_t x = 0; x < W; ++x) {
-                            row += ac[y * W + x] != 0.0f;
-                            I[(y + 1) * W1 + x + 1] = I[y * W1 + x + 1] + row;
-                        }
-                    }
-                    for (int64_t i = 0; i < A; ++i) S[i] += I[i];
-                }
+                const Act* a0 = act + (f * C + g * Cg) * HW;
+                bool counted = false;  // S made for this frame and group
                 for (int64_t o = g * Og; o < (g + 1) * Og; ++o) {
-                    const Cur* cz = cur ? cur + (f * O + o) * L : nullptr;
                     uint8_t* h = hit + (f * O + o) * L;
-                    const uint8_t* m = mask + o * Cg * kh * kw;
+                    int64_t open = L;
+                    if (cur) {
+                        const Cur* cz = cur + (f * O + o) * L;
+                        open = 0;
+                        for (int64_t p = 0; p < L; ++p) {
+                            h[p] = cz[p] != 0;
+                            open += cz[p] == 0;
+                        }
+                        if (!open) continue;
+                    }
+                    if (!counted) {  // active inputs per position, then their integral image
+                        for (int64_t i = 0; i < HW; ++i) cnt[i] = 0;
+                        for (int64_t c = 0; c < Cg; ++c) {
+                            const Act* ac = a0 + c * HW;
+                            for (int64_t i = 0; i < HW; ++i) cnt[i] += ac[i] != 0;
+                        }
+                        for (int64_t x = 0; x <= W; ++x) S[x] = 0;
+                        for (int64_t y = 0; y < H; ++y) {
+                            int32_t row = 0;
+                            S[(y + 1) * W1] = 0;
+                            for (int64_t x = 0; x < W; ++x) {
+                                row += cnt[y * W + x];
+                                S[(y + 1) * W1 + x + 1] = S[y * W1 + x + 1] + row;
+                            }
+                        }
+                        counted = true;
+                    }
                     for (int64_t oy = 0; oy < Ho; ++oy) {
                         const int64_t y0 = oy * stride - pad;
                         const int64_t ya = y0 < 0 ? 0 : y0, yb = y0 + kh > H ? H : y0 + kh;
                         for (int64_t ox = 0; ox < Wo; ++ox) {
                             const int64_t p = oy * Wo + ox;
-                            if (cz && cz[p] != 0) {
-                                h[p] = 1;
-                                continue;
-                            }
+                            if (cur && h[p]) continue;
                             const int64_t x0 = ox * stride - pad;
                             const int64_t xa = x0 < 0 ? 0 : x0, xb = x0 + kw > W ? W : x0 + kw;
-                            const bool inside = ya < yb && xa < xb;
-                            const int64_t n =
-                                inside ? S[yb * W1 + xb] - S[ya * W1 + xb] - S[yb * W1 + xa] + S[ya * W1 + xa] : 0;
-                            if (n == 0 || n > zeros[o]) {
+                            const int64_t n = ya < yb && xa < xb
+                                                  ? S[yb * W1 + xb] - S[ya * W1 + xb] - S[yb * W1 + xa] + S[ya * W1 + xa]
+                                                  : 0;
+                            if (n == 0 || n > zoff[o + 1] - zoff[o]) {
                                 h[p] = n > 0;
                                 continue;
                             }
-                            uint8_t any = 0;  // few active inputs, as many zero weights: look
-                            for (int64_t c = 0; c < Cg && !any; ++c) {
-                                const int32_t* I = Sc.data() + c * A;
-                                if (I[yb * W1 + xb] - I[ya * W1 + xb] - I[yb * W1 + xa] + I[ya * W1 + xa] == 0)
-                                    continue;  // no active input of this channel in the window
-                                const float* ac = act + (f * C + g * Cg + c) * H * W;
-                                const uint8_t* mc = m + c * kh * kw;
-                                for (int64_t y = ya; y < yb && !any; ++y)
-                                    for (int64_t x = xa; x < xb; ++x)
-                                        if (ac[y * W + x] != 0.0f && mc[(y - y0) * kw + (x - x0)]) {
-                                            any = 1;
-                                            break;
-                                        }
+                            int64_t z = 0;  // the window's active inputs on zero weights
+                            for (int64_t e = zoff[o]; e < zoff[o + 1]; ++e) {
+                                const int64_t c = zidx[e] / K, r = zidx[e] % K;
+                                const int64_t y = y0 + r / kw, x = x0 + r % kw;
+                                z += y >= 0 && y < H && x >= 0 && x < W && a0[c * HW + y * W + x] != 0;
                             }
-                            h[p] = any;
+                            h[p] = n > z;
                         }
                     }
                 }
             }
         }
-    }
-}
-
-// out[c] = Σ_j w[j] · M[j, c] for a (n, k) row-major M: the counters' per-neuron sums
-// (CountPlan.tally_matrix), exact in double (integers below 2^53, whatever the order). Plain
-// loops on one thread: numpy's product goes to a threaded BLAS, whose threads cost far more
-// than these small products (0.6 ms instead of 20 µs on the MNIST CNN's conv_1).
-void weighted_sums(const int64_t* w, const double* M, int64_t n, int64_t k, double* out) {
-    for (int64_t c = 0; c < k; ++c) out[c] = 0.0;
-    for (int64_t j = 0; j < n; ++j) {
-        if (!w[j]) continue;
-        const double wj = static_cast<double>(w[j]);
-        const double* r = M + j * k;
-        for (int64_t c = 0; c < k; ++c) out[c] += wj * r[c];
     }
 }
 
@@ -879,22 +952,45 @@ int64_t tsslc_loihi2_chain(const void* x, int x_f64, int64_t n_x, double gscale,
     }
 }
 
-// The events of a conv projection (conv_events above); the current float32 (cur_kind 1),
-// int64 (2) or none (0).
-void tsslc_conv_events(const float* act, int64_t F, int64_t C, int64_t H, int64_t W, const uint8_t* mask, int64_t O,
-                       int64_t kh, int64_t kw, int64_t stride, int64_t pad, int64_t G, const int64_t* zeros,
+// The events of a conv projection (conv_events above): the inputs float32 (act_u8 0) or bytes
+// (1: spikes, 0/1 or bool); the current float32 (cur_kind 1), int64 (2) or none (0).
+void tsslc_conv_events(const void* act, int act_u8, int64_t F, int64_t C, int64_t H, int64_t W, const int64_t* zoff,
+                       const int32_t* zidx, int64_t O, int64_t kh, int64_t kw, int64_t stride, int64_t pad, int64_t G,
                        const void* cur, int cur_kind, int64_t Ho, int64_t Wo, uint8_t* hit, int nthreads) {
-    if (cur_kind == 2)
-        conv_events<int64_t>(act, F, C, H, W, mask, O, kh, kw, stride, pad, G, zeros,
-                             static_cast<const int64_t*>(cur), Ho, Wo, hit, nthreads);
+    const auto run = [&](auto* a) {
+        if (cur_kind == 2)
+            conv_events(a, F, C, H, W, zoff, zidx, O, kh, kw, stride, pad, G, static_cast<const int64_t*>(cur), Ho,
+                        Wo, hit, nthreads);
+        else
+            conv_events(a, F, C, H, W, zoff, zidx, O, kh, kw, stride, pad, G,
+                        cur_kind == 1 ? static_cast<const float*>(cur) : nullptr, Ho, Wo, hit, nthreads);
+    };
+    if (act_u8)
+        run(static_cast<const uint8_t*>(act));
     else
-        conv_events<float>(act, F, C, H, W, mask, O, kh, kw, stride, pad, G, zeros,
-                           cur_kind == 1 ? static_cast<const float*>(cur) : nullptr, Ho, Wo, hit, nthreads);
+        run(static_cast<const float*>(act));
 }
 
 // The counters' per-neuron sums (weighted_sums above).
 void tsslc_weighted_sums(const int64_t* w, const double* M, int64_t n, int64_t k, double* out) {
     weighted_sums(w, M, n, k, out);
+}
+
+// One step of one sample's input counted (input_tally above): x float32 (kind 0), float64
+// (1) or int64 (2).
+void tsslc_input_tally(const void* x, int kind, int64_t n, const double* M, int64_t k, int64_t* out, double* vals) {
+    if (kind == 0)
+        input_tally(static_cast<const float*>(x), n, M, k, out, vals);
+    else if (kind == 1)
+        input_tally(static_cast<const double*>(x), n, M, k, out, vals);
+    else
+        input_tally(static_cast<const int64_t*>(x), n, M, k, out, vals);
+}
+
+// One sample's population counts (spike_tally above).
+int64_t tsslc_spike_tally(const uint8_t* fired, int64_t T, int64_t n, const uint8_t* ev, int64_t Tev,
+                          const double* M, int64_t k, int64_t* ns, int64_t* hist, double* vals) {
+    return spike_tally(fired, T, n, ev, Tev, M, k, ns, hist, vals);
 }
 
 }  // extern "C"
