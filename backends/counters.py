@@ -601,6 +601,21 @@ class Tally:
         self.layers[name] = lc
         self._outgoing(name, lc, ns, spikes, as_float)
 
+    def _event_array(self, parts: list, n: int):
+        """The events fed for a population of ``n`` neurons of one sample as one array
+        ``(1 | T, n)`` bool (one row: the same every step): ``(True, array)``, ``(True, None)``
+        when none were fed, ``(False, None)`` when they take :meth:`_active` (several
+        synapses, positions listed apart)."""
+        if not parts:
+            return True, None
+        if len(parts) == 1 and parts[0][2] is None:
+            base = parts[0][0]
+            if base is _EVERY:
+                return True, np.ones((1, n), np.bool_)
+            if math.prod(base.shape[1:]) == n and base.shape[0] in (1, self.T) and base.dtype == np.bool_:
+                return True, base.reshape(base.shape[0], n)
+        return False, None
+
     def _one_sample(self, name: str, spikes, n: int):
         """One sample's spikes per neuron, neurons by spike count, active updates and product
         with the tally matrix (:func:`tsslc.fused_cpu.spike_tally`), taking the events fed
@@ -612,13 +627,8 @@ class Tally:
             fired = fired != 0
         fired = fired.reshape(T, n)
         parts = self.any_event.get(name, [])
-        ev, active = None, None
-        if len(parts) == 1 and parts[0][2] is None and parts[0][0] is not _EVERY:
-            base = parts[0][0]
-            if math.prod(base.shape[1:]) == n and base.shape[0] in (1, T) and base.dtype == np.bool_:
-                ev = base.reshape(base.shape[0], n)
-        if parts and ev is None:
-            active = self._active(parts, fired.reshape(T, 1, n))
+        ok, ev = self._event_array(parts, n)
+        active = None if ok else self._active(parts, fired.reshape(T, 1, n))
         got = fused_cpu.spike_tally(fired, ev, self.plan.tally_matrix(name))
         if got is None:
             return None

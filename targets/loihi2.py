@@ -289,10 +289,10 @@ class Loihi2(Target):
                 made.append((wt, wr, scale, mask, zmax_, floor, du, dv, vth, bias))
             return made[0]
 
-        def layer(s_in: torch.Tensor, n_steps: int, count: bool = False, out_shape=None, fan=None):
+        def layer(s_in: torch.Tensor, n_steps: int, count: bool = False, out_shape=None, fan=None, M=None):
             if (count or fan is not None) and not same:
                 raise TsslcError("this fused layer cannot count (Lava zeroes some of its synapses): see its 'counts'")
-            return kernel(s_in, n_steps, *spec(), count, out_shape, fan)
+            return kernel(s_in, n_steps, *spec(), count, out_shape, fan, M)
 
         layer.counts = same
         layer.spec = spec

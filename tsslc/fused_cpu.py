@@ -77,7 +77,7 @@ def _open(path: Path, want: str | None) -> ctypes.CDLL | None:
         f.argtypes = [_P, _I64, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _I64, _I64, ctypes.c_int, ctypes.c_int]
         f.restype = None
     lib.tsslc_loihi2_dense.argtypes = [_P, _I64, _I64, _I64, _P, _P, _D, _P, _I64, _I64, ctypes.c_int, _I64, _I64, _I64,
-                                       _I64, _P, _P, _P, _P, _P, ctypes.c_int]
+                                       _I64, _P, _P, _P, _P, _P, _P, _P, _I64, _P, ctypes.c_int]
     lib.tsslc_loihi2_dense.restype = _I64
     lib.tsslc_loihi2_chain.argtypes = [_P, ctypes.c_int, _I64, _D, _D, _I64, _I64, _P, _P, _P, _P, _P, _P, _P, _P,
                                        _P, _P, ctypes.c_int, ctypes.c_int]
@@ -203,7 +203,7 @@ def loihi2_lif(current: torch.Tensor, uv: torch.Tensor | None, du: int, dv: int,
 
 def loihi2_dense(a: torch.Tensor, n_steps: int, wt: torch.Tensor, wr: torch.Tensor | None, scale: float,
                  mask: torch.Tensor | None, zmax: int, floor: bool, du: int, dv: int, vth: int, bias: int,
-                 count: bool = False, out_shape=None, fan: np.ndarray | None = None):
+                 count: bool = False, out_shape=None, fan: np.ndarray | None = None, M: np.ndarray | None = None):
     """One dense Loihi 2 layer of one sample, synapse and population in one compiled pass
     (streaming): ``a`` ``(T_in, ...)`` float32 exact integers, the synapse's input, N_in per
     step (``T_in`` = 1: the same at every one of the ``n_steps`` steps), ``wt``
@@ -211,13 +211,14 @@ def loihi2_dense(a: torch.Tensor, n_steps: int, wt: torch.Tensor, wr: torch.Tens
     for the steps whose inputs are mostly active), ``scale`` = 2^weight_exp, every partial sum
     proven an integer below 2^24 and the scaled sum below 2^31 (``floor``: the scaled sum
     floored, a negative exponent); the LIF from the zero state.
-    Returns ``(s8, sf, ns, active)``: spikes uint8 and float32 (shape ``out_shape``, default
-    ``(T, N_out)``), and with ``count`` the spikes per neuron (int64) and the active neuron
-    updates (a step with an event — an active input on a non-zero ``mask`` ``(N_in, N_out)``
-    uint8 entry, more active inputs than ``zmax`` always — or a spike); with ``fan`` (int64
-    per input, contiguous) also the input's counts per input step ``(T_in, 3)`` int64: active
-    inputs, Σ fan over them, 1 when one of them is not ±1 (else None). ``None`` without the
-    kernel."""
+    Returns ``(s8, sf, ns, active, stats, hist, vals)``: spikes uint8 and float32 (shape
+    ``out_shape``, default ``(T, N_out)``), and with ``count`` the spikes per neuron (int64),
+    the active neuron updates (a step with an event — an active input on a non-zero ``mask``
+    ``(N_in, N_out)`` uint8 entry, more active inputs than ``zmax`` always — or a spike) and
+    the neurons by spike count 0..T (a list); with ``fan`` (int64 per input, contiguous) also
+    the input's counts per input step ``(T_in, 3)`` int64: active inputs, Σ fan over them, 1
+    when one of them is not ±1 (else None); with ``M`` ``(N_out, k)`` float64 (counting) the
+    spikes per neuron times ``M`` (a list, else None). ``None`` without the kernel."""
     lib = _lib if _tried else load()
     if lib is None:
         return None
@@ -229,17 +230,27 @@ def loihi2_dense(a: torch.Tensor, n_steps: int, wt: torch.Tensor, wr: torch.Tens
     shape = out_shape or (n_steps, n_out)
     s8 = torch.from_numpy(np.empty(shape, np.uint8))
     sf = torch.from_numpy(np.empty(shape, np.float32))
-    ns = np.empty(n_out, np.int64) if count else None
     stats = np.empty((t_in, 3), np.int64) if fan is not None else None
+    k = M.shape[1] if count and M is not None else 0
+    if count:  # one buffer for the counts: ns (N_out), hist (T + 1), then the product (k, float64)
+        buf = np.empty(n_out + n_steps + 1 + k, np.int64)
+        base = buf.ctypes.data
+        ns_a, hist_a, vals_a = base, base + 8 * n_out, base + 8 * (n_out + n_steps + 1)
+    else:
+        ns_a = hist_a = vals_a = None
     active = lib.tsslc_loihi2_dense(a.data_ptr(), t_in, n_steps, n_in, wt.data_ptr(),
                                     None if wr is None else wr.data_ptr(), scale,
                                     mask.data_ptr() if count else None, zmax, n_out, int(floor), du, dv, vth, bias,
-                                    s8.data_ptr(), sf.data_ptr(), ns.ctypes.data if count else None,
+                                    s8.data_ptr(), sf.data_ptr(), ns_a,
                                     None if fan is None else fan.ctypes.data,
-                                    None if fan is None else stats.ctypes.data, torch.get_num_threads())
+                                    None if fan is None else stats.ctypes.data, hist_a,
+                                    _address(M) if k else None, k, vals_a, torch.get_num_threads())
     if active == -2:
         raise _no_memory(n_steps, n_out)
-    return s8, sf, ns, (int(active) if count else None), stats
+    if not count:
+        return s8, sf, None, None, stats, None, None
+    return (s8, sf, buf[:n_out], int(active), stats, buf[n_out:n_out + n_steps + 1].tolist(),
+            buf[n_out + n_steps + 1:].view(np.float64).tolist() if k else None)
 
 
 def _no_memory(n_steps: int, n_out: int) -> TsslcError:

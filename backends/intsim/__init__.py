@@ -344,10 +344,10 @@ class IntSim(GraphWalker):
                 if tally is not None and name == self.plan.input_layer:
                     fan = tally.plan.fan_int64(name)
                 out = layer(v[:1] if v.shape[0] > 1 and v.stride(0) == 0 else v, self.n_steps, tally is not None,
-                            (self.n_steps, *shape), fan)
+                            (self.n_steps, *shape), fan, tally.plan.tally_matrix(lif) if tally is not None else None)
                 if fan is not None:
                     tally.input_counts(out[4], self._input_static)
-                self._layer_out[lif] = (*out[:4], None, None)  # its spikes and counts, made in the same pass
+                self._layer_out[lif] = (*out[:4], *out[5:])  # its spikes and counts, made in the same pass
                 return None
         fn = self.plan.synapses.get(name)
         if fn is None:  # a synapse the plan did not see (a subclass' graph edit)

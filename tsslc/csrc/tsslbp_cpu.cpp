@@ -923,13 +923,18 @@ void tsslc_loihi2_lif_f32(const float* cur, int64_t stride_t, int64_t* u, int64_
 // One dense Loihi 2 layer of one sample (loihi2_dense above); returns the active neuron
 // updates when ns is given (else 0), or -2 when its buffers cannot be allocated (no C++
 // exception may cross into ctypes).
+// Counting (ns not null), hist (T + 1) gets the neurons by spike count and, where M (Nout, k)
+// is given, vals = ns · M (population_counts above).
 int64_t tsslc_loihi2_dense(const float* a, int64_t Tin, int64_t T, int64_t Nin, const float* wt, const float* wr,
                            double scale, const uint8_t* mask, int64_t zmax, int64_t Nout, int floor_, int64_t du,
                            int64_t dv, int64_t vth, int64_t bias, uint8_t* s8, float* sf, int64_t* ns,
-                           const int64_t* fan, int64_t* in_stats, int nthreads) {
+                           const int64_t* fan, int64_t* in_stats, int64_t* hist, const double* M, int64_t k,
+                           double* vals, int nthreads) {
     try {
-        return loihi2_dense(a, Tin, T, Nin, wt, wr, static_cast<float>(scale), mask, zmax, Nout, floor_, du, dv, vth,
-                            bias, s8, sf, ns, fan, in_stats, nthreads);
+        const int64_t active = loihi2_dense(a, Tin, T, Nin, wt, wr, static_cast<float>(scale), mask, zmax, Nout,
+                                            floor_, du, dv, vth, bias, s8, sf, ns, fan, in_stats, nthreads);
+        if (ns && hist && active >= 0) population_counts(ns, Nout, T, hist, M, k, vals);
+        return active;
     } catch (const std::bad_alloc&) {
         return -2;
     }
