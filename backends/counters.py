@@ -876,6 +876,10 @@ def count(graph: Graph, spikes: dict, x=None, *, inputs=None, n_steps: int | Non
     for p in pops:
         if tuple(s[p].shape) != (T, B, *shapes[p]):
             raise TsslcError(f"spikes of '{p}' have shape {tuple(s[p].shape)}, expected {(T, B, *shapes[p])}")
+        if s[p].dtype != torch.bool:  # a spike is 1, its absence 0: anything else is no spike train
+            bad = (s[p] != 0) & (s[p] != 1)
+            if bool(bad.any()):
+                raise TsslcError(f"spikes of '{p}' must be 0 or 1, found {s[p][bad].reshape(-1)[0].item()!r}")
     inp = plan.inp
     if inputs is None:
         if x is None:

@@ -132,6 +132,12 @@ def test_bad_spikes_are_named():
         count(g, {"c": np.zeros((4, 1, 3, 3, 3))}, x)
     with pytest.raises(TsslcError, match="spikes of 'd'"):
         count(g, {"c": np.zeros((4, 1, 3, 3, 3)), "d": np.zeros((4, 1, 5))}, x)
+    # spikes are 0 or 1: a 2 or a NaN would count differently one sample at a time and in a batch
+    for bad in (2, np.nan, -1):
+        c = np.zeros((4, 1, 3, 3, 3))
+        c[1, 0, 2, 1, 0] = bad
+        with pytest.raises(TsslcError, match="spikes of 'c' must be 0 or 1"):
+            count(g, {"c": c, "d": np.zeros((4, 1, 4))}, x)
 
 
 def test_digits_counters_are_consistent_and_additive(digits_graph, digits_test_arrays):
