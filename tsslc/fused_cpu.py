@@ -24,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import importlib.machinery
 import os
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -232,6 +233,8 @@ def loihi2_dense(a: torch.Tensor, n_steps: int, wt: torch.Tensor, wr: torch.Tens
     sf = torch.from_numpy(np.empty(shape, np.float32))
     stats = np.empty((t_in, 3), np.int64) if fan is not None else None
     k = M.shape[1] if count and M is not None else 0
+    if k:
+        M = _float64(M)
     if count:  # one buffer for the counts: ns (N_out), hist (T + 1), then the product (k, float64)
         buf = np.empty(n_out + n_steps + 1 + k, np.int64)
         base = buf.ctypes.data
@@ -403,8 +406,8 @@ def conv_events(act: torch.Tensor, mask: torch.Tensor, current: torch.Tensor | N
     return hit
 
 
-#: id -> (mask, offsets, indices) of the zero weights of the conv masks seen (the mask kept:
-#: its id cannot be reused while it is here)
+#: id -> (weak reference to the mask, offsets, indices) of the zero weights of the conv masks
+#: seen (the reference tells a reused id; a dead mask holds nothing)
 _zeros_of: dict = {}
 
 
@@ -413,7 +416,7 @@ def _zero_weights(mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     offsets ``(O + 1,)`` int64 into the flat ``(c, ky, kx)`` indices ``int32`` of them, made
     once per mask tensor."""
     hit = _zeros_of.get(id(mask))
-    if hit is not None and hit[0] is mask:
+    if hit is not None and hit[0]() is mask:
         return hit[1], hit[2]
     z = (mask.detach().cpu().reshape(mask.shape[0], -1) == 0).numpy()
     rows, cols = np.nonzero(z)
@@ -422,7 +425,7 @@ def _zero_weights(mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     zidx = np.ascontiguousarray(cols, dtype=np.int32)
     if len(_zeros_of) > 256:  # plans come and go: forget the oldest
         _zeros_of.pop(next(iter(_zeros_of)))
-    _zeros_of[id(mask)] = (mask, zoff, zidx)
+    _zeros_of[id(mask)] = (weakref.ref(mask), zoff, zidx)
     return zoff, zidx
 
 
@@ -472,6 +475,7 @@ def spike_tally(fired: np.ndarray, events: np.ndarray | None, M: np.ndarray | No
     if M is not None:
         if M.shape[0] != n:
             raise ValueError(f"a tally matrix of shape {M.shape} for {n} neurons")
+        M = _float64(M)
         k, m_addr = M.shape[1], _address(M)
     # one buffer for every output: ns (n), hist (T + 1), then the product (k, float64)
     buf = np.empty(n + T + 1 + k, np.int64)
@@ -500,29 +504,36 @@ def input_tally(x: np.ndarray, M: np.ndarray):
     if M.shape[0] != x.size:
         raise ValueError(f"a fan-out matrix of shape {M.shape} for {x.size} inputs")
     k = M.shape[1]
+    M = _float64(M)
     buf = np.empty(2 + k, np.int64)
     a = buf.ctypes.data
     lib.tsslc_input_tally(x.ctypes.data, kind, x.size, _address(M), k, a, a + 16)
     return int(buf[0]), bool(buf[1]), buf[2:].view(np.float64).tolist()
 
 
-#: id -> (array, address) of the long-lived float64 matrices the kernels read (the array kept:
-#: its id cannot be reused while it is here)
+#: id -> (weak reference to the array, address) of the matrices the kernels read, each call
+#: (the reference tells a reused id; a dead array holds nothing)
 _addresses: dict = {}
 
 
+def _float64(M: np.ndarray) -> np.ndarray:
+    """``M`` as a C-contiguous float64 array (itself when it is one)."""
+    return M if M.dtype == np.float64 and M.flags.c_contiguous else np.ascontiguousarray(M, dtype=np.float64)
+
+
 def _address(M: np.ndarray) -> int:
-    """The address of ``M`` as a C-contiguous float64 array (numpy's ``ctypes.data`` costs ~1 µs,
-    much of a streaming call's counting); ``M`` itself when it is one, a converted copy
-    kept alive here otherwise."""
+    """The address of a C-contiguous float64 ``M`` (:func:`_float64`), remembered: numpy's
+    ``ctypes.data`` costs ~1 µs, much of a streaming call's counting, and the count plan's
+    matrices are read every call."""
     hit = _addresses.get(id(M))
-    if hit is not None and hit[0] is M:
-        return hit[2]
-    keep = M if M.dtype == np.float64 and M.flags.c_contiguous else np.ascontiguousarray(M, dtype=np.float64)
+    if hit is not None and hit[0]() is M:
+        return hit[1]
+    if M.dtype != np.float64 or not M.flags.c_contiguous:
+        raise ValueError(f"a C-contiguous float64 matrix, not {M.dtype}")
     if len(_addresses) > 1024:  # plans come and go: forget the oldest
         _addresses.pop(next(iter(_addresses)))
-    _addresses[id(M)] = (M, keep, keep.ctypes.data)
-    return keep.ctypes.data
+    _addresses[id(M)] = (weakref.ref(M), M.ctypes.data)
+    return _addresses[id(M)][1]
 
 
 def graded(x, scale: float, lim: int):
