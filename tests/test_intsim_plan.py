@@ -243,6 +243,24 @@ def test_compiled_population_tally_equals_numpy(T, n):
         fused_cpu.spike_tally(fired, np.zeros((2, n), bool) if T != 2 else np.zeros((3, n), bool), None)
 
 
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 7, 1001])
+@pytest.mark.parametrize("k", [1, 7, 8, 9, 17])
+def test_compiled_weighted_sums_equal_numpy(n, k):
+    """tsslc.fused_cpu.weighted_sums (the counters' per-neuron sums, eight columns and four
+    rows at a time in the kernel) against numpy's product, exact, for row and column counts
+    on and off those blocks; a non-contiguous matrix is copied first."""
+    from tsslc import fused_cpu
+
+    if fused_cpu.load() is None:
+        pytest.skip(fused_cpu.error)
+    rng = np.random.default_rng(n * 31 + k)
+    w = rng.integers(0, 6, n)  # spike counts 0..T, many zero
+    M = rng.integers(0, 1 << 20, size=(n, k)).astype(np.float64)
+    assert fused_cpu.weighted_sums(w, M) == (w @ M).tolist()
+    wide = rng.integers(0, 9, size=(n, 2 * k)).astype(np.float64)
+    assert fused_cpu.weighted_sums(w.astype(np.int32), wide[:, ::2]) == (w @ wide[:, ::2]).tolist()
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
 def test_compiled_input_tally_equals_numpy(dtype):
     """tsslc.fused_cpu.input_tally: active values, graded (a value not in {-1, 0, 1}: MACs)
