@@ -51,8 +51,16 @@ def connections(g: Graph, all_ones=False):
     return conns
 
 
+@pytest.mark.parametrize("kernels", [True, False])  # False: numpy alone (no compiled library)
 @pytest.mark.parametrize("B", [3, 1])  # one sample: the compiled population and input tallies
-def test_counts_match_brute_force_enumeration(B):
+def test_counts_match_brute_force_enumeration(B, kernels, monkeypatch):
+    from tsslc import fused_cpu
+
+    if kernels and fused_cpu.load() is None:
+        pytest.skip(fused_cpu.error)
+    if not kernels:
+        monkeypatch.setattr(fused_cpu, "_lib", None)
+        monkeypatch.setattr(fused_cpu, "_tried", True)
     rng = np.random.default_rng(1)
     g = small_graph(rng)
     T = 4

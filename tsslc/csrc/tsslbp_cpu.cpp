@@ -657,18 +657,17 @@ int64_t graded(const X* x, float* out, int64_t n, double scale, double lim) {
 // (CountPlan.tally_matrix), exact in double (integers below 2^53, whatever the order). Plain
 // loops on one thread: numpy's product goes to a threaded BLAS, whose threads cost far more
 // than these small products (0.6 ms instead of 20 µs on the MNIST CNN's conv_1).
-// Columns [c0, c0 + m) of w · M, m <= 8, over four interleaved rows at a time: four sets of
-// running sums in registers (one set would wait on its own last addition at every row), added
-// at the end (exact: integers below 2^53, whatever the order).
-template <int64_t MW>
-TSSLC_INLINE void weighted_cols(const int64_t* __restrict w, const double* __restrict M, int64_t n, int64_t k,
-                                int64_t c0, int64_t m, double* __restrict out) {
+// Columns [c0, c0 + m) of w · M, m <= 8, w[j] = wt(j), over four interleaved rows at a time:
+// four sets of running sums in registers (one set would wait on its own last addition at
+// every row), added at the end (exact: integers below 2^53, whatever the order).
+template <int64_t MW, typename Wt>
+TSSLC_INLINE void weighted_cols(Wt wt, const double* __restrict M, int64_t n, int64_t k, int64_t c0, int64_t m,
+                                double* __restrict out) {
     double a0[8] = {}, a1[8] = {}, a2[8] = {}, a3[8] = {};
     const int64_t mw = MW ? MW : m;
     int64_t j = 0;
     for (; j + 4 <= n; j += 4) {
-        const double w0 = static_cast<double>(w[j]), w1 = static_cast<double>(w[j + 1]);
-        const double w2 = static_cast<double>(w[j + 2]), w3 = static_cast<double>(w[j + 3]);
+        const double w0 = wt(j), w1 = wt(j + 1), w2 = wt(j + 2), w3 = wt(j + 3);
         const double* __restrict r = M + j * k + c0;
         for (int64_t c = 0; c < mw; ++c) {
             a0[c] += w0 * r[c];
@@ -678,20 +677,35 @@ TSSLC_INLINE void weighted_cols(const int64_t* __restrict w, const double* __res
         }
     }
     for (; j < n; ++j) {
-        const double wj = static_cast<double>(w[j]);
+        const double wj = wt(j);
         for (int64_t c = 0; c < mw; ++c) a0[c] += wj * M[j * k + c0 + c];
     }
     for (int64_t c = 0; c < mw; ++c) out[c0 + c] = (a0[c] + a1[c]) + (a2[c] + a3[c]);
 }
 
+// out = w · M for row weights wt(j), eight columns at a time.
+template <typename Wt>
+TSSLC_INLINE void weighted_rows(Wt wt, const double* __restrict M, int64_t n, int64_t k, double* __restrict out) {
+    int64_t c0 = 0;
+    for (; c0 + 8 <= k; c0 += 8) weighted_cols<8>(wt, M, n, k, c0, 8, out);
+    switch (k - c0) {  // the last columns, their count known to the compiler (sums kept in registers)
+        case 1: weighted_cols<1>(wt, M, n, k, c0, 1, out); break;
+        case 2: weighted_cols<2>(wt, M, n, k, c0, 2, out); break;
+        case 3: weighted_cols<3>(wt, M, n, k, c0, 3, out); break;
+        case 4: weighted_cols<4>(wt, M, n, k, c0, 4, out); break;
+        case 5: weighted_cols<5>(wt, M, n, k, c0, 5, out); break;
+        case 6: weighted_cols<6>(wt, M, n, k, c0, 6, out); break;
+        case 7: weighted_cols<7>(wt, M, n, k, c0, 7, out); break;
+        default: break;
+    }
+}
+
 TSSLC_INLINE void weighted_sums_impl(const int64_t* __restrict w, const double* __restrict M, int64_t n, int64_t k,
                                      double* __restrict out) {
-    // eight columns at a time (a running sum in memory waits on its own store at every row:
-    // ~5x slower on the MNIST CNN's conv_1, 8,640 x 8); no test for a zero weight (silent
-    // neurons lie at random: a mispredicted branch costs more than the multiply-adds it skips)
-    int64_t c0 = 0;
-    for (; c0 + 8 <= k; c0 += 8) weighted_cols<8>(w, M, n, k, c0, 8, out);
-    if (c0 < k) weighted_cols<0>(w, M, n, k, c0, k - c0, out);
+    // (a running sum in memory waits on its own store at every row: ~5x slower on the MNIST
+    // CNN's conv_1, 8,640 x 8); no test for a zero weight (silent neurons lie at random: a
+    // mispredicted branch costs more than the multiply-adds it skips)
+    weighted_rows([w](int64_t j) { return static_cast<double>(w[j]); }, M, n, k, out);
 }
 
 TSSLC_CLONES void weighted_sums(const int64_t* w, const double* M, int64_t n, int64_t k, double* out) {
@@ -768,17 +782,30 @@ TSSLC_CLONES int64_t spike_tally(const uint8_t* __restrict fired, int64_t T, int
 // (non-zero) values, out[1] 1 when one of them is not ±1 (a graded step: MACs), and vals =
 // Σ over the active values of M's row (n, k): the synaptic operations of each projection.
 template <typename X>
-void input_tally(const X* x, int64_t n, const double* M, int64_t k, int64_t* out, double* vals) {
+TSSLC_INLINE void input_tally(const X* __restrict x, int64_t n, const double* M, int64_t k, int64_t* out,
+                              double* vals) {
     int64_t nnz = 0, graded = 0;
-    for (int64_t c = 0; c < k; ++c) vals[c] = 0.0;
     for (int64_t j = 0; j < n; ++j) {
-        if (x[j] == 0) continue;
-        ++nnz;
-        graded |= x[j] != 1 && x[j] != -1;
-        for (int64_t c = 0; c < k; ++c) vals[c] += M[j * k + c];
+        const bool a = x[j] != 0;  // NaN: active and graded
+        nnz += a;
+        graded |= a & (x[j] != 1) & (x[j] != -1);
     }
+    // the active values' rows of M summed: their 0/1 indicator times M (no branch per value)
+    weighted_rows([x](int64_t j) { return x[j] != 0 ? 1.0 : 0.0; }, M, n, k, vals);
     out[0] = nnz;
     out[1] = graded;
+}
+
+TSSLC_CLONES void input_tally_f32(const float* x, int64_t n, const double* M, int64_t k, int64_t* out, double* vals) {
+    input_tally(x, n, M, k, out, vals);
+}
+TSSLC_CLONES void input_tally_f64(const double* x, int64_t n, const double* M, int64_t k, int64_t* out,
+                                  double* vals) {
+    input_tally(x, n, M, k, out, vals);
+}
+TSSLC_CLONES void input_tally_i64(const int64_t* x, int64_t n, const double* M, int64_t k, int64_t* out,
+                                  double* vals) {
+    input_tally(x, n, M, k, out, vals);
 }
 
 // A whole network of dense Loihi 2 layers for one sample, in one call (streaming): the
@@ -1017,11 +1044,11 @@ void tsslc_weighted_sums(const int64_t* w, const double* M, int64_t n, int64_t k
 // (1) or int64 (2).
 void tsslc_input_tally(const void* x, int kind, int64_t n, const double* M, int64_t k, int64_t* out, double* vals) {
     if (kind == 0)
-        input_tally(static_cast<const float*>(x), n, M, k, out, vals);
+        input_tally_f32(static_cast<const float*>(x), n, M, k, out, vals);
     else if (kind == 1)
-        input_tally(static_cast<const double*>(x), n, M, k, out, vals);
+        input_tally_f64(static_cast<const double*>(x), n, M, k, out, vals);
     else
-        input_tally(static_cast<const int64_t*>(x), n, M, k, out, vals);
+        input_tally_i64(static_cast<const int64_t*>(x), n, M, k, out, vals);
 }
 
 // One sample's population counts (spike_tally above).
