@@ -319,3 +319,37 @@ def test_every_command_shows_its_defaults(capsys):
             if action.option_strings and action.default not in (None, False, argparse.SUPPRESS) and action.help:
                 assert f"default: {action.default}" in text or f"default {action.default}" in text, \
                     (name, action.dest, action.default)
+
+
+def test_bad_inputs_are_one_error_naming_the_value(digits_graph, digits_loihi2, digits_test_arrays):
+    """tsslc.simulate / verify / compile take numbers: a string, a ragged list, complex
+    values, NaN or an infinity is one TsslcError (naming the index of the value), for the
+    float model and the compiled one, numpy and torch alike; good bool, integer and float
+    arrays (and plain nested lists) still run."""
+    import tsslc
+    import torch
+
+    x = np.asarray(digits_test_arrays[0][:3], np.float32)
+    nan, inf = x.copy(), x.copy()
+    nan[1, 0, 2, 3] = np.nan
+    inf[2, 0, 0, 0] = -np.inf
+    bad = [("x.npy", "a string"), ([[1.0, 2.0], [3.0]], "not an array of numbers"),
+           (x.astype(np.complex64), "dtype complex64 is not numeric"),
+           (np.array([None, 1.0], dtype=object), "dtype object is not numeric"),
+           (nan, r"value nan at index \(1, 0, 2, 3\)"), (inf, r"value -inf at index \(2, 0, 0, 0\)"),
+           (torch.from_numpy(nan), r"value nan at index \(1, 0, 2, 3\)"),
+           (torch.from_numpy(x).to(torch.complex64), "dtype torch.complex64 is not numeric")]
+    for graph in (digits_graph, digits_loihi2):
+        for value, match in bad:
+            with pytest.raises(TsslcError, match="^input: " + match):
+                tsslc.simulate(graph, value)
+    with pytest.raises(TsslcError, match=r"^input: value nan at index \(1, 0, 2, 3\)"):
+        tsslc.verify(digits_graph, digits_loihi2, nan)
+    with pytest.raises(TsslcError, match=r"^calibration: value -inf at index \(2, 0, 0, 0\)"):
+        tsslc.compile(digits_graph, "loihi2", inf)
+    ref = tsslc.simulate(digits_loihi2, x).spikes
+    for good in (torch.from_numpy(x), x.astype(np.float64), x.tolist()):
+        got = tsslc.simulate(digits_loihi2, good).spikes
+        assert all(np.array_equal(got[k], ref[k]) for k in ref)
+    for good in ((x > 0), (x > 0).astype(np.int64), torch.from_numpy(x > 0)):
+        tsslc.simulate(digits_loihi2, good)

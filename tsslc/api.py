@@ -157,6 +157,10 @@ def compile(graph, target: str, calibration=None, *, rounding: str = "gptq", var
         calibration, _ = load_data(graph.metadata.get("dataset") or "digits", split="train", samples=samples,
                                    data_dir=data_dir, n_steps=graph.metadata.get("n_steps"), seed=seed,
                                    options=graph.metadata.get("data"))
+    else:
+        from tsslc.ir.layout import check_input
+
+        calibration = check_input(calibration, "calibration")
     check_run_bytes(graph, calibration)
     prepared = fold_pooling(drop_dropout(graph))
     return attach(tgt.quantize(prepared, calibration, rounding=rounding), tgt)
@@ -176,9 +180,12 @@ def simulate(graph, x, backend: str | None = None, *, n_steps: int | None = None
     ``counters``, ``predictions()``."""
     from tsslc.backends import get_backend
 
+    from tsslc.ir.layout import check_input
+
     compiled = bool(graph.metadata.get("target"))
     name = backend or ("intsim" if compiled else "float")
     fn = get_backend(name)
+    x = check_input(x)
     check_run_bytes(graph, x, n_steps, batch_size if name == "intsim" else None, value_bytes=4 if name == "float" else 8)
     if name == "float":
         if compiled:
