@@ -66,16 +66,23 @@ def _run_float(graph, x, n_steps=None, progress=False, device="cpu", counters=Tr
     from tsslc.ir.interpreter import run
 
     if kw:
-        raise TsslcError(f"float back end: unknown option(s) {', '.join(kw)}")
+        _options("float", kw, ())
     res = run(graph, x, n_steps, device=device)
     spikes = {k: v.detach().cpu().numpy().astype(np.uint8) for k, v in res.spikes.items()}
     c = count_run(graph, spikes, x) if counters else None
     return BackendResult(spikes, c, res.output_population, "float")
 
 
+def _options(what: str, kw: dict, known: tuple[str, ...]) -> None:
+    unknown = [k for k in kw if k not in known]
+    if unknown:
+        raise TsslcError(f"{what} back end: unknown option(s) {', '.join(unknown)} (known: {', '.join(known)})")
+
+
 def _run_intsim(graph, x, n_steps=None, progress=False, **kw) -> BackendResult:
     from tsslc.backends.intsim import run
 
+    _options("intsim", kw, ("device", "batch_size", "counters"))
     return run(graph, x, n_steps, progress=progress, **kw)
 
 
@@ -90,6 +97,7 @@ def _lava_module():
 
 
 def _run_lava(graph, x, n_steps=None, progress=False, **kw) -> BackendResult:
+    _options("lava", kw, ("select_tag", "counters"))
     return _lava_module().run(graph, x, n_steps, progress=progress, **kw)
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import h5py
@@ -353,3 +354,37 @@ def test_bad_inputs_are_one_error_naming_the_value(digits_graph, digits_loihi2, 
         assert all(np.array_equal(got[k], ref[k]) for k in ref)
     for good in ((x > 0), (x > 0).astype(np.int64), torch.from_numpy(x > 0)):
         tsslc.simulate(digits_loihi2, good)
+
+
+def test_bad_arguments_are_one_error(digits_graph, digits_loihi2, digits_test_arrays, tmp_path, monkeypatch):
+    """The API's other arguments: a path where a graph belongs, a batch size that is not a
+    positive integer, a device torch does not know (or this machine lacks), an option no
+    back end takes, labels that do not match the samples, a config of the wrong type: one
+    TsslcError each, naming the argument. A config given as a mapping trains (into
+    runs/run by default, not a folder named after '<config>')."""
+    import tsslc
+    import torch
+
+    x, y = np.asarray(digits_test_arrays[0][:4], np.float32), np.asarray(digits_test_arrays[1][:4])
+    calls = [(lambda: tsslc.compile("model.tsslc", "loihi2"), "^compile: expected a Graph"),
+             (lambda: tsslc.simulate("chip.tsslc", x), "^simulate: expected a Graph"),
+             (lambda: tsslc.verify(digits_graph, None, x), "^verify: expected a Graph"),
+             (lambda: tsslc.simulate(digits_loihi2, x, batch_size=0), "^simulate: batch_size must be a positive"),
+             (lambda: tsslc.simulate(digits_loihi2, x, batch_size=2.5), "^simulate: batch_size must be a positive"),
+             (lambda: tsslc.simulate(digits_loihi2, x, device="tpu"), "^simulate: device 'tpu' is not a torch"),
+             (lambda: tsslc.simulate(digits_loihi2, x, colour="red"), r"^intsim back end: unknown option\(s\) colour"),
+             (lambda: tsslc.simulate(digits_graph, x, colour="red"), r"^float back end: unknown option\(s\) colour"),
+             (lambda: tsslc.verify(digits_graph, digits_loihi2, x, y[:2]), "^verify: y must be integer labels"),
+             (lambda: tsslc.verify(digits_graph, digits_loihi2, x, y + 0.5), "^verify: y must be integer labels"),
+             (lambda: tsslc.train(42, out=tmp_path / "t"), "^train: config must be")]
+    if not torch.cuda.is_available():
+        calls.append((lambda: tsslc.simulate(digits_loihi2, x, device="cuda"), "^simulate: device cuda: no CUDA device"))
+    for call, match in calls:
+        with pytest.raises(TsslcError, match=match):
+            call()
+    assert tsslc.simulate(digits_loihi2, x, batch_size=3).spikes.keys() == tsslc.simulate(digits_loihi2, x).spikes.keys()
+    monkeypatch.chdir(tmp_path)
+    cfg = {"Network": {"dataset": "digits", "n_steps": 5, "tau_m": 5, "tau_s": 3, "loss": "kernel", "n_class": 10},
+           "Layers": {"out": {"type": "linear", "n_inputs": 64, "n_outputs": 10}}}
+    r = tsslc.train(cfg, epochs=1, progress=False, eval_samples=50)
+    assert r.out == Path("runs") / "run" and r.checkpoint.is_file()

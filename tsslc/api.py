@@ -50,6 +50,15 @@ def load(path):
     return io.load(path)
 
 
+def _graph(graph, what: str):
+    """``graph`` itself when it is a :class:`~tsslc.ir.graph.Graph`, else one error."""
+    from tsslc.ir.graph import Graph
+
+    if not isinstance(graph, Graph):
+        raise TsslcError(f"{what}: expected a Graph (tsslc.load(path), tsslc.export(...)), got {type(graph).__name__}")
+    return graph
+
+
 def save(graph, path) -> Path:
     """Write ``graph`` to the model file ``path`` atomically (HDF5); returns the path."""
     from tsslc.ir import io
@@ -80,21 +89,26 @@ def train(config, *, out=None, data_dir=None, epochs: int | None = None, seed: i
           resume: bool = False, progress: bool = True, datasets=None, eval_samples: int | None = None,
           overwrite: bool = False) -> TrainResult:
     """Train a network with TSSL-BP (or the config's ``rule``) from a YAML config path, the
-    name of a bundled example config (``"digits"``, ``"mnist_cnn"``, … :mod:`tsslc.examples`)
-    or a parsed :class:`~tsslc.config.NetworkConfig`; a run folder ``out`` (default
+    name of a bundled example config (``"digits"``, ``"mnist_cnn"``, … :mod:`tsslc.examples`),
+    the config's mapping (a dict as the YAML reads) or a parsed :class:`~tsslc.config.NetworkConfig`; a run folder ``out`` (default
     ``runs/<config name>``) receives config.yaml, metrics.json and a checkpoint per epoch.
     ``datasets`` = ``(train_set, test_set)`` replaces the config's data set; ``eval_samples``
     evaluates each epoch on that many test samples drawn from every class (default: all).
     An epoch whose output layer stays silent or whose loss does not move is reported
     (``metrics["warnings"]``, :mod:`tsslc.training.health`). A folder already holding a run
     is refused unless ``resume`` (continue it) or ``overwrite`` (replace it)."""
-    from tsslc.config import NetworkConfig
+    from tsslc.config import NetworkConfig, parse_config
     from tsslc.training.checkpoint import load_checkpoint
     from tsslc.training.run import CHECKPOINT, train_run
 
+    if isinstance(config, dict):  # the parsed YAML mapping itself
+        config = parse_config(config, "<config>")
+    elif not isinstance(config, (NetworkConfig, str, Path)):
+        raise TsslcError(f"train: config must be a YAML path, a bundled config's name, a mapping or a NetworkConfig, "
+                         f"got {type(config).__name__}")
     if out is None:
         stem = Path(config.source).stem if isinstance(config, NetworkConfig) else Path(str(config)).stem
-        out = Path("runs") / (stem or "run")
+        out = Path("runs") / (stem if stem and not stem.startswith("<") else "run")
     out = Path(out)
     metrics = train_run(config, out, data_dir=data_dir, epochs=epochs, seed=seed, device=device, resume=resume,
                         progress=progress, datasets=datasets, eval_samples=eval_samples, overwrite=overwrite)
@@ -150,6 +164,7 @@ def compile(graph, target: str, calibration=None, *, rounding: str = "gptq", var
     from tsslc.targets import get_target
     from tsslc.targets.mapping import attach
 
+    _graph(graph, "compile")
     if graph.metadata.get("target"):
         raise TsslcError(f"the graph is already compiled for {graph.metadata['target']}; give the float model")
     tgt = get_target(target).variant(variant)
@@ -182,10 +197,15 @@ def simulate(graph, x, backend: str | None = None, *, n_steps: int | None = None
 
     from tsslc.ir.layout import check_input
 
-    compiled = bool(graph.metadata.get("target"))
+    compiled = bool(_graph(graph, "simulate").metadata.get("target"))
     name = backend or ("intsim" if compiled else "float")
     fn = get_backend(name)
     x = check_input(x)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise TsslcError(f"simulate: batch_size must be a positive integer, got {batch_size!r}")
+    from tsslc import validate
+
+    validate.device("simulate: device", device)
     check_run_bytes(graph, x, n_steps, batch_size if name == "intsim" else None, value_bytes=4 if name == "float" else 8)
     if name == "float":
         if compiled:
@@ -270,14 +290,25 @@ def verify(float_graph, compiled_graph, x, y=None, *, backends: Sequence[str] = 
     by population on the (step, sample, neuron) grid; with labels ``y`` also accuracies."""
     from tsslc.equivalence import compare
 
-    if float_graph.metadata.get("target"):
+    if _graph(float_graph, "verify").metadata.get("target"):
         raise TsslcError("verify: the first graph must be the float model (it is the reference)")
+    _graph(compiled_graph, "verify")
     if not compiled_graph.metadata.get("target"):
         raise TsslcError("verify: the second graph must be compiled (tsslc.compile)")
     names = [b for b in dict.fromkeys(backends) if b != "float"]
     for b in names:
         if b not in BACKENDS:
             raise TsslcError(f"unknown back end {b!r} (known: {', '.join(BACKENDS)})")
+    from tsslc.ir.layout import batch_size as batch_of, check_input
+
+    x = check_input(x)
+    if y is not None:
+        yy = np.asarray(y)
+        rank = len(float_graph[float_graph.input_name].shape)
+        n = batch_of(float_graph, x) if getattr(x, "ndim", 0) in (rank + 1, rank + 2) else None
+        if yy.ndim != 1 or yy.dtype.kind not in "iu" or (n is not None and len(yy) != n):
+            raise TsslcError(f"verify: y must be integer labels, one per sample ({n}), got {yy.dtype} of shape "
+                             f"{yy.shape}")
     results = {"float": simulate(float_graph, x, "float", progress=progress)}
     for b in names:
         results[b] = simulate(compiled_graph, x, b, batch_size=batch_size, progress=progress)

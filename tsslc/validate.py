@@ -168,6 +168,21 @@ def choice(where: str, key: str, value, options: Iterable[str]) -> str:
     return value
 
 
+def device(label: str, value) -> None:
+    """A torch device this machine has, for tsslc's back ends (cpu or cuda); ``label`` names
+    the argument (``--device``, ``simulate: device``)."""
+    import torch
+
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, TypeError, ValueError):
+        raise TsslcError(f"{label} {value!r:.40} is not a torch device (cpu, cuda, cuda:1, ...)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TsslcError(f"{label} {value}: no CUDA device on this machine")
+    if dev.type not in ("cpu", "cuda"):
+        raise TsslcError(f"{label} {value}: tsslc runs on cpu or cuda")
+
+
 def finite_array(where: str, a: np.ndarray, error=TsslcError) -> None:
     """NaN or infinite values in a float array are an error naming ``where`` and the first one."""
     a = np.asarray(a)

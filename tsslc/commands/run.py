@@ -31,14 +31,9 @@ def add_arguments(parser) -> None:
 
 def check_device(device: str) -> None:
     """``--device``: a torch device this machine has."""
-    import torch
+    from tsslc import validate
 
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise TsslcError(f"--device {device!r:.40} is not a torch device (cpu, cuda, cuda:1, ...)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TsslcError(f"--device {device}: no CUDA device on this machine")
+    validate.device("--device", device)
 
 
 def test_arrays(graph, data_dir=None, samples: int | None = None, dataset: str | None = None, split: str = "test"):
