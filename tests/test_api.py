@@ -382,6 +382,7 @@ def test_bad_arguments_are_one_error(digits_graph, digits_loihi2, digits_test_ar
     for call, match in calls:
         with pytest.raises(TsslcError, match=match):
             call()
+    assert [c["backend"] for c in tsslc.verify(digits_graph, digits_loihi2, x, y, backends="intsim").comparisons] == ["intsim"]
     assert tsslc.simulate(digits_loihi2, x, batch_size=3).spikes.keys() == tsslc.simulate(digits_loihi2, x).spikes.keys()
     monkeypatch.chdir(tmp_path)
     cfg = {"Network": {"dataset": "digits", "n_steps": 5, "tau_m": 5, "tau_s": 3, "loss": "kernel", "n_class": 10},

@@ -295,6 +295,8 @@ def verify(float_graph, compiled_graph, x, y=None, *, backends: Sequence[str] = 
     _graph(compiled_graph, "verify")
     if not compiled_graph.metadata.get("target"):
         raise TsslcError("verify: the second graph must be compiled (tsslc.compile)")
+    if isinstance(backends, str):  # one back end named alone
+        backends = (backends,)
     names = [b for b in dict.fromkeys(backends) if b != "float"]
     for b in names:
         if b not in BACKENDS:
