@@ -160,6 +160,7 @@ def compile(graph, target: str, calibration=None, *, rounding: str = "gptq", var
     set (:func:`load_data`). ``variant``: one of the target's quantizer variants (loihi2:
     ``"netx"``, every Dense weight exponent 0 so that :func:`tsslc.backends.netx.export`'s
     file runs exactly as intsim). Returns a new graph; ``graph`` is not changed."""
+    from tsslc.ir.layout import check_input
     from tsslc.passes.structural import drop_dropout, fold_pooling
     from tsslc.targets import get_target
     from tsslc.targets.mapping import attach
@@ -173,8 +174,6 @@ def compile(graph, target: str, calibration=None, *, rounding: str = "gptq", var
                                    data_dir=data_dir, n_steps=graph.metadata.get("n_steps"), seed=seed,
                                    options=graph.metadata.get("data"))
     else:
-        from tsslc.ir.layout import check_input
-
         calibration = check_input(calibration, "calibration")
     check_run_bytes(graph, calibration)
     prepared = fold_pooling(drop_dropout(graph))
@@ -193,8 +192,8 @@ def simulate(graph, x, backend: str | None = None, *, n_steps: int | None = None
     float graph, intsim for a compiled one. Returns a
     :class:`~tsslc.backends.BackendResult`: ``spikes`` {population: (T, B, *shape) uint8},
     ``counters``, ``predictions()``."""
+    from tsslc import validate
     from tsslc.backends import get_backend
-
     from tsslc.ir.layout import check_input
 
     compiled = bool(_graph(graph, "simulate").metadata.get("target"))
@@ -203,8 +202,6 @@ def simulate(graph, x, backend: str | None = None, *, n_steps: int | None = None
     x = check_input(x)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise TsslcError(f"simulate: batch_size must be a positive integer, got {batch_size!r}")
-    from tsslc import validate
-
     validate.device("simulate: device", device)
     check_run_bytes(graph, x, n_steps, batch_size if name == "intsim" else None, value_bytes=4 if name == "float" else 8)
     if name == "float":
@@ -289,6 +286,7 @@ def verify(float_graph, compiled_graph, x, y=None, *, backends: Sequence[str] = 
     (``"intsim"``, ``"lava"``) on the same input ``x`` and compare their spikes population
     by population on the (step, sample, neuron) grid; with labels ``y`` also accuracies."""
     from tsslc.equivalence import compare
+    from tsslc.ir.layout import batch_size as batch_of, check_input
 
     if _graph(float_graph, "verify").metadata.get("target"):
         raise TsslcError("verify: the first graph must be the float model (it is the reference)")
@@ -301,8 +299,6 @@ def verify(float_graph, compiled_graph, x, y=None, *, backends: Sequence[str] = 
     for b in names:
         if b not in BACKENDS:
             raise TsslcError(f"unknown back end {b!r} (known: {', '.join(BACKENDS)})")
-    from tsslc.ir.layout import batch_size as batch_of, check_input
-
     x = check_input(x)
     if y is not None:
         yy = np.asarray(y)

@@ -21,30 +21,27 @@ def check_input(x, what: str = "input"):
     lists) and finite (a NaN has no spike code, and the float model would carry it through
     every layer), as a data file must be (:func:`tsslc.ir.inputs.load_input_array`). Any
     problem is one :class:`TsslcError` naming ``what`` and, for a value, its index."""
+    if isinstance(x, (str, bytes)):
+        raise TsslcError(f"{what}: a string, not an array of numbers")
+    if not isinstance(x, (np.ndarray, torch.Tensor)):
+        try:
+            x = np.asarray(x)
+        except (ValueError, TypeError) as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise TsslcError(f"{what}: not an array of numbers ({msg})") from None
     if isinstance(x, torch.Tensor):
-        if x.is_complex() or x.dtype == torch.bool or x.is_floating_point():
-            kind = "c" if x.is_complex() else ("b" if x.dtype == torch.bool else "f")
-        else:
-            kind = "i"
-        dtype, finite = x.dtype, (lambda: torch.isfinite(x.detach()).all().item(),
-                                  lambda: tuple(torch.nonzero(~torch.isfinite(x.detach()))[0].tolist()))
+        numeric, floating = not x.is_complex(), x.is_floating_point()
+        bad = (lambda: ~torch.isfinite(x.detach())) if floating else None
     else:
-        if not isinstance(x, np.ndarray):
-            if isinstance(x, (str, bytes)):
-                raise TsslcError(f"{what}: a string, not an array of numbers")
-            try:
-                x = np.asarray(x)
-            except (ValueError, TypeError) as e:
-                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-                raise TsslcError(f"{what}: not an array of numbers ({msg})") from None
-        kind, dtype = x.dtype.kind, x.dtype
-        finite = (lambda: bool(np.isfinite(x).all()), lambda: tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0]))
-    if kind not in "biuf":
-        raise TsslcError(f"{what}: dtype {dtype} is not numeric (need bool, integer or floating point values)")
-    if kind == "f" and not finite[0]():
-        at = finite[1]()
-        v = x[at].item()
-        raise TsslcError(f"{what}: value {v} at index {at} (NaN and infinite values have no spike code)")
+        numeric, floating = x.dtype.kind in "biuf", x.dtype.kind == "f"
+        bad = (lambda: ~np.isfinite(x)) if floating else None
+    if not numeric:
+        raise TsslcError(f"{what}: dtype {x.dtype} is not numeric (need bool, integer or floating point values)")
+    if bad is not None:
+        where = bad()
+        if where.any():
+            at = tuple(int(i) for i in (where.nonzero() if isinstance(where, torch.Tensor) else np.argwhere(where))[0])
+            raise TsslcError(f"{what}: value {x[at].item()} at index {at} (NaN and infinite values have no spike code)")
     return x
 
 
