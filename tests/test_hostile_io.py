@@ -351,6 +351,50 @@ def test_a_killed_writer_leaves_the_old_file_and_its_temp_is_cleaned_by_the_next
     assert out.read_bytes() == b"old"
 
 
+def test_ctrl_c_inside_an_atomic_write_comes_after_it_and_leaves_no_temp(work, monkeypatch):
+    """A SIGINT landing anywhere between the temp file's creation and its replace (here:
+    just after mkstemp made the file, before its name reached atomic_write, where a
+    training run's checkpoint write left its temp behind; and during the write itself) is
+    raised once the new file is in place, with no temp left; a KeyboardInterrupt raised by
+    the writer itself removes the temp and keeps the old file."""
+    import tempfile
+
+    from tsslc import atomic
+
+    out = work / "c.bin"
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp_then_ctrl_c(*a, **kw):
+        got = real_mkstemp(*a, **kw)
+        os.kill(os.getpid(), signal.SIGINT)  # handled at the next bytecode, before the return
+        return got
+
+    def write(data, ctrl_c=False):
+        def w(tmp):
+            if ctrl_c:
+                os.kill(os.getpid(), signal.SIGINT)
+            Path(tmp).write_bytes(data)
+        return w
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        atomic.atomic_write(out, write(b"one"))
+    assert out.read_bytes() == b"one" and not list(work.glob(".*.tmp"))
+    monkeypatch.setattr(tempfile, "mkstemp", real_mkstemp)
+    with pytest.raises(KeyboardInterrupt):
+        atomic.atomic_write(out, write(b"two", ctrl_c=True))
+    assert out.read_bytes() == b"two" and not list(work.glob(".*.tmp"))
+
+    def interrupted(tmp):
+        Path(tmp).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic.atomic_write(out, interrupted)
+    assert out.read_bytes() == b"two" and not list(work.glob(".*.tmp"))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 # --- run folders: one writer at a time ------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """Atomic file writes: every file tsslc writes goes through :func:`atomic_write`, so a crash,
 a full disk or Ctrl-C never leaves a half-written file under the final name (temp file in the
-same folder, fsync, then ``os.replace``).
+same folder, fsync, then ``os.replace``); a Ctrl-C during the write is raised once the file is
+in place or its temp removed (:func:`tsslc.interrupts.held`).
 
 Temp files are named ``.<name>.<pid>-<host>.<random>.tmp``: the writer's process id and a
 tag of its host. A writer killed before its ``os.replace`` leaves its temp behind; the next
@@ -22,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tsslc import interrupts
 from tsslc.errors import TsslcError
 
 #: ``.<name>.<pid>-<host tag>.<mkstemp's 8 random characters>.tmp``
@@ -113,25 +115,29 @@ def atomic_write(path: str | Path, write, *, make_parents: bool = True, what: st
     if key not in _cleaned:
         _cleaned.add(key)
         clean_stale_temps(folder)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-{host_tag()}.", suffix=".tmp", dir=folder)
-        os.close(fd)
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        raise TsslcError(f"cannot write {what} {path}: {_reason(e)}") from None
-    finally:
-        if tmp is not None and os.path.lexists(tmp):
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    # Ctrl-C held from the temp's creation to its replace or removal (then raised): one landing
+    # inside mkstemp, after the file exists but before its name is known here, left the temp
+    # behind (a SIGINT during a training run's checkpoint write)
+    with interrupts.held():
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-{host_tag()}.", suffix=".tmp", dir=folder)
+            os.close(fd)
+            write(tmp)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as e:
+            raise TsslcError(f"cannot write {what} {path}: {_reason(e)}") from None
+        finally:
+            if tmp is not None and os.path.lexists(tmp):
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
     return path
 
 

@@ -20,9 +20,7 @@ import math
 import os
 import shutil
 from dataclasses import dataclass, field
-import signal
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -31,6 +29,7 @@ from tqdm import tqdm
 
 from tsslc.backends import BackendResult
 from tsslc.backends.counters import count_run
+from tsslc import interrupts
 from tsslc.errors import TsslcError
 from tsslc.ir import nodes as N
 from tsslc.ir.graph import Graph
@@ -177,38 +176,17 @@ def run(compiled_graph: Graph, x, n_steps: int | None = None, select_tag: str = 
     return BackendResult(spikes, c, graph.output_population, "lava", info, target="loihi2")
 
 
-class _Deferred:
-    """A SIGINT handler that only notes the signal. The Lava processes are forked while it is
-    installed and keep it: a Ctrl-C in the terminal (sent to the whole process group) is
-    then a no-op in them, and this process, which noted it, stops them all. (A process model
-    killed by KeyboardInterrupt mid-step would leave Lava's runtime waiting forever.)"""
-
-    def __init__(self):
-        self.pending = False
-
-    def __call__(self, signum, frame):
-        self.pending = True
-
-
 def _start(lowered: Lowered) -> None:
-    """Compile and spawn the Lava processes under :class:`_Deferred`; a Ctrl-C during the
+    """Compile and spawn the Lava processes with Ctrl-C held (:func:`tsslc.interrupts.held`); a Ctrl-C during the
     start-up is raised as KeyboardInterrupt once the processes exist, so that
     :func:`execute` stops them (it used to be ignored, and the run went on to the end)."""
     cfg = Loihi2SimCfg(select_tag=lowered.select_tag, exception_proc_model_map=dict(lowered.models))
-    if threading.current_thread() is not threading.main_thread():
+    # the processes are forked under the holding handler and keep it: a Ctrl-C in the terminal
+    # (sent to the whole process group) is a no-op in them, and this process, which noted it,
+    # stops them all (a process model killed by KeyboardInterrupt mid-step would leave Lava's
+    # runtime waiting forever)
+    with interrupts.held():
         lowered.source.create_runtime(run_cfg=cfg)
-        return
-    deferred = _Deferred()
-    previous = signal.signal(signal.SIGINT, deferred)
-    try:
-        lowered.source.create_runtime(run_cfg=cfg)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if deferred.pending:  # now as it would have been then
-        if callable(previous):
-            previous(signal.SIGINT, None)
-        elif previous == signal.SIG_DFL:
-            raise KeyboardInterrupt
 
 
 def execute(lowered: Lowered, n_rows: int, T: int, B: int, progress: bool = False) -> None:
@@ -253,13 +231,7 @@ def _abort(lowered: Lowered) -> None:
     runtime = lowered.source.runtime
     if runtime is None:
         return
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, _Deferred())
-        try:
-            _terminate(lowered, runtime)
-        finally:
-            signal.signal(signal.SIGINT, previous)
-    else:
+    with interrupts.held(replay=False):
         _terminate(lowered, runtime)
 
 
