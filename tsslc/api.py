@@ -200,8 +200,8 @@ def simulate(graph, x, backend: str | None = None, *, n_steps: int | None = None
     name = backend or ("intsim" if compiled else "float")
     fn = get_backend(name)
     x = check_input(x)
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise TsslcError(f"simulate: batch_size must be a positive integer, got {batch_size!r}")
+    if batch_size is not None:
+        batch_size = validate.number("simulate", "batch_size", batch_size, int, positive=True)
     validate.device("simulate: device", device)
     check_run_bytes(graph, x, n_steps, batch_size if name == "intsim" else None, value_bytes=4 if name == "float" else 8)
     if name == "float":

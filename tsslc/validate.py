@@ -183,13 +183,13 @@ def device(label: str, value) -> None:
         raise TsslcError(f"{label} {value}: tsslc runs on cpu or cuda")
 
 
-def finite_array(where: str, a: np.ndarray, error=TsslcError) -> None:
-    """NaN or infinite values in a float array are an error naming ``where`` and the first one."""
+def finite_array(where: str, a: np.ndarray, error=TsslcError, why: str = "NaN and infinite values are not weights") -> None:
+    """NaN or infinite values in a float array are an error naming ``where`` and the first one
+    (``why``: what such a value cannot be)."""
     a = np.asarray(a)
     if a.dtype.kind in "fc" and a.size and not np.isfinite(a).all():
         bad = np.argwhere(~np.isfinite(a))[0]
-        raise error(f"{where} holds {a[tuple(bad)]} at index {tuple(int(i) for i in bad)} "
-                         f"(NaN and infinite values are not weights)")
+        raise error(f"{where} holds {a[tuple(bad)]} at index {tuple(int(i) for i in bad)} ({why})")
 
 
 # --- data headers --------------------------------------------------------------------------------

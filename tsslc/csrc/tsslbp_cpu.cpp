@@ -653,10 +653,6 @@ int64_t graded(const X* x, float* out, int64_t n, double scale, double lim) {
     return nan;
 }
 
-// out[c] = Σ_j w[j] · M[j, c] for a (n, k) row-major M: the counters' per-neuron sums
-// (CountPlan.tally_matrix), exact in double (integers below 2^53, whatever the order). Plain
-// loops on one thread: numpy's product goes to a threaded BLAS, whose threads cost far more
-// than these small products (0.6 ms instead of 20 µs on the MNIST CNN's conv_1).
 // Columns [c0, c0 + m) of w · M, m <= 8, w[j] = wt(j), over four interleaved rows at a time:
 // four sets of running sums in registers (one set would wait on its own last addition at
 // every row), added at the end (exact: integers below 2^53, whatever the order).
@@ -700,16 +696,15 @@ TSSLC_INLINE void weighted_rows(Wt wt, const double* __restrict M, int64_t n, in
     }
 }
 
-TSSLC_INLINE void weighted_sums_impl(const int64_t* __restrict w, const double* __restrict M, int64_t n, int64_t k,
-                                     double* __restrict out) {
+// out[c] = Σ_j w[j] · M[j, c] for a (n, k) row-major M: the counters' per-neuron sums
+// (CountPlan.tally_matrix), exact in double (integers below 2^53, whatever the order). Plain
+// loops on one thread: numpy's product goes to a threaded BLAS, whose threads cost far more
+// than these small products (0.6 ms instead of 20 µs on the MNIST CNN's conv_1).
+TSSLC_CLONES void weighted_sums(const int64_t* w, const double* M, int64_t n, int64_t k, double* out) {
     // (a running sum in memory waits on its own store at every row: ~5x slower on the MNIST
     // CNN's conv_1, 8,640 x 8); no test for a zero weight (silent neurons lie at random: a
     // mispredicted branch costs more than the multiply-adds it skips)
     weighted_rows([w](int64_t j) { return static_cast<double>(w[j]); }, M, n, k, out);
-}
-
-TSSLC_CLONES void weighted_sums(const int64_t* w, const double* M, int64_t n, int64_t k, double* out) {
-    weighted_sums_impl(w, M, n, k, out);
 }
 
 // A population's counts from its spikes per neuron ns (n of them, each 0..T): hist[c] the

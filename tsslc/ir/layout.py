@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from tsslc import validate
 from tsslc.errors import TsslcError
 
 
@@ -30,18 +31,16 @@ def check_input(x, what: str = "input"):
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise TsslcError(f"{what}: not an array of numbers ({msg})") from None
     if isinstance(x, torch.Tensor):
-        numeric, floating = not x.is_complex(), x.is_floating_point()
-        bad = (lambda: ~torch.isfinite(x.detach())) if floating else None
+        numeric = not x.is_complex()
+        # the tensor's values read back (exactly, as float64) only to name a bad one
+        floats = (x.detach().cpu().double().numpy() if x.is_floating_point() and not torch.isfinite(x).all()
+                  else None) if numeric else None
     else:
-        numeric, floating = x.dtype.kind in "biuf", x.dtype.kind == "f"
-        bad = (lambda: ~np.isfinite(x)) if floating else None
+        numeric, floats = x.dtype.kind in "biuf", x
     if not numeric:
         raise TsslcError(f"{what}: dtype {x.dtype} is not numeric (need bool, integer or floating point values)")
-    if bad is not None:
-        where = bad()
-        if where.any():
-            at = tuple(int(i) for i in (where.nonzero() if isinstance(where, torch.Tensor) else np.argwhere(where))[0])
-            raise TsslcError(f"{what}: value {x[at].item()} at index {at} (NaN and infinite values have no spike code)")
+    if floats is not None:
+        validate.finite_array(what, floats, why="NaN and infinite values have no spike code")
     return x
 
 
