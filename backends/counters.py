@@ -36,6 +36,16 @@ Counting conventions
   (``mesh_width`` = ⌈√cores⌉ unless given) and each message travels |Δx| east-west plus
   |Δy| north-south **hops**. Input messages come from off the mesh and are not counted.
 * **per-sample averages**: every total divided by the number of samples.
+
+Packed form
+-----------
+:class:`Counters` keep their totals as one int64 array laid out by the graph's
+:class:`CountLayout` (a row of :data:`FIELDS` per layer, then per core), beside each
+population's neurons by spike count and spikes per neuron; the per-layer records
+(:class:`LayerCounts`) and per-core dicts are read from it. A :class:`Tally` writes into that
+layout; every total is a sum of weighted counts (:meth:`CountPlan.filing`), so a compiled pass
+that made the counts can file the totals itself (the integer simulator's whole-network call
+for one streamed sample), and sums of counters add arrays.
 """
 
 from __future__ import annotations
@@ -148,6 +158,13 @@ def _to_tensor(x) -> torch.Tensor:
     return x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
 
 
+#: the totals every layer keeps, in the order of a row of the packed table
+FIELDS = ("spikes", "synops", "macs", "dense_synops", "events_in", "updates_active", "updates_idle",
+          "spike_messages", "hops_x", "hops_y")
+NF = len(FIELDS)
+_COL = {k: i for i, k in enumerate(FIELDS)}
+
+
 class _PerNeuron:
     """A per-neuron count field: kept as it is given (the simulator's pass gives a numpy
     array, whose conversion to Python numbers costs ~50 µs on 8,640 neurons, more than a
@@ -165,26 +182,31 @@ class _PerNeuron:
         return v
 
     def __set__(self, obj, value):
-        if isinstance(value, np.ndarray):
-            if value.ndim != 1 or value.dtype.kind not in "iu":
-                raise TsslcError(f"per-neuron counts must be a 1-d integer array, got {value.dtype} {value.shape}")
-        elif not isinstance(value, list):
-            value = list(value)
-        obj.__dict__[self.key] = value
-
-    @staticmethod
-    def add(a, b, name: str):
-        """The element-wise sum of two such fields of ``a`` and ``b`` (as given: arrays add
-        as arrays)."""
-        x, y = a.__dict__["_" + name], b.__dict__["_" + name]
-        if isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.shape == y.shape:
-            return x.astype(np.int64) + y
-        return [p + q for p, q in zip(getattr(a, name), getattr(b, name))]
+        obj.__dict__[self.key] = _per_neuron(value)
 
 
-@dataclass
+def _per_neuron(value):
+    """Per-neuron counts as kept: a 1-d integer array as it is, anything else a list."""
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1 or value.dtype.kind not in "iu":
+            raise TsslcError(f"per-neuron counts must be a 1-d integer array, got {value.dtype} {value.shape}")
+        return value
+    return value if isinstance(value, list) else list(value)
+
+
+def _add_per_neuron(x, y):
+    """The element-wise sum of two per-neuron counts as kept (arrays add as arrays)."""
+    if isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.shape == y.shape:
+        return x.astype(np.int64) + y
+    x = x.tolist() if isinstance(x, np.ndarray) else x
+    y = y.tolist() if isinstance(y, np.ndarray) else y
+    return [p + q for p, q in zip(x, y)]
+
+
+@dataclass(frozen=True)
 class LayerCounts:
-    """Totals over all samples of one source (input node or LIF population)."""
+    """Totals over all samples of one source (input node or LIF population), as
+    :attr:`Counters.layers` reads them (a record made from the counters' table: read-only)."""
 
     name: str
     kind: str  # "input" | "lif"
@@ -207,26 +229,134 @@ class LayerCounts:
         return self.synops - self.macs
 
 
-@dataclass
+@dataclass(frozen=True)
+class CountLayout:
+    """What a graph's counters hold and where the packed array keeps it: one row of
+    :data:`FIELDS` per layer (the input first, then the populations in graph order), then
+    the spikes of each core in ``spike_cores`` and the synaptic operations of each core in
+    ``synop_cores`` (both None without a core assignment)."""
+
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    n_neurons: tuple[int, ...]
+    spike_cores: tuple[int, ...] | None = None
+    synop_cores: tuple[int, ...] | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.names) * NF + len(self.spike_cores or ()) + len(self.synop_cores or ())
+
+    def at(self, layer: str, key: str) -> int:
+        """The flat index of ``layer``'s total ``key``."""
+        return self.names.index(layer) * NF + _COL[key]
+
+    def spike_core_at(self, core: int) -> int:
+        return len(self.names) * NF + self.spike_cores.index(core)
+
+    def synop_core_at(self, core: int) -> int:
+        return len(self.names) * NF + len(self.spike_cores) + self.synop_cores.index(core)
+
+
 class Counters:
-    n_samples: int
-    n_steps: int
-    layers: dict[str, LayerCounts]
-    core_spikes: dict[int, int] | None = None
-    core_synops: dict[int, int] | None = None
-    mesh_width: int | None = None
+    """The counts of one or more batches, kept packed: :attr:`packed` (int64, as
+    :class:`CountLayout` places it: a row of :data:`FIELDS` per layer, then the per-core
+    totals), each layer's neurons by spike count and its spikes per neuron (arrays, or
+    lists); :attr:`layers`, :attr:`core_spikes` and :attr:`core_synops` read them as
+    records and dicts (made on the first read). Sums (``+``), totals and the per-sample
+    averages work on the arrays. ``Counters(n_samples, n_steps, layers, core_spikes,
+    core_synops, mesh_width)`` packs records (``layers``: name → :class:`LayerCounts`)."""
+
+    def __init__(self, n_samples: int, n_steps: int, layers: dict, core_spikes: dict | None = None,
+                 core_synops: dict | None = None, mesh_width: int | None = None):
+        ls = list(layers.values())
+        if (core_spikes is None) != (core_synops is None):
+            core_spikes, core_synops = core_spikes or {}, core_synops or {}
+        layout = CountLayout(tuple(layers), tuple(l.kind for l in ls), tuple(int(l.n_neurons) for l in ls),
+                             None if core_spikes is None else tuple(sorted(int(k) for k in core_spikes)),
+                             None if core_synops is None else tuple(sorted(int(k) for k in core_synops)))
+        flat = [int(getattr(l, k)) for l in ls for k in FIELDS]
+        if core_spikes is not None:
+            cs = {int(k): v for k, v in core_spikes.items()}
+            cy = {int(k): v for k, v in core_synops.items()}
+            flat += [int(cs[k]) for k in layout.spike_cores] + [int(cy[k]) for k in layout.synop_cores]
+        self._set(int(n_samples), int(n_steps), layout, np.array(flat, np.int64),
+                  [np.asarray(l.count_hist, np.int64).reshape(-1) for l in ls],
+                  [_per_neuron(l.__dict__.get("_neuron_spikes", l.neuron_spikes)) for l in ls], mesh_width)
+
+    def _set(self, n_samples, n_steps, layout, packed, hist, neuron_spikes, mesh_width):
+        self.n_samples, self.n_steps, self.layout, self.mesh_width = n_samples, n_steps, layout, mesh_width
+        self.packed = packed
+        self._hist, self._ns = hist, neuron_spikes
+        self._read: dict = {}
+
+    @classmethod
+    def packed_as(cls, n_samples: int, n_steps: int, layout: CountLayout, packed: np.ndarray, hist: list,
+                  neuron_spikes: list, mesh_width: int | None = None) -> "Counters":
+        """Counters from their packed parts as they are (no copy): ``packed`` int64
+        (``layout.size``), per layer (layout order) its neurons by spike count (an int array,
+        empty for the input) and its spikes per neuron (an int array or list)."""
+        c = object.__new__(cls)
+        c._set(n_samples, n_steps, layout, packed, hist, neuron_spikes, mesh_width)
+        return c
+
+    @property
+    def table(self) -> np.ndarray:
+        """The totals, one row of :data:`FIELDS` per layer (layout order)."""
+        return self.packed[: len(self.layout.names) * NF].reshape(-1, NF)
+
+    @property
+    def layers(self) -> dict[str, LayerCounts]:
+        got = self._read.get("layers")
+        if got is None:
+            lay = self.layout
+            rows = self.table.tolist()
+            got = self._read["layers"] = {
+                n: LayerCounts(n, k, c, *row, count_hist=np.asarray(h).tolist(), neuron_spikes=ns)
+                for n, k, c, row, h, ns in zip(lay.names, lay.kinds, lay.n_neurons, rows, self._hist, self._ns)}
+        return got
+
+    def _cores(self, which: int) -> dict[int, int] | None:
+        lay = self.layout
+        if lay.spike_cores is None:
+            return None
+        got = self._read.get(which)
+        if got is None:
+            start = len(lay.names) * NF + (len(lay.spike_cores) if which else 0)
+            keys = lay.synop_cores if which else lay.spike_cores
+            got = self._read[which] = dict(zip(keys, self.packed[start:start + len(keys)].tolist()))
+        return got
+
+    @property
+    def core_spikes(self) -> dict[int, int] | None:
+        """Spikes per core (with a core assignment, else None)."""
+        return self._cores(0)
+
+    @property
+    def core_synops(self) -> dict[int, int] | None:
+        """Synaptic operations per source core (with a core assignment, else None)."""
+        return self._cores(1)
 
     # totals ------------------------------------------------------------------------------
     def total(self, key: str, kind: str | None = None) -> int:
-        return int(sum(getattr(l, key) for l in self.layers.values() if kind is None or l.kind == kind))
+        lay = self.layout
+        rows = [i for i, k in enumerate(lay.kinds) if kind is None or k == kind]
+        if key == "n_neurons":
+            return int(sum(lay.n_neurons[i] for i in rows))
+        t = self.table[rows]
+        if key == "acs":
+            return int(t[:, _COL["synops"]].sum() - t[:, _COL["macs"]].sum())
+        return int(t[:, _COL[key]].sum())
 
     @property
     def populations(self) -> list[str]:
-        return [n for n, l in self.layers.items() if l.kind == "lif"]
+        return [n for n, k in zip(self.layout.names, self.layout.kinds) if k == "lif"]
 
     def totals(self) -> dict[str, int]:
-        t = {k: self.total(k) for k in ("synops", "macs", "acs", "dense_synops", "events_in",
-                                         "updates_active", "updates_idle", "spike_messages", "hops_x", "hops_y")}
+        s = self.table.sum(0).tolist()
+        t = {k: s[_COL[k]] for k in ("synops", "macs")}
+        t["acs"] = t["synops"] - t["macs"]
+        t.update({k: s[_COL[k]] for k in ("dense_synops", "events_in", "updates_active", "updates_idle",
+                                          "spike_messages", "hops_x", "hops_y")})
         t["spikes"] = self.total("spikes", "lif")
         t["neurons"] = self.total("n_neurons", "lif")
         return t
@@ -235,44 +365,67 @@ class Counters:
         """Every total divided by the number of samples."""
         return {k: v / max(self.n_samples, 1) for k, v in self.totals().items()}
 
+    def _index(self, layer: str) -> int:
+        try:
+            return self.layout.names.index(layer)
+        except ValueError:
+            raise TsslcError(f"no layer '{layer}' in the counters (have {list(self.layout.names)})") from None
+
     def spike_count_fractions(self, layer: str) -> np.ndarray:
         """Share of (neuron, sample) pairs that fire 0..T times (the paper's Fig. 7)."""
-        h = np.asarray(self.layers[layer].count_hist, dtype=np.float64)
+        h = np.asarray(self._hist[self._index(layer)], dtype=np.float64)
         return h / max(h.sum(), 1.0)
 
     def firing_rates(self, layer: str) -> np.ndarray:
         """Firing rate of every neuron: spikes per step, averaged over samples (Fig. 8)."""
-        l = self.layers[layer]
-        raw = l.__dict__["_neuron_spikes"]  # as kept (an array needs no list)
-        return np.asarray(raw if isinstance(raw, np.ndarray) else l.neuron_spikes, np.float64) \
-            / max(self.n_samples * self.n_steps, 1)
+        return np.asarray(self._ns[self._index(layer)], np.float64) / max(self.n_samples * self.n_steps, 1)
 
     # combining ---------------------------------------------------------------------------
     def __add__(self, other: "Counters") -> "Counters":
-        if self.n_steps != other.n_steps or list(self.layers) != list(other.layers):
+        if not isinstance(other, Counters):
+            return NotImplemented
+        a, b = self.layout, other.layout
+        if self.n_steps != other.n_steps or a.names != b.names or a.kinds != b.kinds:
             raise TsslcError("cannot add counters of different networks or step counts")
-        layers = {}
-        for name, a in self.layers.items():
-            b = other.layers[name]
-            merged = LayerCounts(name, a.kind, a.n_neurons)
-            for k in ("spikes", "synops", "macs", "dense_synops", "events_in", "updates_active", "updates_idle",
-                      "spike_messages", "hops_x", "hops_y"):
-                setattr(merged, k, getattr(a, k) + getattr(b, k))
-            merged.count_hist = [x + y for x, y in zip(a.count_hist, b.count_hist)]
-            merged.neuron_spikes = _PerNeuron.add(a, b, "neuron_spikes")
-            layers[name] = merged
+        hist = [np.asarray(x, np.int64) + np.asarray(y, np.int64) if len(x) and len(y) else np.asarray(x if len(x) else y, np.int64)
+                for x, y in zip(self._hist, other._hist)]
+        ns = [_add_per_neuron(x, y) for x, y in zip(self._ns, other._ns)]
+        n = self.n_samples + other.n_samples
+        if a == b:  # the same layout (counters of one graph): the arrays add
+            return Counters.packed_as(n, self.n_steps, a, self.packed + other.packed, hist, ns, self.mesh_width)
 
         def add_dicts(x, y):
             if x is None or y is None:
                 return None
             return {k: x.get(k, 0) + y.get(k, 0) for k in sorted(set(x) | set(y))}
 
-        return Counters(self.n_samples + other.n_samples, self.n_steps, layers,
-                        add_dicts(self.core_spikes, other.core_spikes), add_dicts(self.core_synops, other.core_synops),
-                        self.mesh_width)
+        t = self.table + other.table
+        c = Counters(n, self.n_steps, {nm: LayerCounts(nm, k, cnt, *row) for nm, k, cnt, row in
+                                       zip(a.names, a.kinds, a.n_neurons, t.tolist())},
+                     add_dicts(self.core_spikes, other.core_spikes), add_dicts(self.core_synops, other.core_synops),
+                     self.mesh_width)
+        c._hist, c._ns = hist, ns
+        return c
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Counters) and self.to_dict() == other.to_dict()
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return (f"Counters(n_samples={self.n_samples}, n_steps={self.n_steps}, layers={list(self.layout.names)}, "
+                f"totals={self.totals()})")
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_read"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._read = {}
 
     def to_dict(self) -> dict:
         """JSON-serialisable: conventions, totals, per-sample averages, per layer, per core."""
+        cs, cy = self.core_spikes, self.core_synops
         return {
             "n_samples": self.n_samples,
             "n_steps": self.n_steps,
@@ -280,8 +433,8 @@ class Counters:
             "per_sample": self.per_sample(),
             "layers": {n: {**{f.name: getattr(l, f.name) for f in fields(l)}, "acs": l.acs}
                        for n, l in self.layers.items()},
-            "core_spikes": None if self.core_spikes is None else {str(k): v for k, v in self.core_spikes.items()},
-            "core_synops": None if self.core_synops is None else {str(k): v for k, v in self.core_synops.items()},
+            "core_spikes": None if cs is None else {str(k): v for k, v in cs.items()},
+            "core_synops": None if cy is None else {str(k): v for k, v in cy.items()},
             "mesh_width": self.mesh_width,
         }
 
@@ -364,6 +517,67 @@ class CountPlan:
                           msgs_hops=np.ascontiguousarray(np.stack([msgs, hx, hy], 1), dtype=np.float64))
             self.by_synapse[proj.synapse] = pr
             self.out_of.setdefault(proj.source, []).append(pr)
+        names = (self.inp, *self.pops)
+        spike_cores = synop_cores = None
+        if self.cores is not None:
+            spike_cores = tuple(sorted({c for p in self.pops for c in self.unique_core_list[p]}))
+            synop_cores = tuple(sorted({c for pr in self.by_synapse.values() for c in pr.get("src_core_list", ())}))
+        #: where the counters' packed array keeps each total (the Tally writes into it)
+        self.layout = CountLayout(names, ("input",) + ("lif",) * len(self.pops), tuple(self.n[n] for n in names),
+                                  spike_cores, synop_cores)
+        self._columns: dict = {}
+
+    def columns(self, name: str) -> list[tuple[np.ndarray, tuple[int, ...]]]:
+        """The per-neuron weights of population ``name``'s outgoing tallies, each with the
+        totals it adds to (flat indices of :attr:`layout`): core spikes, one per core it uses
+        (its neurons on that core); per outgoing projection the fan-out (its synaptic
+        operations and the target's incoming events), the fan-out on each source core (that
+        core's synaptic operations), the spike messages, hops east-west and north-south. A
+        population's spikes per neuron times a weight is that total's share."""
+        cols = self._columns.get(name)
+        if cols is None:
+            lay, cols = self.layout, []
+            if self.cores is not None:
+                cols += [(self.cores[name] == core, (lay.spike_core_at(core),)) for core in self.unique_core_list[name]]
+            for pr in self.out_of.get(name, []):
+                cols.append((pr["fan_np"], (lay.at(name, "synops"), lay.at(pr["proj"].target, "events_in"))))
+                if self.cores is not None:
+                    cols += [(pr["fan_np"] * (pr["src_core"] == core), (lay.synop_core_at(core),))
+                             for core in pr["src_core_list"]]
+                    cols += [(pr[k], (lay.at(name, f),)) for k, f in
+                             (("msgs", "spike_messages"), ("hx", "hops_x"), ("hy", "hops_y"))]
+            self._columns[name] = cols
+        return cols
+
+    def column_dests(self, name: str) -> list[tuple[int, ...]]:
+        """The totals each column of :meth:`tally_matrix` adds to (:meth:`columns`)."""
+        return [d for _, d in self.columns(name)]
+
+    def filing(self, name: str, T: int, B: int) -> list[tuple[tuple, int, int]]:
+        """How population ``name``'s counts of one batch (T steps, B samples) make its
+        totals, as ``(source, flat index, weight)``: each adds source × weight to that total.
+        Sources: ``("vals", c)`` column ``c`` of its spikes per neuron times
+        :meth:`tally_matrix`, ``("hist", k)`` its neurons firing k times, ``("active",)`` its
+        active updates, ``("one",)`` 1 (the totals fixed by T and B). The input's is
+        :meth:`input_filing`. The same rules as :meth:`Tally.population`, for a compiled pass
+        that files them itself (:meth:`Tally.filed`)."""
+        lay = self.layout
+        out = [(("vals", c), i, 1) for c, dests in enumerate(self.column_dests(name)) for i in dests]
+        out += [(("hist", k), lay.at(name, "spikes"), k) for k in range(1, T + 1)]
+        out += [(("active",), lay.at(name, "updates_active"), 1), (("active",), lay.at(name, "updates_idle"), -1),
+                (("one",), lay.at(name, "updates_idle"), T * B * self.n[name])]
+        out += [(("one",), lay.at(name, "dense_synops"), int(T * B * pr["fan_dense"])) for pr in self.out_of.get(name, [])]
+        return out
+
+    def input_filing(self, T: int, reps: int) -> list[tuple[tuple, int, int]]:
+        """As :meth:`filing` for the input of one sample counted by its one synapse
+        (:meth:`Tally.input_counts`): sources ``("in", 0 | 1 | 2)`` the active inputs, synaptic
+        operations and MACs summed over its input steps, each standing for ``reps`` steps."""
+        lay, inp = self.layout, self.inp
+        pr = self.out_of[inp][0]
+        return [(("in", 0), lay.at(inp, "spikes"), reps), (("in", 1), lay.at(inp, "synops"), reps),
+                (("in", 1), lay.at(pr["proj"].target, "events_in"), reps), (("in", 2), lay.at(inp, "macs"), reps),
+                (("one",), lay.at(inp, "dense_synops"), int(T * pr["fan_dense"]))]
 
     def tally_matrix(self, name: str) -> np.ndarray | None:
         """The per-neuron weights of population ``name``'s tallies as the columns of one
@@ -374,14 +588,7 @@ class CountPlan:
         hit = self._tally_matrix.get(name, False)
         if hit is not False:
             return hit
-        cols = []
-        if self.cores is not None:
-            cols += [self.cores[name] == core for core in self.unique_core_list[name]]
-        for pr in self.out_of.get(name, []):
-            cols.append(pr["fan_np"])
-            if self.cores is not None:
-                cols += [pr["fan_np"] * (pr["src_core"] == core) for core in pr["src_core_list"]]
-                cols += [pr["msgs"], pr["hx"], pr["hy"]]
+        cols = [c for c, _ in self.columns(name)]
         M = None
         if cols and len(cols) * self.n[name] <= TALLY_MATRIX_LIMIT:
             M = np.ascontiguousarray(np.stack([np.asarray(c, np.float64) for c in cols], 1))
@@ -446,19 +653,27 @@ class Tally:
     the input node's values, :meth:`population` with each LIF population's spikes, and
     :meth:`events` for each synapse once its source has been fed (with the synapse's
     current when the caller has it). ``mac_chunk``: decide which input steps count MACs per
-    group of that many samples (what :func:`count_run`'s chunks do), else over the batch."""
+    group of that many samples (what :func:`count_run`'s chunks do), else over the batch.
+    The totals go straight into the packed form of :class:`Counters` (the plan's
+    :attr:`CountPlan.layout`); a compiled pass that made them all gives them at once
+    (:meth:`filed`)."""
 
     def __init__(self, plan: CountPlan, n_steps: int, batch: int, mac_chunk: int | None = None):
         self.plan, self.T, self.B, self.mac_chunk = plan, int(n_steps), int(batch), mac_chunk
-        self.layers: dict[str, LayerCounts] = {}
-        self.events_in = {p: 0 for p in plan.pops}
+        #: the totals, flat as :attr:`CountPlan.layout` places them
+        self.flat = [0] * plan.layout.size
+        self.hist: dict[str, list | np.ndarray] = {}  # population -> neurons by spike count 0..T
+        self.ns: dict = {}  # population -> spikes per neuron (an int array or list)
+        self.fed: set[str] = set()  # the sources counted
+        self._filed = None  # (packed, hist, ns) from a compiled pass (filed)
         #: target -> [(base, view, extra)]: events at base (a bool array broadcasting to the
         #: target's spikes viewed as ``view``) and at the flat positions ``extra`` (not in base)
         self.any_event: dict[str, list] = {}
         self.act: dict[str, tuple[torch.Tensor, bool]] = {}  # source -> (0/1 float32 activity, static)
         self.spikes_u8: dict[str, torch.Tensor] = {}  # population -> its spikes as they came, 0/1 bytes
-        self.core_spikes = {} if plan.cores is not None else None
-        self.core_synops = {} if plan.cores is not None else None
+
+    def _add(self, layer: str, key: str, value: int) -> None:
+        self.flat[self.plan.layout.at(layer, key)] += value
 
     def input(self, values: torch.Tensor, static: bool = False) -> None:
         """The input node's values (T, B, *shape); ``static``: the same at every step (only
@@ -472,27 +687,22 @@ class Tally:
         outs = plan.out_of.get(inp, [])
         got = fused_cpu.input_tally(vn, plan.input_fans()) if outs and vn.shape[0] * B == 1 else None
         nnz = got[0] if got is not None else int(np.count_nonzero(act))
-        lc = LayerCounts(inp, "input", plan.n[inp], spikes=nnz * reps)
-        self.layers[inp] = lc
+        self.fed.add(inp)
+        self._add(inp, "spikes", nnz * reps)
         integer = vn.dtype.kind in "iu"
-        if got is not None:  # one step of one sample (a static one, streaming), counted in one pass
-            _, graded, sums = got  # graded: MACs (some value not in {-1, 0, 1})
+        if outs and vn.shape[0] * B == 1:  # one step of one sample (a static one, streaming)
+            if got is not None:  # counted in one pass; graded: MACs (some value not in {-1, 0, 1})
+                _, graded, sums = got
+            else:  # the same without the kernel
+                graded = bool(np.abs(vn).max(initial=0) > 1) if integer else nnz > np.count_nonzero(np.abs(vn) == 1)
+                a64 = act.reshape(-1).astype(np.float64)
+                sums = [a64 @ pr["fan_np"] for pr in outs]
             for pr, ops in zip(outs, sums):
                 ops = int(ops)
-                lc.synops += ops * reps
-                lc.dense_synops += int(T * B * pr["fan_dense"])
-                lc.macs += (ops if graded else 0) * reps
-                self.events_in[pr["proj"].target] += ops * reps
-            self.act[inp] = (act, static, values.device)
-        elif outs and vn.shape[0] * B == 1:  # the same without the kernel
-            graded = bool(np.abs(vn).max(initial=0) > 1) if integer else nnz > np.count_nonzero(np.abs(vn) == 1)
-            a64 = act.reshape(-1).astype(np.float64)
-            for pr in outs:
-                ops = int(a64 @ pr["fan_np"])
-                lc.synops += ops * reps
-                lc.dense_synops += int(T * B * pr["fan_dense"])
-                lc.macs += (ops if graded else 0) * reps
-                self.events_in[pr["proj"].target] += ops * reps
+                self._add(inp, "synops", ops * reps)
+                self._add(inp, "dense_synops", int(T * B * pr["fan_dense"]))
+                self._add(inp, "macs", (ops if graded else 0) * reps)
+                self._add(pr["proj"].target, "events_in", ops * reps)
             self.act[inp] = (act, static, values.device)
         elif outs:
             Tn = vn.shape[0]
@@ -515,32 +725,37 @@ class Tally:
                     for i in range(0, B, chunk):
                         g = graded[:, i:i + chunk].any(1)
                         macs += int(ops_tb[:, i:i + chunk].sum(1)[g].sum())
-                lc.synops += ops
-                lc.dense_synops += int(T * B * pr["fan_dense"])
-                lc.macs += macs * reps
-                self.events_in[pr["proj"].target] += ops
+                self._add(inp, "synops", ops)
+                self._add(inp, "dense_synops", int(T * B * pr["fan_dense"]))
+                self._add(inp, "macs", macs * reps)
+                self._add(pr["proj"].target, "events_in", ops)
             self.act[inp] = (act, static, values.device)
 
     def input_counts(self, stats, static: bool) -> None:
         """One sample's input counted by the synapse it alone feeds, in the synapse's own pass
         (:meth:`tsslc.targets.base.Target.prepare_layer`): ``stats`` ``(T_in, 3)`` (an array
-        or a list of rows) per input step the active inputs, Σ fan-out over them and 1 when
-        one of them is not ±1; ``static``: one step standing for all T. What :meth:`input`
-        makes from the values."""
-        plan, T = self.plan, self.T
-        inp = plan.inp
-        if self.B != 1 or len(plan.out_of.get(inp, [])) != 1:
+        or a list of rows) per input step the active inputs, Σ fan-out over them and the MACs
+        among those (all of them when one active input is not ±1, else 0); ``static``: one
+        step standing for all T. What :meth:`input` makes from the values, filed by
+        :meth:`CountPlan.input_filing`."""
+        plan = self.plan
+        if self.B != 1 or len(plan.out_of.get(plan.inp, [])) != 1:
             raise TsslcError("the input's counts from its synapse need one sample and one projection")
-        pr = plan.out_of[inp][0]
-        reps = T if static else 1
-        nnz = ops = macs = 0
-        for n, o, graded in stats if isinstance(stats, list) else stats.tolist():
-            nnz += n
-            ops += o
-            macs += o if graded else 0
-        self.layers[inp] = LayerCounts(inp, "input", plan.n[inp], spikes=nnz * reps, synops=ops * reps,
-                                       macs=macs * reps, dense_synops=int(T * pr["fan_dense"]))
-        self.events_in[pr["proj"].target] += ops * reps
+        rows = stats if isinstance(stats, list) else stats.tolist()
+        sums = [sum(r[j] for r in rows) for j in range(3)]
+        flat = self.flat
+        for src, i, w in plan.input_filing(self.T, self.T if static else 1):
+            flat[i] += w * (sums[src[1]] if src[0] == "in" else 1)
+        self.fed.add(plan.inp)
+
+    def filed(self, packed: np.ndarray, hist: dict, ns: dict) -> None:
+        """Every count of one sample made and filed by a compiled pass (the plan's
+        :meth:`CountPlan.filing` and :meth:`CountPlan.input_filing` applied there):
+        ``packed`` int64 as :attr:`CountPlan.layout` places the totals, and per population
+        its neurons by spike count and spikes per neuron (int arrays)."""
+        if self.B != 1 or self.fed:
+            raise TsslcError("filed counts stand for a whole sample: nothing else may be fed")
+        self._filed = (packed, hist, ns)
 
     def population(self, name: str, spikes: torch.Tensor, as_float: torch.Tensor | None = None, *,
                    per_neuron=None, active: int | None = None, hist: list | None = None,
@@ -565,41 +780,36 @@ class Tally:
             ns = per_neuron if isinstance(per_neuron, list) else _np(per_neuron)
             if hist is None:
                 hist = np.bincount(ns, minlength=T + 1)[: T + 1].tolist()
-            # every neuron firing k times gave k spikes
-            lc = LayerCounts(name, "lif", n, spikes=sum(map(operator.mul, hist, range(T + 1))), count_hist=hist,
-                             neuron_spikes=ns, events_in=self.events_in[name], updates_active=active,
-                             updates_idle=T * n - active)
-            self.layers[name] = lc
-            self._outgoing(name, lc, ns, spikes, as_float, vals)
-            return
-        fired8 = _np(spikes)
-        if fired8.dtype != np.uint8:
-            fired8 = (fired8 != 0).astype(np.uint8)
-        fired = fired8.view(np.bool_)
-        # spikes per (sample, neuron): step by step in bytes (T < 256) or int32
-        small = T < 256
-        if B == 1:  # one sample (streaming): the spikes per neuron are its totals
-            per_neuron = ns = fired8.reshape(T, -1).sum(0, dtype=np.int64)
         else:
-            if fired8.size < 1 << 16:
-                per_neuron = fired8.reshape(T, B, -1).sum(0, dtype=np.int32)
+            fired8 = _np(spikes)
+            if fired8.dtype != np.uint8:
+                fired8 = (fired8 != 0).astype(np.uint8)
+            fired = fired8.view(np.bool_)
+            # spikes per (sample, neuron): step by step in bytes (T < 256) or int32
+            small = T < 256
+            if B == 1:  # one sample (streaming): the spikes per neuron are its totals
+                per_neuron = ns = fired8.reshape(T, -1).sum(0, dtype=np.int64)
             else:
-                per_neuron = fired8[0].reshape(B, -1).astype(np.uint8 if small else np.int32)
-                for t in range(1, T):
-                    per_neuron += fired8[t].reshape(B, -1)
-            ns = per_neuron.sum(0, dtype=np.int64)
-        if small and T <= 32 and per_neuron.size > 1 << 15:  # passes over bytes beat bincount's conversion
-            flat = per_neuron.reshape(-1)
-            hist = [int(np.count_nonzero(flat == k)) for k in range(T + 1)]
-        else:
-            hist = np.bincount(per_neuron.reshape(-1), minlength=T + 1)[: T + 1].tolist()
+                if fired8.size < 1 << 16:
+                    per_neuron = fired8.reshape(T, B, -1).sum(0, dtype=np.int32)
+                else:
+                    per_neuron = fired8[0].reshape(B, -1).astype(np.uint8 if small else np.int32)
+                    for t in range(1, T):
+                        per_neuron += fired8[t].reshape(B, -1)
+                ns = per_neuron.sum(0, dtype=np.int64)
+            if small and T <= 32 and per_neuron.size > 1 << 15:  # passes over bytes beat bincount's conversion
+                flat = per_neuron.reshape(-1)
+                hist = [int(np.count_nonzero(flat == k)) for k in range(T + 1)]
+            else:
+                hist = np.bincount(per_neuron.reshape(-1), minlength=T + 1)[: T + 1].tolist()
+            active = self._active(self.any_event.pop(name, []), fired)
         # every (sample, neuron) firing k times gave k spikes
-        lc = LayerCounts(name, "lif", n, spikes=sum(k * h for k, h in enumerate(hist)), count_hist=hist,
-                         neuron_spikes=ns)
-        active = self._active(self.any_event.pop(name, []), fired)
-        lc.events_in, lc.updates_active, lc.updates_idle = self.events_in[name], active, T * B * n - active
-        self.layers[name] = lc
-        self._outgoing(name, lc, ns, spikes, as_float)
+        self._add(name, "spikes", sum(map(operator.mul, hist, range(T + 1))))
+        self._add(name, "updates_active", active)
+        self._add(name, "updates_idle", T * B * n - active)
+        self.hist[name], self.ns[name] = hist, ns
+        self.fed.add(name)
+        self._outgoing(name, ns, spikes, as_float, vals)
 
     def _event_array(self, parts: list, n: int):
         """The events fed for a population of ``n`` neurons of one sample as one array
@@ -636,67 +846,50 @@ class Tally:
         ns, hist, act, vals = got
         return ns, hist, act if active is None else active, vals
 
-    def _outgoing(self, name: str, lc: LayerCounts, ns, spikes, as_float, vals=None) -> None:
+    def _outgoing(self, name: str, ns, spikes, as_float, vals=None) -> None:
         """A population's outgoing tallies from its spikes per neuron ``ns`` (an array, or a
         list; synops, the targets' incoming events, per core, messages, hops; ``vals``: ``ns``
         times its :meth:`CountPlan.tally_matrix` when the caller made it), and its activity
         kept for the :meth:`events` of its synapses."""
         plan, T, B = self.plan, self.T, self.B
+        lay, flat = plan.layout, self.flat
         outs = plan.out_of.get(name, [])
+        for pr in outs:
+            self._add(name, "dense_synops", int(T * B * pr["fan_dense"]))
         M = plan.tally_matrix(name)
         if M is not None:  # every per-neuron weighted sum below in one product
             if vals is None and isinstance(ns, np.ndarray) and ns.dtype.kind in "iu":
                 vals = fused_cpu.weighted_sums(ns, M)  # (one thread: no BLAS threads to wake)
             if vals is None:
                 vals = (np.asarray(ns, np.float64) @ M).tolist()
-            i = 0
-            if plan.cores is not None:
-                cs = self.core_spikes
-                for core in plan.unique_core_list[name]:
-                    cs[core] = cs.get(core, 0) + int(vals[i])
-                    i += 1
-            for pr in outs:
-                ops = int(vals[i])
-                i += 1
-                lc.synops += ops
-                lc.dense_synops += int(T * B * pr["fan_dense"])
-                self.events_in[pr["proj"].target] += ops
-                if plan.cores is not None:
-                    cy = self.core_synops
-                    for core in pr["src_core_list"]:
-                        cy[core] = cy.get(core, 0) + int(vals[i])
-                        i += 1
-                    lc.spike_messages += int(vals[i])
-                    lc.hops_x += int(vals[i + 1])
-                    lc.hops_y += int(vals[i + 2])
-                    i += 3
+            for v, dests in zip(vals, plan.column_dests(name)):
+                v = int(v)
+                for i in dests:
+                    flat[i] += v
             outs = []  # done
         else:
             ns = np.asarray(ns, np.float64)
         if M is None and plan.cores is not None:
             sp = np.bincount(plan.cores[name], weights=ns, minlength=plan.n_cores).tolist()
-            cs = self.core_spikes
             for core in plan.unique_core_list[name]:
-                cs[core] = cs.get(core, 0) + int(sp[core])
+                flat[lay.spike_core_at(core)] += int(sp[core])
         for pr in outs:
             if plan.cores is None:  # one dot product (exact: integers below 2^53, whatever the order)
                 ops = int(ns @ pr["fan_np"])
             else:
                 ops_per_neuron = ns * pr["fan_np"]
                 ops = int(ops_per_neuron.sum())
-            lc.synops += ops
-            lc.dense_synops += int(T * B * pr["fan_dense"])
-            self.events_in[pr["proj"].target] += ops
+            self._add(name, "synops", ops)
+            self._add(pr["proj"].target, "events_in", ops)
             if plan.cores is not None:
                 per_core = np.bincount(pr["src_core"], weights=ops_per_neuron, minlength=plan.n_cores).tolist()
-                cy = self.core_synops
                 for core in pr["src_core_list"]:
-                    cy[core] = cy.get(core, 0) + int(per_core[core])
+                    flat[lay.synop_core_at(core)] += int(per_core[core])
                 # messages and hops in one product (exact: integers below 2^53, whatever the order)
                 m, hx, hy = (ns @ pr["msgs_hops"]).tolist()
-                lc.spike_messages += int(m)
-                lc.hops_x += int(hx)
-                lc.hops_y += int(hy)
+                self._add(name, "spike_messages", int(m))
+                self._add(name, "hops_x", int(hx))
+                self._add(name, "hops_y", int(hy))
         if name in plan.out_of:  # made float32 by events() if need be
             self.act[name] = (as_float if as_float is not None else spikes, False)
             if isinstance(spikes, torch.Tensor) and spikes.dtype in (torch.uint8, torch.bool):
@@ -848,12 +1041,24 @@ class Tally:
         return _np(hit).reshape(Tn, B, G, Og, L), view, None
 
     def result(self) -> Counters:
-        missing = [p for p in self.plan.pops if p not in self.layers]
-        if missing or self.plan.inp not in self.layers:
-            raise TsslcError(f"counts are missing for {missing or [self.plan.inp]}")
-        layers = {self.plan.inp: self.layers[self.plan.inp], **{p: self.layers[p] for p in self.plan.pops}}
-        return Counters(self.B, self.T, layers, self.core_spikes, self.core_synops,
-                        self.plan.mesh_width if self.plan.cores is not None else None)
+        plan = self.plan
+        lay = plan.layout
+        mesh = plan.mesh_width if plan.cores is not None else None
+        if self._filed is not None:
+            packed, hist, ns = self._filed
+        else:
+            missing = [n for n in lay.names if n not in self.fed]
+            if missing:
+                raise TsslcError(f"counts are missing for {missing}")
+            packed, hist, ns = np.array(self.flat, np.int64), self.hist, self.ns
+        hist = [_EMPTY if n == plan.inp else np.asarray(hist[n], np.int64) for n in lay.names]
+        ns = [_EMPTY if n == plan.inp else ns[n] for n in lay.names]
+        return Counters.packed_as(self.B, self.T, lay, packed, hist, ns, mesh)
+
+
+#: the input's neurons by spike count and spikes per neuron (none: it is no population)
+_EMPTY = np.zeros(0, np.int64)
+_EMPTY.flags.writeable = False
 
 
 def count(graph: Graph, spikes: dict, x=None, *, inputs=None, n_steps: int | None = None,

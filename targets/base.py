@@ -367,7 +367,8 @@ class Target(ABC):
         every step), the step count, ``count``, the spikes' shape (default ``(T, N)``) and
         ``fan`` (the input's fan-out per input, int64, or None), and returns ``(spikes uint8,
         the same float32, spikes per neuron (numpy int64) or None, active neuron updates or
-        None, per input step (active inputs, Σ fan over them, 1 if one is not ±1) or None)``:
+        None, per input step (active inputs, Σ fan over them, the MACs among those: all when one
+        is not ±1, else 0) or None)``:
         bit for bit what the two steps give, and the counts :mod:`tsslc.backends.counters`
         makes from them (an update is active when the neuron fired or an active input reached
         it through a non-zero weight of ``node``). Its attribute ``counts`` says whether it
@@ -379,8 +380,11 @@ class Target(ABC):
         fed a static graded image, nothing else in the graph) as one function for one sample
         — ``chain(x, scale, limit, n_steps, mats)`` → ``(per layer (spikes, spikes per neuron,
         active updates, neurons by spike count, spikes per neuron times a matrix), the input's
-        counts)``, None for an input holding a NaN; ``chain.matrices(per layer matrix, the
-        input's fan-out)`` makes ``mats`` for counting — or ``None`` (the default) where the
+        counts, the counters' totals or None)``, None for an input holding a NaN;
+        ``chain.matrices(per layer matrix, the input's fan-out, filing)`` makes ``mats`` for
+        counting (``filing``: how the call files the totals itself,
+        :meth:`tsslc.backends.counters.CountPlan.filing`; then the active updates, input's
+        counts and products are left in the totals) — or ``None`` (the default) where the
         target has none."""
         return None
 

@@ -197,3 +197,35 @@ def test_per_neuron_counts_read_as_lists_and_add_as_arrays():
     assert Counters.from_dict(d) == total == pickle.loads(pickle.dumps(total))
     with pytest.raises(TsslcError, match="per-neuron"):
         LayerCounts("p", "lif", 3, neuron_spikes=np.zeros((2, 2), np.int64))
+
+
+def test_counters_are_packed_arrays_read_as_records():
+    """Counters keep one int64 table (a row per layer) and per-core arrays: the records read
+    from them are read-only copies; sums add the arrays, or the per-core dicts key by key
+    when two runs used different cores; counters of other networks or step counts do not
+    add; an unknown layer is one error naming it."""
+    import dataclasses
+
+    from tsslc.backends.counters import Counters, LayerCounts
+
+    def one(spikes, cores_s, cores_y, name="p"):
+        return Counters(1, 5, {"in": LayerCounts("in", "input", 4, spikes=2, synops=6, macs=6),
+                               name: LayerCounts(name, "lif", 3, spikes=spikes, events_in=6, count_hist=[1, 1, 1, 0, 0, 0],
+                                                 neuron_spikes=[0, 1, 2])}, cores_s, cores_y, 2)
+
+    a, b = one(3, {0: 3}, {0: 6}), one(5, {1: 5}, {0: 1})
+    assert a.table.shape == (2, 10) and a.packed.dtype == np.int64
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.layers["p"].spikes = 9
+    t = a + b
+    assert t.n_samples == 2 and t.layers["p"].spikes == 8 and t.layers["in"].synops == 12
+    assert t.core_spikes == {0: 3, 1: 5} and t.core_synops == {0: 7}
+    assert t.layers["p"].count_hist == [2, 2, 2, 0, 0, 0] and t.layers["p"].neuron_spikes == [0, 2, 4]
+    assert t.totals()["acs"] == 0 and t.totals()["macs"] == 12 and t.total("n_neurons", "lif") == 3
+    same = a + a  # one layout: the arrays add
+    assert same.layout is a.layout and same.core_spikes == {0: 6}
+    with pytest.raises(TsslcError, match="different networks"):
+        a + one(3, {0: 3}, {0: 6}, name="q")
+    with pytest.raises(TsslcError, match="'nope'"):
+        a.firing_rates("nope")
+    assert Counters.from_dict(t.to_dict()) == t and t != a

@@ -203,3 +203,30 @@ def test_one_step_other_step_counts_and_a_branching_population():
         ref = C.count(g, res.spikes, x[i:i + 1], cores=get_target("loihi2").core_assignment(g))
         assert res.counters.to_dict() == ref.to_dict()
         assert res.counters.layers["o"].events_in == res.counters.layers["h"].synops
+
+
+def test_the_whole_network_call_files_every_count_itself(monkeypatch):
+    """The compiled chain makes the counters' totals in the same call (CountPlan.filing,
+    applied by the kernel): with every Python tally of the walk made to fail, a streamed
+    sample's counters still equal counting its spikes afterwards (the binarised synapse,
+    numpy), per core and hops too, for several step counts; a stream's counters summed
+    equal the batch's."""
+    g = dense_net(21, True)
+    x = inputs(22, 3, True)
+    cores = get_target("loihi2").core_assignment(g)
+
+    def no_python(*a, **k):
+        raise AssertionError("a Python tally ran: the chain did not file the counts")
+
+    for T in (1, 2, 6, 11):
+        ref = [C.count(g, intsim_run(g, x[i:i + 1], n_steps=T).spikes, x[i:i + 1], n_steps=T, cores=cores)
+               for i in range(3)]
+        with monkeypatch.context() as m:
+            for name in ("input", "input_counts", "population", "events"):
+                m.setattr(C.Tally, name, no_python)
+            got = [intsim_run(g, x[i:i + 1], n_steps=T).counters for i in range(3)]
+        for a, b in zip(got, ref):
+            assert a.to_dict() == b.to_dict(), T
+            assert a.core_spikes and sum(a.core_spikes.values()) == a.totals()["spikes"]
+        total = got[0] + got[1] + got[2]
+        assert total.to_dict() == intsim_run(g, x, n_steps=T).counters.to_dict()

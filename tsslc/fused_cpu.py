@@ -81,7 +81,7 @@ def _open(path: Path, want: str | None) -> ctypes.CDLL | None:
                                        _I64, _P, _P, _P, _P, _P, _P, _P, _I64, _P, ctypes.c_int]
     lib.tsslc_loihi2_dense.restype = _I64
     lib.tsslc_loihi2_chain.argtypes = [_P, ctypes.c_int, _I64, _D, _D, _I64, _I64, _P, _P, _P, _P, _P, _P, _P, _P,
-                                       _P, _P, ctypes.c_int, ctypes.c_int]
+                                       _P, _P, ctypes.c_int, _P, _I64, _P, _I64, ctypes.c_int]
     lib.tsslc_loihi2_chain.restype = _I64
     lib.tsslc_conv_events.argtypes = [_P, ctypes.c_int, _I64, _I64, _I64, _I64, _P, _P, _I64, _I64, _I64, _I64, _I64,
                                       _I64, _P, ctypes.c_int, _I64, _I64, _P, ctypes.c_int]
@@ -217,8 +217,8 @@ def loihi2_dense(a: torch.Tensor, n_steps: int, wt: torch.Tensor, wr: torch.Tens
     the active neuron updates (a step with an event — an active input on a non-zero ``mask``
     ``(N_in, N_out)`` uint8 entry, more active inputs than ``zmax`` always — or a spike) and
     the neurons by spike count 0..T (a list); with ``fan`` (int64 per input, contiguous) also
-    the input's counts per input step ``(T_in, 3)`` int64: active inputs, Σ fan over them, 1
-    when one of them is not ±1 (else None); with ``M`` ``(N_out, k)`` float64 (counting) the
+    the input's counts per input step ``(T_in, 3)`` int64: active inputs, Σ fan over them, the
+    MACs among those (all of them when one active input is not ±1, else 0) (else None); with ``M`` ``(N_out, k)`` float64 (counting) the
     spikes per neuron times ``M`` (a list, else None). ``None`` without the kernel."""
     lib = _lib if _tried else load()
     if lib is None:
@@ -283,26 +283,34 @@ class Loihi2Chain:
                               for sp in specs], np.uint64)
         self._addr = (self.ip.ctypes.data, self.scales.ctypes.data, self.ptrs.ctypes.data)
 
-    def matrices(self, mats: list, fan: np.ndarray) -> tuple:
+    def matrices(self, mats: list, fan: np.ndarray, filing=None) -> tuple:
         """What counting needs, made ready for the kernel once (:meth:`__call__`'s
         ``mats``): per layer a float64 matrix (N_out, k) or None, and the input's fan-out
-        (int64 per input)."""
+        (int64 per input); ``filing`` (every layer with its matrix): a function of the step
+        count T giving ``(per layer [(source, index, weight)], the input's [(source, index,
+        weight)], size)``, how the kernel makes the counters' totals itself
+        (:meth:`tsslc.backends.counters.CountPlan.filing`: sources ``("vals", c)``,
+        ``("hist", k)``, ``("active",)``, ``("in", j)``, ``("one",)``), ``size`` of them."""
         if self.specs is None:
             self._ready()
         keep = [None if m is None else np.ascontiguousarray(m, dtype=np.float64) for m in mats]
         fan = np.ascontiguousarray(fan, dtype=np.int64)
         ptrs = np.array([0 if m is None else m.ctypes.data for m in keep], np.uint64)
         ks = np.array([0 if m is None else m.shape[1] for m in keep], np.int64)
-        return (keep, fan, ptrs, ks), ptrs.ctypes.data, ks.ctypes.data, tuple(ks.tolist()), fan.ctypes.data
+        if filing is not None and any(m is None for m in keep):
+            raise ValueError("filing needs every layer's matrix")
+        return ((keep, fan, ptrs, ks), ptrs.ctypes.data, ks.ctypes.data, tuple(ks.tolist()), fan.ctypes.data,
+                filing, {})
 
-    def _layout(self, T: int, ks: tuple):
+    def _layout(self, T: int, ks: tuple, n_packed: int = 0):
         """Where a call's outputs go in its one buffer: the spikes (T, N) uint8 of every layer,
         then (at a multiple of 8) an int64 region: the active updates (L), the input's counts
         (3), per layer its neurons by spike count (T + 1) (the small numbers, read back as one
         list), then per layer its spikes per neuron (N, read back as arrays); then a float64
-        region: per layer its product with its matrix (k). Byte offsets for the kernel (4 a
-        layer), element offsets for reading the regions back."""
-        lay = self._layouts.get((T, ks))
+        region: per layer its product with its matrix (k); then the filed totals (int64,
+        ``n_packed``). Byte offsets for the kernel (4 a layer), element offsets for reading
+        the regions back."""
+        lay = self._layouts.get((T, ks, n_packed))
         if lay is None:
             spikes, pos = [], 0
             for n in self.n_out:
@@ -323,22 +331,43 @@ class Loihi2Chain:
             for k in ks:
                 flts.append((fpos, fpos + k))
                 fpos += k
+            p_base = f_base + 8 * fpos
             offs = []
             for s8, (ns, _, hist), (vals, _) in zip(spikes, ints, flts):
                 offs += [s8, i_base + 8 * ns, i_base + 8 * hist, f_base + 8 * vals]
             arr = np.array(offs, np.int64)
-            lay = self._layouts[(T, ks)] = (arr, arr.ctypes.data, f_base + 8 * fpos, spikes, i_base, f_base, ints,
-                                            flts, small)
+            lay = self._layouts[(T, ks, n_packed)] = (arr, arr.ctypes.data, p_base + 8 * n_packed, spikes, i_base,
+                                                      f_base, ints, flts, small, p_base)
         return lay
+
+    def _file(self, T: int, ks: tuple, filing) -> tuple:
+        """The kernel's filing rows (:meth:`matrices`) for T steps: ``(rows (nf, 4) int64, its
+        address, nf, size)``."""
+        per_layer, inp, size = filing
+        _, _, _, _, i_base, f_base, ints, flts, _, _ = self._layout(T, ks, size)
+        rows = []
+        for l, fl in enumerate(per_layer):
+            where = {"vals": lambda c, l=l: (f_base + 8 * (flts[l][0] + c), 1),
+                     "hist": lambda k, l=l: (i_base + 8 * (ints[l][2] + k), 0),
+                     "active": lambda l=l: (i_base + 8 * l, 0), "one": lambda: (0, 2)}
+            rows += [(*where[src[0]](*src[1:]), i, w) for src, i, w in fl]
+        where = {"in": lambda j: (i_base + 8 * (self.L + j), 0), "one": lambda: (0, 2)}
+        rows += [(*where[src[0]](*src[1:]), i, w) for src, i, w in inp]
+        arr = np.array(rows, np.int64).reshape(-1, 4)
+        return arr, arr.ctypes.data, len(rows), size
 
     def __call__(self, x: torch.Tensor, scale: float, lim: int, n_steps: int, mats: tuple | None = None):
         """``x`` one contiguous CPU float32/float64 sample; ``mats``: counting, what
-        :meth:`matrices` made; ``(layers, stats)`` with per layer ``(spikes (T, 1, N) uint8
-        numpy array, spikes per neuron (an int64 array), active updates, neurons by spike
-        count 0..T, spikes per neuron times its matrix)`` (counting; else the last four None; the product None for a
-        layer without a matrix) and the input's counts ``[(active inputs, synops, graded)]``
-        (counting) or None; ``None`` when ``x`` holds a NaN (the caller's reference path
-        decides its payload) or without the kernel."""
+        :meth:`matrices` made; ``(layers, stats, packed)`` with per layer ``(spikes (T, 1, N)
+        uint8 numpy array, spikes per neuron (an int64 array), active updates, neurons by
+        spike count 0..T, spikes per neuron times its matrix)`` (counting; else the last four
+        None; the product None for a layer without a matrix) and the input's counts
+        ``[(active inputs, synops, MACs)]`` (counting) or None; with a filing (counting,
+        :meth:`matrices`) the counters' totals made by the kernel as ``packed`` (int64), the
+        active updates, input's counts and products then left out (None, read from
+        ``packed``) and the neurons by spike count an int64 array; else ``packed`` None.
+        ``None`` when ``x`` holds a NaN (the caller's reference path decides its payload) or
+        without the kernel."""
         lib = _lib if _tried else load()
         if lib is None or lim >= 1 << 24:
             return None
@@ -347,15 +376,23 @@ class Loihi2Chain:
         T, L = n_steps, self.L
         count = mats is not None
         ks = mats[3] if count else (0,) * L
+        filing = mats[5] if count else None
+        fl = None
+        if filing is not None:
+            fl = mats[6].get(T)
+            if fl is None:
+                fl = mats[6][T] = self._file(T, ks, filing(T))
         # the offsets' array itself stays in the cache
-        _, offs_addr, total, spikes, i_base, f_base, ints, flts, small = self._layout(T, ks)
+        _, offs_addr, total, spikes, i_base, f_base, ints, flts, small, p_base = self._layout(
+            T, ks, fl[3] if fl is not None else 0)
         buf = np.empty(total, np.uint8)
         base = torch.from_numpy(buf).data_ptr()
         ip, sc, pt = self._addr
         rc = lib.tsslc_loihi2_chain(x.data_ptr(), int(x.dtype == torch.float64), x.numel(), float(scale), float(lim),
                                     T, L, ip, sc, pt, mats[4] if count else None, base + i_base + 8 * L, base,
                                     offs_addr, base + i_base, mats[1] if count else None, mats[2] if count else None,
-                                    int(count), torch.get_num_threads())
+                                    int(count), fl[1] if fl is not None else None, fl[2] if fl is not None else 0,
+                                    base + p_base, fl[3] if fl is not None else 0, torch.get_num_threads())
         if rc == -2:
             raise _no_memory(T, max(self.n_out))
         if rc:
@@ -364,15 +401,18 @@ class Loihi2Chain:
         # numpy's slicing costs less than torch's on these small pieces
         s8 = [buf[o: o + T * n].reshape(T, 1, n) for o, n in zip(spikes, self.n_out)]
         if not count:
-            return [(s, None, None, None, None) for s in s8], None
+            return [(s, None, None, None, None) for s in s8], None, None
+        iv = buf[i_base:f_base].view(np.int64)
+        if fl is not None:  # the kernel filed the totals: the per-neuron arrays only
+            layers = [(s, iv[a:b], None, iv[h:h + T + 1], None) for s, (a, b, h) in zip(s8, ints)]
+            return layers, None, buf[p_base:total].view(np.int64)
         # the small counts as Python numbers in one conversion, then sliced; the spikes per
         # neuron as arrays (views of this call's own buffer)
-        iv = buf[i_base:f_base].view(np.int64)
         i64 = iv[:small].tolist()
-        f64 = buf[f_base:].view(np.float64).tolist()
+        f64 = buf[f_base:p_base].view(np.float64).tolist()
         layers = [(s, iv[a:b], act, i64[h:h + T + 1], f64[d:e] if e > d else None)
                   for s, act, (a, b, h), (d, e) in zip(s8, i64, ints, flts)]
-        return layers, [i64[L:L + 3]]
+        return layers, [i64[L:L + 3]], None
 
 
 def conv_events(act: torch.Tensor, mask: torch.Tensor, current: torch.Tensor | None, stride: int, padding: int,

@@ -32,7 +32,8 @@ one compiled pass where the target has one (:meth:`~tsslc.targets.base.Target.pr
 Loihi 2 on the CPU), which also makes that population's counts (and the input's, for the
 input's one synapse); a graph made only of such layers, fed a static graded image, runs as
 one compiled call (:meth:`~tsslc.targets.base.Target.prepare_chain`: encoder, layers and
-counts), the walk then only collecting each population's part. The synapses' currents stay
+counts, the counters' totals filed there too by :meth:`~tsslc.backends.counters.CountPlan.filing`),
+the walk then only collecting each population's part. The synapses' currents stay
 inside those passes, so :func:`run` takes them and :func:`simulate` (which returns every
 node's values) does not; the tests hold the two to the same spikes and counts.
 
@@ -164,8 +165,15 @@ class Plan:
         hit = self._chain_mats.get(id(count_plan))
         if hit is None or hit[0] is not count_plan:
             fn, first, lifs = self.chain
+            mats = [count_plan.tally_matrix(l) for l in lifs]
+            filing = None
+            if all(m is not None for m in mats):  # the kernel files the totals itself
+
+                def filing(T, cp=count_plan):
+                    return [cp.filing(l, T, 1) for l in lifs], cp.input_filing(T, T), cp.layout.size
+
             hit = self._chain_mats[id(count_plan)] = (count_plan, fn.matrices(
-                [count_plan.tally_matrix(l) for l in lifs], count_plan.fan_int64(first)))
+                mats, count_plan.fan_int64(first), filing))
         return hit[1]
 
     def _chain(self, graph: Graph, target):
@@ -237,6 +245,7 @@ class IntSim(GraphWalker):
         self._layer_out: dict = {}
         self._input_static: bool | None = None  # the input's counts wait for its fused layer
         self._chained = False  # the plan's chain ran: the synapses' work is done
+        self._filed = False  # ... and it made every count (Tally.filed)
 
     def steps(self):
         return self.plan.steps
@@ -299,8 +308,11 @@ class IntSim(GraphWalker):
                  self.plan.chain_matrices(tally.plan) if tally is not None else None)
         if out is None:
             return False
-        layers, stats = out
-        if tally is not None:
+        layers, stats, packed = out
+        if packed is not None:  # every count made and filed in the same call
+            tally.filed(packed, {lif: l[3] for lif, l in zip(lifs, layers)}, {lif: l[1] for lif, l in zip(lifs, layers)})
+            self._filed = True
+        elif tally is not None:
             tally.input_counts(stats, self.n_steps > 1)
         for lif, (s8, ns, active, hist, vals) in zip(lifs, layers):
             self._layer_out[lif] = (s8, None, ns, active, hist, vals)
@@ -372,7 +384,7 @@ class IntSim(GraphWalker):
         if out is not None:  # made by its synapse's fused layer
             s, s_float, ns, active, hist, vals = out
             self.spikes[name] = s
-            if self.tally is not None:
+            if self.tally is not None and not self._filed:
                 self.tally.population(name, s, s_float, per_neuron=ns, active=active, hist=hist, vals=vals)
             return s_float
         s, s_float = self.target.run_population(node.params, x, with_float=True)

@@ -494,8 +494,8 @@ TSSLC_INLINE void dense_dots(const float* at, int64_t Nin, const float* wr, int6
 // (tsslc/backends/counters.py). zmax is the most zero weights any neuron has: more active
 // inputs than that reach every neuron, and a non-zero sum proves one; the mask (Nin, Nout) of
 // 0/1 bytes is read only for the neurons those leave open. With fan (the input's fan-out per
-// input), in_stats gets per input step the active inputs, Σ fan over them and whether one of
-// them is not ±1 (MACs).
+// input), in_stats gets per input step the active inputs, Σ fan over them and the MACs among
+// them (all of them when one active input is not ±1, else none).
 // A dense layer's constants and one call's input, as the blocks of neurons read them.
 struct DenseLayer {
     const float* wt;      // (Nin, Nout)
@@ -608,7 +608,7 @@ TSSLC_INLINE int64_t loihi2_dense_impl(const float* a, int64_t Tin, int64_t T, i
             }
             in_stats[3 * t] = n;
             in_stats[3 * t + 1] = ops;
-            in_stats[3 * t + 2] = graded;
+            in_stats[3 * t + 2] = graded ? ops : 0;  // MACs: every operation of a graded step
         }
         nact[t] = n;
     }
@@ -814,13 +814,17 @@ TSSLC_CLONES void input_tally_i64(const int64_t* x, int64_t n, const double* M, 
 // updates in active[l] and, where mats[l] (row-major Nout × mk[l] float64) is given, the
 // product of its spikes per neuron with it (float64) at out + offs[4l+3] (the counters'
 // per-neuron weights: CountPlan.tally_matrix); fan: the input's fan-out (counting: its counts
-// per step in in_stats). Returns 0, or -1 when x holds a NaN (nothing written:
-// the caller's reference path decides its payload).
+// per step in in_stats). Filing (nf > 0, counting): the counters' totals made from those
+// counts (CountPlan.filing): each row of file (nf × 4 int64: source byte offset in out, its
+// kind: 0 an int64, 1 a float64 (an exact integer), 2 none (the constant 1); the total's index
+// in packed, weight) adds source × weight to packed[index] (packed zeroed first, np_ of them). Returns 0,
+// or -1 when x holds a NaN (nothing written: the caller's reference path decides its payload).
 template <typename X>
 TSSLC_CLONES int64_t loihi2_chain(const X* x, int64_t n_x, double gscale, double glim, int64_t T, int64_t L,
                                   const int64_t* ip, const double* scales, const void* const* ptrs, const int64_t* fan,
                                   int64_t* in_stats, uint8_t* out, const int64_t* offs, int64_t* active,
-                                  const double* const* mats, const int64_t* mk, int count, int nthreads) {
+                                  const double* const* mats, const int64_t* mk, int count, const int64_t* file,
+                                  int64_t nf, int64_t* packed, int64_t np_, int nthreads) {
     std::unique_ptr<float[]> payload(new float[n_x]);
     if (graded<X>(x, payload.get(), n_x, gscale, glim)) return -1;
     const float* a = payload.get();
@@ -842,6 +846,17 @@ TSSLC_CLONES int64_t loihi2_chain(const X* x, int64_t n_x, double gscale, double
         prev = std::move(next);
         a = prev.get();
         Tin = T;
+    }
+    if (count && nf > 0) {
+        for (int64_t i = 0; i < np_; ++i) packed[i] = 0;
+        for (int64_t r = 0; r < nf; ++r) {
+            const int64_t* f = file + 4 * r;
+            const uint8_t* src = out + f[0];
+            const int64_t v = f[1] == 2 ? 1
+                              : f[1] ? static_cast<int64_t>(*reinterpret_cast<const double*>(src))
+                                     : *reinterpret_cast<const int64_t*>(src);
+            packed[f[2]] += v * f[3];
+        }
     }
     return 0;
 }
@@ -999,13 +1014,14 @@ int64_t tsslc_loihi2_dense(const float* a, int64_t Tin, int64_t T, int64_t Nin, 
 int64_t tsslc_loihi2_chain(const void* x, int x_f64, int64_t n_x, double gscale, double glim, int64_t T, int64_t L,
                            const int64_t* ip, const double* scales, const void* const* ptrs, const int64_t* fan,
                            int64_t* in_stats, uint8_t* out, const int64_t* offs, int64_t* active,
-                           const double* const* mats, const int64_t* mk, int count, int nthreads) {
+                           const double* const* mats, const int64_t* mk, int count, const int64_t* file,
+                           int64_t nf, int64_t* packed, int64_t np_, int nthreads) {
     try {
         if (x_f64)
             return loihi2_chain<double>(static_cast<const double*>(x), n_x, gscale, glim, T, L, ip, scales, ptrs, fan,
-                                        in_stats, out, offs, active, mats, mk, count, nthreads);
+                                        in_stats, out, offs, active, mats, mk, count, file, nf, packed, np_, nthreads);
         return loihi2_chain<float>(static_cast<const float*>(x), n_x, gscale, glim, T, L, ip, scales, ptrs, fan,
-                                   in_stats, out, offs, active, mats, mk, count, nthreads);
+                                   in_stats, out, offs, active, mats, mk, count, file, nf, packed, np_, nthreads);
     } catch (const std::bad_alloc&) {
         return -2;
     }
