@@ -165,6 +165,11 @@ NF = len(FIELDS)
 _COL = {k: i for i, k in enumerate(FIELDS)}
 
 
+#: the input's neurons by spike count and spikes per neuron (none: it is no population)
+_EMPTY = np.zeros(0, np.int64)
+_EMPTY.flags.writeable = False
+
+
 class _PerNeuron:
     """A per-neuron count field: kept as it is given (the simulator's pass gives a numpy
     array, whose conversion to Python numbers costs ~50 µs on 8,640 neurons, more than a
@@ -242,13 +247,16 @@ class CountLayout:
     spike_cores: tuple[int, ...] | None = None
     synop_cores: tuple[int, ...] | None = None
 
+    def __post_init__(self):
+        object.__setattr__(self, "rows", {n: i * NF for i, n in enumerate(self.names)})  # layer -> its row's start
+
     @property
     def size(self) -> int:
         return len(self.names) * NF + len(self.spike_cores or ()) + len(self.synop_cores or ())
 
     def at(self, layer: str, key: str) -> int:
         """The flat index of ``layer``'s total ``key``."""
-        return self.names.index(layer) * NF + _COL[key]
+        return self.rows[layer] + _COL[key]
 
     def spike_core_at(self, core: int) -> int:
         return len(self.names) * NF + self.spike_cores.index(core)
@@ -387,7 +395,7 @@ class Counters:
         a, b = self.layout, other.layout
         if self.n_steps != other.n_steps or a.names != b.names or a.kinds != b.kinds:
             raise TsslcError("cannot add counters of different networks or step counts")
-        hist = [np.asarray(x, np.int64) + np.asarray(y, np.int64) if len(x) and len(y) else np.asarray(x if len(x) else y, np.int64)
+        hist = [np.add(x, y, dtype=np.int64) if len(x) and len(y) else np.asarray(x if len(x) else y, np.int64)
                 for x, y in zip(self._hist, other._hist)]
         ns = [_add_per_neuron(x, y) for x, y in zip(self._ns, other._ns)]
         n = self.n_samples + other.n_samples
@@ -526,6 +534,8 @@ class CountPlan:
         self.layout = CountLayout(names, ("input",) + ("lif",) * len(self.pops), tuple(self.n[n] for n in names),
                                   spike_cores, synop_cores)
         self._columns: dict = {}
+        self._dests: dict = {}
+        self._input_filing: dict = {}
 
     def columns(self, name: str) -> list[tuple[np.ndarray, tuple[int, ...]]]:
         """The per-neuron weights of population ``name``'s outgoing tallies, each with the
@@ -551,7 +561,10 @@ class CountPlan:
 
     def column_dests(self, name: str) -> list[tuple[int, ...]]:
         """The totals each column of :meth:`tally_matrix` adds to (:meth:`columns`)."""
-        return [d for _, d in self.columns(name)]
+        got = self._dests.get(name)
+        if got is None:
+            got = self._dests[name] = [d for _, d in self.columns(name)]
+        return got
 
     def filing(self, name: str, T: int, B: int) -> list[tuple[tuple, int, int]]:
         """How population ``name``'s counts of one batch (T steps, B samples) make its
@@ -573,11 +586,15 @@ class CountPlan:
         """As :meth:`filing` for the input of one sample counted by its one synapse
         (:meth:`Tally.input_counts`): sources ``("in", 0 | 1 | 2)`` the active inputs, synaptic
         operations and MACs summed over its input steps, each standing for ``reps`` steps."""
+        got = self._input_filing.get((T, reps))
+        if got is not None:
+            return got
         lay, inp = self.layout, self.inp
         pr = self.out_of[inp][0]
-        return [(("in", 0), lay.at(inp, "spikes"), reps), (("in", 1), lay.at(inp, "synops"), reps),
+        got = self._input_filing[(T, reps)] = [(("in", 0), lay.at(inp, "spikes"), reps), (("in", 1), lay.at(inp, "synops"), reps),
                 (("in", 1), lay.at(pr["proj"].target, "events_in"), reps), (("in", 2), lay.at(inp, "macs"), reps),
                 (("one",), lay.at(inp, "dense_synops"), int(T * pr["fan_dense"]))]
+        return got
 
     def tally_matrix(self, name: str) -> np.ndarray | None:
         """The per-neuron weights of population ``name``'s tallies as the columns of one
@@ -596,12 +613,12 @@ class CountPlan:
         return M
 
     def input_fans(self) -> np.ndarray:
-        """The fan-out of every input of each of the input's projections, ``(inputs,
-        projections)`` float64 (:func:`tsslc.fused_cpu.input_tally`)."""
+        """The fan-out of every input for each of the input's projections, ``(projections,
+        inputs)`` float64 (:func:`tsslc.fused_cpu.input_tally`)."""
         M = self._tally_matrix.get(("input",))
         if M is None:
             fans = [pr["fan_np"] for pr in self.out_of.get(self.inp, [])]
-            M = np.ascontiguousarray(np.stack(fans, 1) if fans else np.zeros((self.n[self.inp], 0)), np.float64)
+            M = np.ascontiguousarray(np.stack(fans) if fans else np.zeros((0, self.n[self.inp])), np.float64)
             self._tally_matrix[("input",)] = M
         return M
 
@@ -662,6 +679,7 @@ class Tally:
         self.plan, self.T, self.B, self.mac_chunk = plan, int(n_steps), int(batch), mac_chunk
         #: the totals, flat as :attr:`CountPlan.layout` places them
         self.flat = [0] * plan.layout.size
+        self._rows = plan.layout.rows
         self.hist: dict[str, list | np.ndarray] = {}  # population -> neurons by spike count 0..T
         self.ns: dict = {}  # population -> spikes per neuron (an int array or list)
         self.fed: set[str] = set()  # the sources counted
@@ -673,7 +691,7 @@ class Tally:
         self.spikes_u8: dict[str, torch.Tensor] = {}  # population -> its spikes as they came, 0/1 bytes
 
     def _add(self, layer: str, key: str, value: int) -> None:
-        self.flat[self.plan.layout.at(layer, key)] += value
+        self.flat[self._rows[layer] + _COL[key]] += value
 
     def input(self, values: torch.Tensor, static: bool = False) -> None:
         """The input node's values (T, B, *shape); ``static``: the same at every step (only
@@ -685,51 +703,51 @@ class Tally:
         reps = T if static else 1
         act = vn != 0
         outs = plan.out_of.get(inp, [])
-        got = fused_cpu.input_tally(vn, plan.input_fans()) if outs and vn.shape[0] * B == 1 else None
-        nnz = got[0] if got is not None else int(np.count_nonzero(act))
+        Tn = vn.shape[0]
         self.fed.add(inp)
-        self._add(inp, "spikes", nnz * reps)
-        integer = vn.dtype.kind in "iu"
-        if outs and vn.shape[0] * B == 1:  # one step of one sample (a static one, streaming)
-            if got is not None:  # counted in one pass; graded: MACs (some value not in {-1, 0, 1})
-                _, graded, sums = got
-            else:  # the same without the kernel
-                graded = bool(np.abs(vn).max(initial=0) > 1) if integer else nnz > np.count_nonzero(np.abs(vn) == 1)
-                a64 = act.reshape(-1).astype(np.float64)
-                sums = [a64 @ pr["fan_np"] for pr in outs]
-            for pr, ops in zip(outs, sums):
+        self.act[inp] = (act, static, values.device)
+        # per input step and sample: its active values, whether it counts MACs (NeuroBench: a
+        # value not in {-1, 0, 1}) and each projection's synaptic operations
+        got = fused_cpu.input_tally(vn, plan.input_fans(), Tn * B) if outs else None
+        if got is not None and Tn * B == 1:  # one step of one sample (a static one, streaming)
+            (nnz, graded), = got[0].tolist()
+            self._add(inp, "spikes", nnz * reps)
+            for pr, ops in zip(outs, got[1][0].tolist()):
                 ops = int(ops)
                 self._add(inp, "synops", ops * reps)
                 self._add(inp, "dense_synops", int(T * B * pr["fan_dense"]))
                 self._add(inp, "macs", (ops if graded else 0) * reps)
                 self._add(pr["proj"].target, "events_in", ops * reps)
-            self.act[inp] = (act, static, values.device)
-        elif outs:
-            Tn = vn.shape[0]
-            # input steps that count MACs (NeuroBench: not all values in {-1, 0, 1}), per chunk of samples
-            if integer:
+            return
+        if got is not None:
+            counts, sums = got
+            self._add(inp, "spikes", int(counts[:, 0].sum()) * reps)
+            graded = counts[:, 1].reshape(Tn, B) != 0
+        else:  # the same without the kernel
+            self._add(inp, "spikes", int(np.count_nonzero(act)) * reps)
+            if vn.dtype.kind in "iu":
                 graded = np.abs(vn).reshape(Tn, B, -1).max(2, initial=0) > 1  # (T | 1, B)
             else:
                 graded = (act & (np.abs(vn) != 1)).reshape(Tn, B, -1).any(2)
             a64 = act.reshape(Tn * B, -1).astype(np.float64)
-            chunk = self.mac_chunk or max(B, 1)
-            for pr in outs:
-                ops_tb = (a64 @ pr["fan_np"]).reshape(Tn, B)  # synops per (step, sample)
-                if B <= chunk:  # one group of samples (exact sums of integers, whatever the order)
-                    ops_t = ops_tb.sum(1)
-                    ops = int(ops_t.sum()) * reps
-                    macs = int(ops_t[graded.any(1)].sum())
-                else:
-                    ops = int(ops_tb.sum()) * reps
-                    macs = 0
-                    for i in range(0, B, chunk):
-                        g = graded[:, i:i + chunk].any(1)
-                        macs += int(ops_tb[:, i:i + chunk].sum(1)[g].sum())
-                self._add(inp, "synops", ops)
-                self._add(inp, "dense_synops", int(T * B * pr["fan_dense"]))
-                self._add(inp, "macs", macs * reps)
-                self._add(pr["proj"].target, "events_in", ops)
-            self.act[inp] = (act, static, values.device)
+        chunk = self.mac_chunk or max(B, 1)
+        for i, pr in enumerate(outs):
+            # synops per (step, sample) (exact sums of integers, whatever the order)
+            ops_tb = (sums[:, i] if got is not None else a64 @ pr["fan_np"]).reshape(Tn, B)
+            if B <= chunk:  # one group of samples
+                ops_t = ops_tb.sum(1)
+                ops = int(ops_t.sum()) * reps
+                macs = int(ops_t[graded.any(1)].sum())
+            else:
+                ops = int(ops_tb.sum()) * reps
+                macs = 0
+                for j in range(0, B, chunk):
+                    g = graded[:, j:j + chunk].any(1)
+                    macs += int(ops_tb[:, j:j + chunk].sum(1)[g].sum())
+            self._add(inp, "synops", ops)
+            self._add(inp, "dense_synops", int(T * B * pr["fan_dense"]))
+            self._add(inp, "macs", macs * reps)
+            self._add(pr["proj"].target, "events_in", ops)
 
     def input_counts(self, stats, static: bool) -> None:
         """One sample's input counted by the synapse it alone feeds, in the synapse's own pass
@@ -748,14 +766,15 @@ class Tally:
             flat[i] += w * (sums[src[1]] if src[0] == "in" else 1)
         self.fed.add(plan.inp)
 
-    def filed(self, packed: np.ndarray, hist: dict, ns: dict) -> None:
+    def filed(self, packed: np.ndarray, hist: list, ns: list) -> None:
         """Every count of one sample made and filed by a compiled pass (the plan's
         :meth:`CountPlan.filing` and :meth:`CountPlan.input_filing` applied there):
         ``packed`` int64 as :attr:`CountPlan.layout` places the totals, and per population
-        its neurons by spike count and spikes per neuron (int arrays)."""
-        if self.B != 1 or self.fed:
-            raise TsslcError("filed counts stand for a whole sample: nothing else may be fed")
-        self._filed = (packed, hist, ns)
+        (in :attr:`CountPlan.pops` order) its neurons by spike count and spikes per neuron
+        (int arrays)."""
+        if self.B != 1 or self.fed or len(hist) != len(self.plan.pops) or len(ns) != len(hist):
+            raise TsslcError("filed counts stand for a whole sample: every population's, nothing else fed")
+        self._filed = (packed, [_EMPTY, *hist], [_EMPTY, *ns])
 
     def population(self, name: str, spikes: torch.Tensor, as_float: torch.Tensor | None = None, *,
                    per_neuron=None, active: int | None = None, hist: list | None = None,
@@ -1050,15 +1069,10 @@ class Tally:
             missing = [n for n in lay.names if n not in self.fed]
             if missing:
                 raise TsslcError(f"counts are missing for {missing}")
-            packed, hist, ns = np.array(self.flat, np.int64), self.hist, self.ns
-        hist = [_EMPTY if n == plan.inp else np.asarray(hist[n], np.int64) for n in lay.names]
-        ns = [_EMPTY if n == plan.inp else ns[n] for n in lay.names]
+            packed = np.array(self.flat, np.int64)
+            hist = [_EMPTY, *(self.hist[p] for p in plan.pops)]
+            ns = [_EMPTY, *(self.ns[p] for p in plan.pops)]
         return Counters.packed_as(self.B, self.T, lay, packed, hist, ns, mesh)
-
-
-#: the input's neurons by spike count and spikes per neuron (none: it is no population)
-_EMPTY = np.zeros(0, np.int64)
-_EMPTY.flags.writeable = False
 
 
 def count(graph: Graph, spikes: dict, x=None, *, inputs=None, n_steps: int | None = None,

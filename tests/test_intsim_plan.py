@@ -247,8 +247,9 @@ def test_compiled_population_tally_equals_numpy(T, n):
 @pytest.mark.parametrize("k", [1, 7, 8, 9, 17])
 def test_compiled_weighted_sums_equal_numpy(n, k):
     """tsslc.fused_cpu.weighted_sums (the counters' per-neuron sums, eight columns and four
-    rows at a time in the kernel) against numpy's product, exact, for row and column counts
-    on and off those blocks; a non-contiguous matrix is copied first."""
+    rows at a time in the kernel, only the rows of non-zero counts when those are few)
+    against numpy's product, exact, for row and column counts on and off those blocks, dense
+    and sparse counts; a non-contiguous matrix is copied first."""
     from tsslc import fused_cpu
 
     if fused_cpu.load() is None:
@@ -259,27 +260,46 @@ def test_compiled_weighted_sums_equal_numpy(n, k):
     assert fused_cpu.weighted_sums(w, M) == (w @ M).tolist()
     wide = rng.integers(0, 9, size=(n, 2 * k)).astype(np.float64)
     assert fused_cpu.weighted_sums(w.astype(np.int32), wide[:, ::2]) == (w @ wide[:, ::2]).tolist()
+    # sparse counts (the kernel then reads only the rows of the neurons that fired): a tenth
+    # firing, none, only the last one, exactly half
+    sparse = np.where(rng.random(n) < 0.1, w, 0)
+    last = np.zeros(n, np.int64)
+    last[-1:] = 3
+    half = np.zeros(n, np.int64)
+    half[rng.permutation(n)[: n // 2]] = 2
+    for v in (sparse, np.zeros(n, np.int64), last, half):
+        assert fused_cpu.weighted_sums(v, M) == (v @ M).tolist()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
 def test_compiled_input_tally_equals_numpy(dtype):
-    """tsslc.fused_cpu.input_tally: active values, graded (a value not in {-1, 0, 1}: MACs)
-    and the fan-outs summed over the active values, against numpy (NaN: active and graded)."""
+    """tsslc.fused_cpu.input_tally: per row (a step of a sample) its active values, graded (a
+    value not in {-1, 0, 1}: MACs) and the fan-outs summed over its active values, against
+    numpy (NaN: active and graded), one row and many, row lengths on and off the kernel's
+    blocks of eight."""
     from tsslc import fused_cpu
 
     if fused_cpu.load() is None:
         pytest.skip(fused_cpu.error)
     rng = np.random.default_rng(7)
-    M = rng.integers(0, 50, size=(64, 3)).astype(np.float64)
-    cases = [rng.integers(-1, 2, 64), rng.integers(-3, 4, 64), np.zeros(64, np.int64)]
-    if dtype != np.int64:
-        nan = rng.integers(-1, 2, 64).astype(dtype)
-        nan[5] = np.nan
-        cases += [rng.normal(size=64) * (rng.random(64) < 0.5), nan]
-    for x in cases:
-        x = np.asarray(x, dtype)
-        nnz, graded, sums = fused_cpu.input_tally(x.reshape(1, 8, 8), M)
-        act = x != 0
-        assert nnz == int(act.sum())
-        assert graded == bool((act & (np.abs(x) != 1)).any())
-        assert sums == (act.astype(np.float64) @ M).tolist()
+    for n in (64, 61):
+        M = rng.integers(0, 1 << 20, size=(n, 3)).astype(np.float64)
+        cases = [rng.integers(-1, 2, n), rng.integers(-3, 4, n), np.zeros(n, np.int64)]
+        if dtype != np.int64:
+            nan = rng.integers(-1, 2, n).astype(dtype)
+            nan[5] = np.nan
+            cases += [rng.normal(size=n) * (rng.random(n) < 0.5), nan]
+        for x in cases:
+            x = np.asarray(x, dtype)
+            counts, sums = fused_cpu.input_tally(x.reshape(1, 1, n), np.ascontiguousarray(M.T))
+            act = x != 0
+            assert counts.tolist() == [[int(act.sum()), int((act & (np.abs(x) != 1)).any())]]
+            assert sums.tolist() == [(act.astype(np.float64) @ M).tolist()]
+        rows = np.stack([np.asarray(c, dtype) for c in cases])  # every case a row of one call
+        counts, sums = fused_cpu.input_tally(rows, np.ascontiguousarray(M.T), len(cases))
+        act = rows != 0
+        assert counts[:, 0].tolist() == act.sum(1).tolist()
+        assert counts[:, 1].tolist() == (act & (np.abs(rows) != 1)).any(1).astype(int).tolist()
+        assert sums.tolist() == (act.astype(np.float64) @ M).tolist()
+    with pytest.raises(ValueError, match="fan-out matrix"):
+        fused_cpu.input_tally(np.zeros((2, 5), dtype), np.zeros((3, 4)), 2)

@@ -90,7 +90,7 @@ def _open(path: Path, want: str | None) -> ctypes.CDLL | None:
     lib.tsslc_weighted_sums.restype = None
     lib.tsslc_spike_tally.argtypes = [_P, _I64, _I64, _P, _I64, _P, _I64, _P, _P, _P]
     lib.tsslc_spike_tally.restype = _I64
-    lib.tsslc_input_tally.argtypes = [_P, ctypes.c_int, _I64, _P, _I64, _P, _P]
+    lib.tsslc_input_tally.argtypes = [_P, ctypes.c_int, _I64, _I64, _P, _I64, _P, _P]
     lib.tsslc_input_tally.restype = None
     for dt in ("f32", "f64"):
         f = getattr(lib, f"tsslc_graded_{dt}")
@@ -529,26 +529,28 @@ def spike_tally(fired: np.ndarray, events: np.ndarray | None, M: np.ndarray | No
 _INPUT_KINDS = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.int64): 2}
 
 
-def input_tally(x: np.ndarray, M: np.ndarray):
-    """One step of one sample's input values ``x`` counted (:meth:`tsslc.backends.counters.Tally.input`):
-    ``(active values, graded, sums)``: graded when an active value is not ±1 (the step counts
-    MACs), ``sums`` (a list) the rows of ``M`` ``(x.size, k)`` float64 summed over the active
-    values (each projection's synaptic operations). None without the kernel or for another
-    dtype than float32, float64, int64."""
+def input_tally(x: np.ndarray, MT: np.ndarray, rows: int = 1):
+    """Input values ``x`` (``rows`` steps or samples of ``x.size / rows`` values each) counted
+    (:meth:`tsslc.backends.counters.Tally.input`): ``(counts, sums)``, ``counts`` ``(rows, 2)``
+    int64 per row its active values and 1 when one of them is not ±1 (the step counts MACs),
+    ``sums`` ``(rows, k)`` float64 the rows of ``MT`` ``(k, values per row)`` summed over its
+    active values (each projection's synaptic operations; exact). None without the kernel or
+    for another dtype than float32, float64, int64."""
     lib = _lib if _tried else load()
     kind = _INPUT_KINDS.get(x.dtype)
     if lib is None or kind is None:
         return None
     if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
-    if M.shape[0] != x.size:
-        raise ValueError(f"a fan-out matrix of shape {M.shape} for {x.size} inputs")
-    k = M.shape[1]
-    M = _float64(M)
-    buf = np.empty(2 + k, np.int64)
+    n = x.size // rows if rows else 0
+    if rows < 0 or n * rows != x.size or MT.ndim != 2 or MT.shape[1] != n:
+        raise ValueError(f"a fan-out matrix of shape {MT.shape} for {rows} rows of {x.size} inputs")
+    k = MT.shape[0]
+    MT = _float64(MT)
+    buf = np.empty(rows * (2 + k), np.int64)
     a = _np_addr(buf)
-    lib.tsslc_input_tally(_np_addr(x), kind, x.size, _address(M), k, a, a + 16)
-    return int(buf[0]), bool(buf[1]), buf[2:].view(np.float64).tolist()
+    lib.tsslc_input_tally(_np_addr(x), kind, rows, n, _address(MT), k, a, a + 16 * rows)
+    return buf[:2 * rows].reshape(rows, 2), buf[2 * rows:].view(np.float64).reshape(rows, k)
 
 
 #: id -> (weak reference to the array, address) of the matrices the kernels read, each call

@@ -167,7 +167,7 @@ class Plan:
             fn, first, lifs = self.chain
             mats = [count_plan.tally_matrix(l) for l in lifs]
             filing = None
-            if all(m is not None for m in mats):  # the kernel files the totals itself
+            if all(m is not None for m in mats) and list(lifs) == count_plan.pops:  # the kernel files the totals
 
                 def filing(T, cp=count_plan):
                     return [cp.filing(l, T, 1) for l in lifs], cp.input_filing(T, T), cp.layout.size
@@ -310,7 +310,7 @@ class IntSim(GraphWalker):
             return False
         layers, stats, packed = out
         if packed is not None:  # every count made and filed in the same call
-            tally.filed(packed, {lif: l[3] for lif, l in zip(lifs, layers)}, {lif: l[1] for lif, l in zip(lifs, layers)})
+            tally.filed(packed, [l[3] for l in layers], [l[1] for l in layers])
             self._filed = True
         elif tally is not None:
             tally.input_counts(stats, self.n_steps > 1)

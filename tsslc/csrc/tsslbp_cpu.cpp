@@ -653,45 +653,51 @@ int64_t graded(const X* x, float* out, int64_t n, double scale, double lim) {
     return nan;
 }
 
-// Columns [c0, c0 + m) of w · M, m <= 8, w[j] = wt(j), over four interleaved rows at a time:
-// four sets of running sums in registers (one set would wait on its own last addition at
-// every row), added at the end (exact: integers below 2^53, whatever the order).
-template <int64_t MW, typename Wt>
-TSSLC_INLINE void weighted_cols(Wt wt, const double* __restrict M, int64_t n, int64_t k, int64_t c0, int64_t m,
-                                double* __restrict out) {
+// Columns [c0, c0 + m) of w · M, m <= 8, summed over rows row(0..n) of M with weights
+// wt(0..n), four interleaved rows at a time: four sets of running sums in registers (one set
+// would wait on its own last addition at every row), added at the end (exact: integers below
+// 2^53, whatever the order).
+template <int64_t MW, typename Wt, typename Row>
+TSSLC_INLINE void weighted_cols(Wt wt, Row row, const double* __restrict M, int64_t n, int64_t k, int64_t c0,
+                                int64_t m, double* __restrict out) {
     double a0[8] = {}, a1[8] = {}, a2[8] = {}, a3[8] = {};
     const int64_t mw = MW ? MW : m;
     int64_t j = 0;
     for (; j + 4 <= n; j += 4) {
         const double w0 = wt(j), w1 = wt(j + 1), w2 = wt(j + 2), w3 = wt(j + 3);
-        const double* __restrict r = M + j * k + c0;
+        const double* __restrict r0 = M + row(j) * k + c0;
+        const double* __restrict r1 = M + row(j + 1) * k + c0;
+        const double* __restrict r2 = M + row(j + 2) * k + c0;
+        const double* __restrict r3 = M + row(j + 3) * k + c0;
         for (int64_t c = 0; c < mw; ++c) {
-            a0[c] += w0 * r[c];
-            a1[c] += w1 * r[k + c];
-            a2[c] += w2 * r[2 * k + c];
-            a3[c] += w3 * r[3 * k + c];
+            a0[c] += w0 * r0[c];
+            a1[c] += w1 * r1[c];
+            a2[c] += w2 * r2[c];
+            a3[c] += w3 * r3[c];
         }
     }
     for (; j < n; ++j) {
         const double wj = wt(j);
-        for (int64_t c = 0; c < mw; ++c) a0[c] += wj * M[j * k + c0 + c];
+        const double* __restrict r = M + row(j) * k + c0;
+        for (int64_t c = 0; c < mw; ++c) a0[c] += wj * r[c];
     }
     for (int64_t c = 0; c < mw; ++c) out[c0 + c] = (a0[c] + a1[c]) + (a2[c] + a3[c]);
 }
 
-// out = w · M for row weights wt(j), eight columns at a time.
-template <typename Wt>
-TSSLC_INLINE void weighted_rows(Wt wt, const double* __restrict M, int64_t n, int64_t k, double* __restrict out) {
+// out = w · M over rows row(0..n) with weights wt(0..n), eight columns at a time.
+template <typename Wt, typename Row>
+TSSLC_INLINE void weighted_rows(Wt wt, Row row, const double* __restrict M, int64_t n, int64_t k,
+                                double* __restrict out) {
     int64_t c0 = 0;
-    for (; c0 + 8 <= k; c0 += 8) weighted_cols<8>(wt, M, n, k, c0, 8, out);
+    for (; c0 + 8 <= k; c0 += 8) weighted_cols<8>(wt, row, M, n, k, c0, 8, out);
     switch (k - c0) {  // the last columns, their count known to the compiler (sums kept in registers)
-        case 1: weighted_cols<1>(wt, M, n, k, c0, 1, out); break;
-        case 2: weighted_cols<2>(wt, M, n, k, c0, 2, out); break;
-        case 3: weighted_cols<3>(wt, M, n, k, c0, 3, out); break;
-        case 4: weighted_cols<4>(wt, M, n, k, c0, 4, out); break;
-        case 5: weighted_cols<5>(wt, M, n, k, c0, 5, out); break;
-        case 6: weighted_cols<6>(wt, M, n, k, c0, 6, out); break;
-        case 7: weighted_cols<7>(wt, M, n, k, c0, 7, out); break;
+        case 1: weighted_cols<1>(wt, row, M, n, k, c0, 1, out); break;
+        case 2: weighted_cols<2>(wt, row, M, n, k, c0, 2, out); break;
+        case 3: weighted_cols<3>(wt, row, M, n, k, c0, 3, out); break;
+        case 4: weighted_cols<4>(wt, row, M, n, k, c0, 4, out); break;
+        case 5: weighted_cols<5>(wt, row, M, n, k, c0, 5, out); break;
+        case 6: weighted_cols<6>(wt, row, M, n, k, c0, 6, out); break;
+        case 7: weighted_cols<7>(wt, row, M, n, k, c0, 7, out); break;
         default: break;
     }
 }
@@ -702,9 +708,24 @@ TSSLC_INLINE void weighted_rows(Wt wt, const double* __restrict M, int64_t n, in
 // than these small products (0.6 ms instead of 20 µs on the MNIST CNN's conv_1).
 TSSLC_CLONES void weighted_sums(const int64_t* w, const double* M, int64_t n, int64_t k, double* out) {
     // (a running sum in memory waits on its own store at every row: ~5x slower on the MNIST
-    // CNN's conv_1, 8,640 x 8); no test for a zero weight (silent neurons lie at random: a
-    // mispredicted branch costs more than the multiply-adds it skips)
-    weighted_rows([w](int64_t j) { return static_cast<double>(w[j]); }, M, n, k, out);
+    // CNN's conv_1, 8,640 x 8). Spikes are sparse (an eighth of conv_1's neurons fire on an
+    // MNIST digit): the rows of the neurons that fired are listed first (branch-free: a test
+    // per neuron would mispredict at random) and only they are read, a fraction of M, which
+    // a streamed sample's weights have pushed out of the cache; most of them firing, all rows.
+    std::unique_ptr<int64_t[]> idx(new int64_t[n > 0 ? n : 1]);
+    int64_t m = 0;
+    for (int64_t j = 0; j < n; ++j) {
+        idx[m] = j;
+        m += w[j] != 0;
+    }
+    if (2 * m > n) {
+        weighted_rows([w](int64_t j) { return static_cast<double>(w[j]); }, [](int64_t j) { return j; }, M, n, k,
+                      out);
+        return;
+    }
+    const int64_t* ix = idx.get();
+    weighted_rows([w, ix](int64_t j) { return static_cast<double>(w[ix[j]]); }, [ix](int64_t j) { return ix[j]; }, M,
+                  m, k, out);
 }
 
 // A population's counts from its spikes per neuron ns (n of them, each 0..T): hist[c] the
@@ -773,34 +794,50 @@ TSSLC_CLONES int64_t spike_tally(const uint8_t* __restrict fired, int64_t T, int
     return active;
 }
 
-// One step of one sample's input values x (n of them; Tally.input): out[0] the active
-// (non-zero) values, out[1] 1 when one of them is not ±1 (a graded step: MACs), and vals =
-// Σ over the active values of M's row (n, k): the synaptic operations of each projection.
+// Rows of input values x (rows × n; Tally.input: a step of a sample each): out[2r] the
+// active (non-zero) values of row r, out[2r+1] 1 when one of them is not ±1 (a graded step:
+// MACs), and vals[r·k + c] = Σ over its active values of MT's row c (k × n, a projection's
+// fan-out per input): each projection's synaptic operations. Eight running sums per row of
+// MT (vectorised: no branch per value), added at the end (exact: integers below 2^53,
+// whatever the order).
 template <typename X>
-TSSLC_INLINE void input_tally(const X* __restrict x, int64_t n, const double* M, int64_t k, int64_t* out,
-                              double* vals) {
-    int64_t nnz = 0, graded = 0;
-    for (int64_t j = 0; j < n; ++j) {
-        const bool a = x[j] != 0;  // NaN: active and graded
-        nnz += a;
-        graded |= a & (x[j] != 1) & (x[j] != -1);
+TSSLC_INLINE void input_tally(const X* __restrict x, int64_t rows, int64_t n, const double* __restrict MT, int64_t k,
+                              int64_t* __restrict out, double* __restrict vals) {
+    for (int64_t r = 0; r < rows; ++r) {
+        const X* __restrict xr = x + r * n;
+        int64_t nnz = 0, graded = 0;
+        for (int64_t j = 0; j < n; ++j) {
+            const bool a = xr[j] != 0;  // NaN: active and graded
+            nnz += a;
+            graded |= a & (xr[j] != 1) & (xr[j] != -1);
+        }
+        out[2 * r] = nnz;
+        out[2 * r + 1] = graded;
+        for (int64_t c = 0; c < k; ++c) {
+            const double* __restrict m = MT + c * n;
+            double acc[8] = {};
+            int64_t j = 0;
+            // times the 0/1 indicator (exact), not a select: GCC 12 vectorises the select form of
+            // this loop wrongly (lanes 4-7 of each eight lost, at -O3 with AVX2)
+            for (; j + 8 <= n; j += 8)
+                for (int l = 0; l < 8; ++l) acc[l] += m[j + l] * static_cast<double>(xr[j + l] != 0);
+            for (; j < n; ++j) acc[0] += m[j] * static_cast<double>(xr[j] != 0);
+            vals[r * k + c] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        }
     }
-    // the active values' rows of M summed: their 0/1 indicator times M (no branch per value)
-    weighted_rows([x](int64_t j) { return x[j] != 0 ? 1.0 : 0.0; }, M, n, k, vals);
-    out[0] = nnz;
-    out[1] = graded;
 }
 
-TSSLC_CLONES void input_tally_f32(const float* x, int64_t n, const double* M, int64_t k, int64_t* out, double* vals) {
-    input_tally(x, n, M, k, out, vals);
-}
-TSSLC_CLONES void input_tally_f64(const double* x, int64_t n, const double* M, int64_t k, int64_t* out,
+TSSLC_CLONES void input_tally_f32(const float* x, int64_t rows, int64_t n, const double* MT, int64_t k, int64_t* out,
                                   double* vals) {
-    input_tally(x, n, M, k, out, vals);
+    input_tally(x, rows, n, MT, k, out, vals);
 }
-TSSLC_CLONES void input_tally_i64(const int64_t* x, int64_t n, const double* M, int64_t k, int64_t* out,
+TSSLC_CLONES void input_tally_f64(const double* x, int64_t rows, int64_t n, const double* MT, int64_t k, int64_t* out,
                                   double* vals) {
-    input_tally(x, n, M, k, out, vals);
+    input_tally(x, rows, n, MT, k, out, vals);
+}
+TSSLC_CLONES void input_tally_i64(const int64_t* x, int64_t rows, int64_t n, const double* MT, int64_t k,
+                                  int64_t* out, double* vals) {
+    input_tally(x, rows, n, MT, k, out, vals);
 }
 
 // A whole network of dense Loihi 2 layers for one sample, in one call (streaming): the
@@ -1051,15 +1088,16 @@ void tsslc_weighted_sums(const int64_t* w, const double* M, int64_t n, int64_t k
     weighted_sums(w, M, n, k, out);
 }
 
-// One step of one sample's input counted (input_tally above): x float32 (kind 0), float64
-// (1) or int64 (2).
-void tsslc_input_tally(const void* x, int kind, int64_t n, const double* M, int64_t k, int64_t* out, double* vals) {
+// Rows of input values counted (input_tally above): x float32 (kind 0), float64 (1) or int64
+// (2).
+void tsslc_input_tally(const void* x, int kind, int64_t rows, int64_t n, const double* MT, int64_t k, int64_t* out,
+                       double* vals) {
     if (kind == 0)
-        input_tally_f32(static_cast<const float*>(x), n, M, k, out, vals);
+        input_tally_f32(static_cast<const float*>(x), rows, n, MT, k, out, vals);
     else if (kind == 1)
-        input_tally_f64(static_cast<const double*>(x), n, M, k, out, vals);
+        input_tally_f64(static_cast<const double*>(x), rows, n, MT, k, out, vals);
     else
-        input_tally_i64(static_cast<const int64_t*>(x), n, M, k, out, vals);
+        input_tally_i64(static_cast<const int64_t*>(x), rows, n, MT, k, out, vals);
 }
 
 // One sample's population counts (spike_tally above).
