@@ -689,6 +689,7 @@ class Tally:
         self.any_event: dict[str, list] = {}
         self.act: dict[str, tuple[torch.Tensor, bool]] = {}  # source -> (0/1 float32 activity, static)
         self.spikes_u8: dict[str, torch.Tensor] = {}  # population -> its spikes as they came, 0/1 bytes
+        self.n_active: dict[str, np.ndarray] = {}  # source -> its active values per (step, sample), when made
 
     def _add(self, layer: str, key: str, value: int) -> None:
         self.flat[self._rows[layer] + _COL[key]] += value
@@ -722,6 +723,7 @@ class Tally:
         if got is not None:
             counts, sums = got
             self._add(inp, "spikes", int(counts[:, 0].sum()) * reps)
+            self.n_active[inp] = counts[:, 0].reshape(Tn, B)
             graded = counts[:, 1].reshape(Tn, B) != 0
         else:  # the same without the kernel
             self._add(inp, "spikes", int(np.count_nonzero(act)) * reps)
@@ -937,7 +939,7 @@ class Tally:
             if isinstance(act, torch.Tensor) and act.numel() < 1 << 16:
                 act = _np(act)  # small: numpy's operations cost less
             self.any_event.setdefault(proj.target, []).append(
-                self._settle_dense(pr, act.reshape(act.shape[0], B, -1), T, B))
+                self._settle_dense(pr, act.reshape(act.shape[0], B, -1), T, B, self.n_active.get(proj.source)))
             return
         if isinstance(act, np.ndarray):  # the input's activity (bool), made in numpy
             act = torch.from_numpy(act)
@@ -978,15 +980,18 @@ class Tally:
         """Flat positions of the first step repeated over the T steps (a static input)."""
         return (idx[None, :] + per_step * np.arange(T)[:, None]).reshape(-1) if static else idx
 
-    def _settle_dense(self, pr: dict, a: torch.Tensor, T: int, B: int):
+    def _settle_dense(self, pr: dict, a: torch.Tensor, T: int, B: int, n_active: np.ndarray | None = None):
         """A dense projection's events as (base, view, extra): by the count of active inputs
         of each step and sample, and the binarised synapse on the steps whose count leaves it
-        open (at most as many active inputs as some neuron has zero weights)."""
+        open (at most as many active inputs as some neuron has zero weights). ``n_active``: the
+        active inputs of each step and sample ``(Tn, B)`` when known (the input's tally made
+        them)."""
         Tn = a.shape[0]
         n_out = pr["mask"].shape[0]
         an = _np(a)
-        n_active = an.sum(-1, dtype=np.float32) if an.size < 1 << 16 or isinstance(a, np.ndarray) \
-            else _np(a.sum(-1))  # (Tn, B)
+        if n_active is None:
+            n_active = an.sum(-1, dtype=np.float32) if an.size < 1 << 16 or isinstance(a, np.ndarray) \
+                else _np(a.sum(-1))  # (Tn, B)
         zmax = pr["zmax"]
         view = (T, B, n_out)
         if 0 < n_active.size <= 64:  # a few steps and samples (streaming): decided on Python numbers
