@@ -262,7 +262,7 @@ class CountLayout:
         return len(self.names) * NF + self.spike_cores.index(core)
 
     def synop_core_at(self, core: int) -> int:
-        return len(self.names) * NF + len(self.spike_cores) + self.synop_cores.index(core)
+        return len(self.names) * NF + len(self.spike_cores or ()) + self.synop_cores.index(core)
 
 
 class Counters:
@@ -277,16 +277,14 @@ class Counters:
     def __init__(self, n_samples: int, n_steps: int, layers: dict, core_spikes: dict | None = None,
                  core_synops: dict | None = None, mesh_width: int | None = None):
         ls = list(layers.values())
-        if (core_spikes is None) != (core_synops is None):
-            core_spikes, core_synops = core_spikes or {}, core_synops or {}
         layout = CountLayout(tuple(layers), tuple(l.kind for l in ls), tuple(int(l.n_neurons) for l in ls),
                              None if core_spikes is None else tuple(sorted(int(k) for k in core_spikes)),
                              None if core_synops is None else tuple(sorted(int(k) for k in core_synops)))
         flat = [int(getattr(l, k)) for l in ls for k in FIELDS]
-        if core_spikes is not None:
-            cs = {int(k): v for k, v in core_spikes.items()}
-            cy = {int(k): v for k, v in core_synops.items()}
-            flat += [int(cs[k]) for k in layout.spike_cores] + [int(cy[k]) for k in layout.synop_cores]
+        for cores in (core_spikes, core_synops):
+            if cores is not None:
+                cores = {int(k): v for k, v in cores.items()}
+                flat += [int(cores[k]) for k in sorted(cores)]
         self._set(int(n_samples), int(n_steps), layout, np.array(flat, np.int64),
                   [np.asarray(l.count_hist, np.int64).reshape(-1) for l in ls],
                   [_per_neuron(l.__dict__.get("_neuron_spikes", l.neuron_spikes)) for l in ls], mesh_width)
@@ -325,12 +323,12 @@ class Counters:
 
     def _cores(self, which: int) -> dict[int, int] | None:
         lay = self.layout
-        if lay.spike_cores is None:
+        keys = lay.synop_cores if which else lay.spike_cores
+        if keys is None:
             return None
         got = self._read.get(which)
         if got is None:
-            start = len(lay.names) * NF + (len(lay.spike_cores) if which else 0)
-            keys = lay.synop_cores if which else lay.spike_cores
+            start = len(lay.names) * NF + (len(lay.spike_cores or ()) if which else 0)
             got = self._read[which] = dict(zip(keys, self.packed[start:start + len(keys)].tolist()))
         return got
 
@@ -579,7 +577,8 @@ class CountPlan:
         out += [(("hist", k), lay.at(name, "spikes"), k) for k in range(1, T + 1)]
         out += [(("active",), lay.at(name, "updates_active"), 1), (("active",), lay.at(name, "updates_idle"), -1),
                 (("one",), lay.at(name, "updates_idle"), T * B * self.n[name])]
-        out += [(("one",), lay.at(name, "dense_synops"), int(T * B * pr["fan_dense"])) for pr in self.out_of.get(name, [])]
+        out += [(("one",), lay.at(name, "dense_synops"), int(T * B * pr["fan_dense"]))
+                for pr in self.out_of.get(name, [])]
         return out
 
     def input_filing(self, T: int, reps: int) -> list[tuple[tuple, int, int]]:
@@ -591,9 +590,10 @@ class CountPlan:
             return got
         lay, inp = self.layout, self.inp
         pr = self.out_of[inp][0]
-        got = self._input_filing[(T, reps)] = [(("in", 0), lay.at(inp, "spikes"), reps), (("in", 1), lay.at(inp, "synops"), reps),
-                (("in", 1), lay.at(pr["proj"].target, "events_in"), reps), (("in", 2), lay.at(inp, "macs"), reps),
-                (("one",), lay.at(inp, "dense_synops"), int(T * pr["fan_dense"]))]
+        got = self._input_filing[(T, reps)] = [
+            (("in", 0), lay.at(inp, "spikes"), reps), (("in", 1), lay.at(inp, "synops"), reps),
+            (("in", 1), lay.at(pr["proj"].target, "events_in"), reps), (("in", 2), lay.at(inp, "macs"), reps),
+            (("one",), lay.at(inp, "dense_synops"), int(T * pr["fan_dense"]))]
         return got
 
     def tally_matrix(self, name: str) -> np.ndarray | None:

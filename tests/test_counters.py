@@ -210,8 +210,9 @@ def test_counters_are_packed_arrays_read_as_records():
 
     def one(spikes, cores_s, cores_y, name="p"):
         return Counters(1, 5, {"in": LayerCounts("in", "input", 4, spikes=2, synops=6, macs=6),
-                               name: LayerCounts(name, "lif", 3, spikes=spikes, events_in=6, count_hist=[1, 1, 1, 0, 0, 0],
-                                                 neuron_spikes=[0, 1, 2])}, cores_s, cores_y, 2)
+                               name: LayerCounts(name, "lif", 3, spikes=spikes, events_in=6,
+                                                 count_hist=[1, 1, 1, 0, 0, 0], neuron_spikes=[0, 1, 2])},
+                        cores_s, cores_y, 2)
 
     a, b = one(3, {0: 3}, {0: 6}), one(5, {1: 5}, {0: 1})
     assert a.table.shape == (2, 10) and a.packed.dtype == np.int64
@@ -229,3 +230,6 @@ def test_counters_are_packed_arrays_read_as_records():
     with pytest.raises(TsslcError, match="'nope'"):
         a.firing_rates("nope")
     assert Counters.from_dict(t.to_dict()) == t and t != a
+    half = one(3, {0: 3}, None)  # per-core spikes without per-core synops
+    assert half.core_spikes == {0: 3} and half.core_synops is None
+    assert Counters.from_dict(half.to_dict()).to_dict() == half.to_dict()

@@ -218,8 +218,9 @@ def loihi2_dense(a: torch.Tensor, n_steps: int, wt: torch.Tensor, wr: torch.Tens
     ``(N_in, N_out)`` uint8 entry, more active inputs than ``zmax`` always — or a spike) and
     the neurons by spike count 0..T (a list); with ``fan`` (int64 per input, contiguous) also
     the input's counts per input step ``(T_in, 3)`` int64: active inputs, Σ fan over them, the
-    MACs among those (all of them when one active input is not ±1, else 0) (else None); with ``M`` ``(N_out, k)`` float64 (counting) the
-    spikes per neuron times ``M`` (a list, else None). ``None`` without the kernel."""
+    MACs among those (all of them when one active input is not ±1, else 0) (else None); with
+    ``M`` ``(N_out, k)`` float64 (counting) the spikes per neuron times ``M`` (a list, else
+    None). ``None`` without the kernel."""
     lib = _lib if _tried else load()
     if lib is None:
         return None
